@@ -1,0 +1,14 @@
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+
+from voix.db import index
+
+ID = "2026-11-21T22:09:00:000001"
+VERSION = "1.38.0"
+DESCRIPTION = "indexes, composite uniqueness"
+
+
+async def forwards():
+    manager = MigrationManager(migration_id=ID, app_name="accounts", description=DESCRIPTION)
+    manager.add_raw(index("login_session", "user"))
+
+    return manager

@@ -1,0 +1,1 @@
+"""Exports: position documents (briefs) for institutions, as PDF."""

@@ -1,0 +1,1 @@
+"""Maps: the priority districts (QPV) and their boundaries."""

@@ -1,0 +1,12 @@
+from piccolo.columns import JSON, Boolean, Varchar
+from piccolo.table import Table as Model
+
+
+class District(Model, tablename="district"):
+    slug = Varchar(length=64, unique=True)
+    name = Varchar(length=120)
+    postcode = Varchar(length=5)
+    boundary = JSON()  # a GeoJSON geometry (Polygon or MultiPolygon), WGS 84
+    # Demo boundaries are drawn by hand; official QPV contours replace them on import.
+    approximate = Boolean(default=True)
+    source = Varchar(length=200, default="")

@@ -1,0 +1,1 @@
+"""Proposals: residents' ideas for their neighbourhood."""

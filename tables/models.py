@@ -1,0 +1,43 @@
+from piccolo.columns import ForeignKey, Text, Timestamptz, Varchar
+from piccolo.columns.base import OnDelete
+from piccolo.table import Table as Model
+
+from accounts.models import User
+from maps.models import District
+
+RESIDENT = "resident"
+FACILITATOR = "facilitator"
+TABLE_ROLES = (RESIDENT, FACILITATOR)
+
+
+class Organisation(Model, tablename="organisation"):
+    slug = Varchar(length=64, unique=True)
+    name = Varchar(length=160)
+
+
+class Table(Model, tablename="neighbourhood_table"):
+    slug = Varchar(length=64, unique=True)
+    name = Varchar(length=120)
+    organisation = ForeignKey(Organisation, null=False, on_delete=OnDelete.restrict)
+    postcode = Varchar(length=5)
+    description = Text(default="")
+
+
+class TableDistrict(Model, tablename="table_district"):
+    table = ForeignKey(Table, null=False, on_delete=OnDelete.cascade)
+    district = ForeignKey(District, null=False, on_delete=OnDelete.cascade)
+    # unique together: table, district
+
+
+class Membership(Model, tablename="membership"):
+    user = ForeignKey(User, null=False, on_delete=OnDelete.cascade)
+    table = ForeignKey(Table, null=False, on_delete=OnDelete.cascade)
+    role = Varchar(length=16, default=RESIDENT)
+    created_at = Timestamptz()
+    # unique together: user, table
+
+
+class Coordinator(Model, tablename="coordinator"):
+    user = ForeignKey(User, null=False, on_delete=OnDelete.cascade)
+    organisation = ForeignKey(Organisation, null=False, on_delete=OnDelete.cascade)
+    # unique together: user, organisation

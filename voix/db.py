@@ -1,0 +1,117 @@
+"""Database engines chosen by DATABASE_URL, and the few operations every domain shares.
+
+Engines are swapped by configuration: the two subclasses below carry the differences
+(how a write transaction starts, how the database is prepared) so that no domain code
+asks which engine it runs on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from piccolo.apps.migrations.commands.forwards import run_forwards
+from piccolo.engine import engine_finder
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
+
+class _QueryCounting:
+    """Counts statements sent, so tests and benchmarks can catch N+1 queries."""
+
+    queries_run = 0
+
+    async def run_querystring(self, querystring: Any, in_pool: bool = True) -> Any:
+        self.queries_run += 1
+        return await super().run_querystring(querystring, in_pool=in_pool)  # type: ignore[misc]
+
+
+class SQLite(_QueryCounting, SQLiteEngine):
+    def __init__(self, path: str) -> None:
+        # A generous busy timeout: concurrent writers queue instead of failing.
+        super().__init__(path=path, timeout=30)
+
+    def write_transaction(self) -> Any:
+        # IMMEDIATE takes the write lock up front, so two writers never deadlock
+        # upgrading a read lock; they wait in turn within the busy timeout.
+        return self.transaction(transaction_type=TransactionType.immediate)
+
+    async def prepare(self) -> None:
+        await self.run_ddl("PRAGMA journal_mode=WAL")
+
+    async def start(self) -> None:
+        """SQLite has no pool; each query opens the file."""
+
+    async def stop(self) -> None:
+        """Nothing to release."""
+
+
+class Postgres(_QueryCounting, PostgresEngine):
+    def __init__(self, dsn: str) -> None:
+        super().__init__(config={"dsn": dsn})
+
+    def write_transaction(self) -> Any:
+        return self.transaction()
+
+    async def prepare(self) -> None:
+        """Nothing to prepare beyond migrations."""
+
+    async def start(self) -> None:
+        await self.start_connection_pool(min_size=1, max_size=10)
+
+    async def stop(self) -> None:
+        await self.close_connection_pool()
+
+
+def engine_from_url(url: str) -> SQLite | Postgres:
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy reads them.
+        return SQLite(path=url.removeprefix("sqlite:///"))
+    if scheme in ("postgres", "postgresql"):
+        return Postgres(dsn=url)
+    raise ValueError(f"Unsupported DATABASE_URL scheme: {scheme!r}")
+
+
+def engine() -> SQLite | Postgres:
+    found = engine_finder()
+    assert isinstance(found, SQLite | Postgres), "voix.piccolo_conf defines the engine"
+    return found
+
+
+def write_transaction() -> Any:
+    """A transaction for a read-check-write sequence that must not interleave."""
+    return engine().write_transaction()
+
+
+async def migrate() -> None:
+    db = engine()
+    await db.prepare()
+    await run_forwards(app_name="all")
+
+
+async def ping(db: Engine | None = None) -> bool:
+    try:
+        await (db or engine()).run_ddl("SELECT 1")
+    except Exception:
+        return False
+    return True
+
+
+
+def index(table: str, *columns: str, unique: bool = False) -> Any:
+    """A migration step creating an index, in SQL both engines accept.
+
+    Piccolo's `Unique` constraint is added with ALTER TABLE ... ADD CONSTRAINT, which
+    SQLite cannot run; a unique index enforces the same rule on both. Piccolo runs raw
+    steps before it creates tables, so these go in a migration of their own.
+    """
+    name = f"{table}_{'_'.join(columns)}_{'key' if unique else 'idx'}"
+    quoted = ", ".join(f'"{column}"' for column in columns)
+    kind = "UNIQUE INDEX" if unique else "INDEX"
+
+    async def create() -> None:
+        await engine().run_ddl(f'CREATE {kind} IF NOT EXISTS "{name}" ON "{table}" ({quoted})')
+
+    return create

@@ -1,0 +1,19 @@
+"""Piccolo's configuration: one engine from DATABASE_URL, and the domain apps."""
+
+from piccolo.conf.apps import AppRegistry
+
+from voix.db import engine_from_url
+from voix.settings import get_settings
+
+DB = engine_from_url(get_settings().database_url)
+
+APP_REGISTRY = AppRegistry(
+    apps=[
+        "accounts.piccolo_app",
+        "maps.piccolo_app",
+        "tables.piccolo_app",
+        "proposals.piccolo_app",
+        "votes.piccolo_app",
+        "exports.piccolo_app",
+    ]
+)

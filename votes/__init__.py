@@ -1,0 +1,1 @@
+"""Votes: questions put to a table, ballots that cannot be traced to a voter."""
