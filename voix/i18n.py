@@ -8,6 +8,7 @@ Message ids are English; French is the default language of the product.
 from __future__ import annotations
 
 import io
+import unicodedata
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
@@ -93,3 +94,17 @@ def date(value: Any, form: str = "long") -> str:
 
 def datetime(value: Any, form: str = "medium") -> str:
     return format_datetime(value, format=form, locale=current_language.get(), tzinfo="Europe/Paris")
+
+
+def direction(text: str) -> str:
+    """The direction of a text by its first strong character, as dir="auto" decides.
+
+    For renderers that do not implement dir="auto" (WeasyPrint).
+    """
+    for char in text:
+        kind = unicodedata.bidirectional(char)
+        if kind == "L":
+            return "ltr"
+        if kind in ("R", "AL"):
+            return "rtl"
+    return "ltr"

@@ -1,0 +1,163 @@
+"""Accounts: creating people, checking passwords, opening and closing sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from accounts.models import Session, User
+from tables.models import RESIDENT, Coordinator, Membership
+from voix import db
+from voix.forms import Form, FormErrors, Message
+from voix.i18n import LANGUAGES, N_
+from voix.permissions import ANONYMOUS, Principal
+
+_hasher = PasswordHasher()
+# Verified when the login is unknown, so that timing does not reveal who has an account.
+_UNKNOWN_USER_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@+-]{2,253}$")
+PASSWORD_MIN, PASSWORD_MAX = 8, 200
+LOGIN_TAKEN = N_("This login is already taken.")
+LOGIN_INVALID = N_("Use 3 or more letters, digits, dots or dashes, without spaces or accents.")
+PASSWORD_LENGTH = N_("The password needs between %(min)d and %(max)d characters.")
+EMAIL_INVALID = N_("This e-mail address does not look right.")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def normalise_login(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def read_account_form(form: Form) -> dict[str, str | None]:
+    """Validates the fields every new account needs; raises nothing, collects errors."""
+    login = normalise_login(form.text("login", max_length=254))
+    if login and not LOGIN_PATTERN.match(login):
+        form.error("login", LOGIN_INVALID)
+    display_name = form.text("display_name", max_length=80)
+    password = form.data.get("password") or ""
+    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        form.error("password", PASSWORD_LENGTH, min=PASSWORD_MIN, max=PASSWORD_MAX)
+        password = ""
+    email = form.text("email", max_length=254, required=False).lower() or None
+    if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+        form.error("email", EMAIL_INVALID)
+    language = form.choice("language", LANGUAGES, required=False) or "fr"
+    return {
+        "login": login,
+        "display_name": display_name,
+        "password": password,
+        "email": email,
+        "language": language,
+    }
+
+
+async def create_user(
+    login: str,
+    display_name: str,
+    password: str,
+    *,
+    email: str | None = None,
+    language: str = "fr",
+    is_admin: bool = False,
+    password_hash: str | None = None,
+) -> User:
+    """Creates the account; a taken login is reported on the form, not as a crash."""
+    inserted = await User.insert(
+        User(
+            login=normalise_login(login),
+            display_name=display_name,
+            email=email,
+            password_hash=password_hash or hash_password(password),
+            language=language,
+            is_admin=is_admin,
+        )
+    ).on_conflict(action="DO NOTHING").returning(User.id)
+    if not inserted:
+        raise FormErrors({"login": Message(LOGIN_TAKEN)})
+    user = await User.objects().where(User.id == inserted[0]["id"]).first()
+    assert user is not None
+    return user
+
+
+async def authenticate(login: str, password: str) -> User | None:
+    user = await User.objects().where(User.login == normalise_login(login)).first()
+    if user is None:
+        verify_password(_UNKNOWN_USER_HASH, password)
+        return None
+    return user if verify_password(user.password_hash, password) else None
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def open_session(user_id: int) -> str:
+    """Returns the cookie value; only its hash is stored."""
+    token = secrets.token_urlsafe(32)
+    await Session.insert(Session(token_hash=_token_hash(token), user=user_id))
+    return token
+
+
+async def close_session(token: str) -> None:
+    await Session.delete().where(Session.token_hash == _token_hash(token))
+
+
+async def load_principal(token: str | None) -> Principal:
+    if not token or len(token) > 100:
+        return ANONYMOUS
+    row = await (
+        Session.select(Session.user.id, Session.user.display_name, Session.user.is_admin)
+        .where(Session.token_hash == _token_hash(token))
+        .first()
+    )
+    if row is None:
+        return ANONYMOUS
+    user_id = row["user.id"]
+    roles = await Membership.select(Membership.table, Membership.role).where(
+        Membership.user == user_id
+    )
+    coordinated = await Coordinator.select(Coordinator.organisation).where(
+        Coordinator.user == user_id
+    )
+    return Principal(
+        user_id=user_id,
+        display_name=row["user.display_name"],
+        is_admin=bool(row["user.is_admin"]),
+        table_roles={r["table"]: r["role"] for r in roles},
+        coordinated_organisations=frozenset(r["organisation"] for r in coordinated),
+    )
+
+
+async def sign_up(data: Mapping[str, Any], table_ids: Mapping[str, int]) -> tuple[int, str]:
+    """A resident creates their account and joins a table; returns (user id, table slug)."""
+    form = Form(data)
+    fields = read_account_form(form)
+    table_slug = form.choice("table", table_ids)
+    form.validate()
+    async with db.write_transaction():
+        user = await create_user(
+            str(fields["login"]),
+            str(fields["display_name"]),
+            str(fields["password"]),
+            email=fields["email"],
+            language=str(fields["language"]),
+        )
+        await Membership.insert(Membership(user=user.id, table=table_ids[table_slug], role=RESIDENT))
+    return user.id, table_slug

@@ -1,0 +1,121 @@
+"""Briefs: the position documents a table addresses to an institution."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from litestar.exceptions import NotFoundException
+
+from exports.models import Brief, BriefItem
+from proposals import services as proposals
+from tables.services import get_table_by_id, scope_of
+from voix import db
+from voix.forms import Form, UserError
+from voix.i18n import N_
+from voix.permissions import Principal, require
+from votes import services as votes
+
+NOTHING_ADOPTED = N_("The table has not adopted any proposal yet: there is nothing to send.")
+
+
+@dataclass(frozen=True)
+class BriefDocument:
+    """Everything a brief shows, gathered in a fixed number of queries."""
+
+    slug: str
+    title: str
+    addressed_to: str
+    introduction: str
+    published_at: datetime
+    table: dict[str, Any]
+    items: list[dict[str, Any]]
+
+
+def slugify(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:60] or "note"
+
+
+async def _free_slug(base: str) -> str:
+    taken = {row["slug"] for row in await Brief.select(Brief.slug).where(Brief.slug.like(f"{base}%"))}
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+async def publish(who: Principal, table: dict[str, Any], data: dict[str, Any]) -> str:
+    """Publishes a brief of every proposal the table has adopted; returns its slug."""
+    require(who, "briefs.manage", scope_of(table))
+    form = Form(data)
+    title = form.text("title", max_length=160, min_length=5)
+    addressed_to = form.text("addressed_to", max_length=160, min_length=3)
+    introduction = form.text("introduction", max_length=4000, required=False, multiline=True)
+    form.validate()
+    adopted = await proposals.list_adopted(table["id"])
+    if not adopted:
+        raise UserError(NOTHING_ADOPTED)
+    async with db.write_transaction():
+        slug = await _free_slug(slugify(title))
+        inserted = await Brief.insert(
+            Brief(
+                slug=slug,
+                table=table["id"],
+                title=title,
+                addressed_to=addressed_to,
+                introduction=introduction,
+                created_by=who.user_id,
+            )
+        ).returning(Brief.id)
+        await BriefItem.insert(
+            *[
+                BriefItem(brief=inserted[0]["id"], proposal=proposal["id"], position=position)
+                for position, proposal in enumerate(adopted, start=1)
+            ]
+        )
+    return slug
+
+
+async def for_table(table_id: int) -> list[dict[str, Any]]:
+    return await Brief.select(Brief.slug, Brief.title, Brief.addressed_to, Brief.published_at).where(
+        Brief.table == table_id
+    ).order_by(Brief.published_at, ascending=False)
+
+
+async def load(slug: str) -> BriefDocument:
+    brief = await Brief.select().where(Brief.slug == slug).first()
+    if brief is None:
+        raise NotFoundException()
+    table = await get_table_by_id(brief["table"])
+    items = await (
+        BriefItem.select(
+            BriefItem.proposal.id.as_alias("id"),
+            BriefItem.proposal.title.as_alias("title"),
+            BriefItem.proposal.body.as_alias("body"),
+            BriefItem.proposal.theme.as_alias("theme"),
+            BriefItem.proposal.language.as_alias("language"),
+            BriefItem.proposal.created_at.as_alias("created_at"),
+        )
+        .where(BriefItem.brief == brief["id"])
+        .order_by(BriefItem.position)
+    )
+    vote_rows = await votes.for_proposals([item["id"] for item in items])
+    counts = await votes.tallies([row["id"] for row in vote_rows])
+    latest = {}
+    for row in vote_rows:  # newest first: keep the latest closed vote per proposal
+        latest.setdefault(row["proposal"], {**row, "tally": counts[row["id"]]})
+    for item in items:
+        item["vote"] = latest.get(item["id"])
+    return BriefDocument(
+        slug=brief["slug"],
+        title=brief["title"],
+        addressed_to=brief["addressed_to"],
+        introduction=brief["introduction"],
+        published_at=brief["published_at"],
+        table=table,
+        items=items,
+    )

@@ -1,0 +1,94 @@
+"""Proposals: submitting them, directly or on a resident's behalf, and reading them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from litestar.exceptions import NotFoundException
+
+from proposals.models import ADOPTED, SUBMITTED, Proposal
+from proposals.themes import THEMES
+from tables.services import is_member, scope_of
+from voix.forms import Form
+from voix.i18n import LANGUAGES, N_, current_language
+from voix.permissions import Principal, can, require
+
+TITLE_MAX = 140
+BODY_MAX = 4000
+NOT_A_MEMBER = N_("This person is not a member of this table.")
+
+_COLUMNS = (
+    Proposal.id,
+    Proposal.table,
+    Proposal.title,
+    Proposal.body,
+    Proposal.theme,
+    Proposal.language,
+    Proposal.status,
+    Proposal.created_at,
+    Proposal.author.display_name.as_alias("author_name"),
+    Proposal.recorded_by.display_name.as_alias("recorded_by_name"),
+)
+
+
+async def list_for_table(table_id: int, theme: str | None = None) -> list[dict[str, Any]]:
+    query = Proposal.select(*_COLUMNS).where(Proposal.table == table_id)
+    if theme:
+        query = query.where(Proposal.theme == theme)
+    return await query.order_by(Proposal.created_at, ascending=False).order_by(
+        Proposal.id, ascending=False
+    )
+
+
+async def get(proposal_id: int) -> dict[str, Any]:
+    proposal = await Proposal.select(*_COLUMNS).where(Proposal.id == proposal_id).first()
+    if proposal is None:
+        raise NotFoundException()
+    return proposal
+
+
+async def list_adopted(table_id: int) -> list[dict[str, Any]]:
+    return await (
+        Proposal.select(*_COLUMNS)
+        .where((Proposal.table == table_id) & (Proposal.status == ADOPTED))
+        .order_by(Proposal.created_at)
+    )
+
+
+async def create(
+    who: Principal, table: dict[str, Any], data: Mapping[str, Any]
+) -> int:
+    """A resident proposes; a facilitator may record it for someone (author field)."""
+    scope = scope_of(table)
+    on_behalf = can(who, "proposals.create_on_behalf", scope)
+    if not on_behalf:
+        require(who, "proposals.create", scope)
+    form = Form(data)
+    title = form.text("title", max_length=TITLE_MAX, min_length=5)
+    body = form.text("body", max_length=BODY_MAX, min_length=10, multiline=True)
+    theme = form.choice("theme", THEMES)
+    language = form.choice("language", LANGUAGES, required=False) or current_language.get()
+    author: int | None = who.user_id
+    recorded_by: int | None = None
+    if on_behalf and "author" in data:
+        # Blank: a resident with no account; otherwise a member of this very table.
+        author = form.integer("author", required=False)
+        recorded_by = who.user_id
+        if author is not None and not await is_member(author, table["id"]):
+            form.error("author", NOT_A_MEMBER)
+    form.validate()
+    inserted = await Proposal.insert(
+        Proposal(
+            table=table["id"],
+            title=title,
+            body=body,
+            theme=theme,
+            language=language,
+            status=SUBMITTED,
+            author=author,
+            recorded_by=recorded_by,
+        )
+    ).returning(Proposal.id)
+    return int(inserted[0]["id"])
+

@@ -1,0 +1,86 @@
+"""Tables de quartier: finding them, and who sits at them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.exceptions import NotFoundException
+
+from tables.models import RESIDENT, Membership, Table, TableDistrict
+from voix.permissions import Principal, Scope, require
+
+
+def scope_of(table: dict[str, Any]) -> Scope:
+    return Scope(table_id=table["id"], organisation_id=table["organisation"])
+
+
+_TABLE_COLUMNS = (
+    Table.id,
+    Table.slug,
+    Table.name,
+    Table.postcode,
+    Table.description,
+    Table.organisation,
+    Table.organisation.name.as_alias("organisation_name"),
+    Table.organisation.slug.as_alias("organisation_slug"),
+)
+
+
+async def list_tables() -> list[dict[str, Any]]:
+    """Every table with its organisation and district names, in two queries."""
+    tables = await Table.select(*_TABLE_COLUMNS).order_by(Table.organisation.name).order_by(
+        Table.name
+    )
+    links = await TableDistrict.select(
+        TableDistrict.table, TableDistrict.district.name.as_alias("district_name")
+    ).order_by(TableDistrict.district.name)
+    for table in tables:
+        table["districts"] = [link["district_name"] for link in links if link["table"] == table["id"]]
+    return tables
+
+
+async def get_table(slug: str) -> dict[str, Any]:
+    table = await Table.select(*_TABLE_COLUMNS).where(Table.slug == slug).first()
+    if table is None:
+        raise NotFoundException()
+    links = await TableDistrict.select(
+        TableDistrict.district.name.as_alias("name"),
+        TableDistrict.district.slug.as_alias("slug"),
+        TableDistrict.district.approximate.as_alias("approximate"),
+    ).where(TableDistrict.table == table["id"])
+    table["districts"] = links
+    return table
+
+
+async def get_table_by_id(table_id: int) -> dict[str, Any]:
+    slug = await Table.select(Table.slug).where(Table.id == table_id).first()
+    if slug is None:
+        raise NotFoundException()
+    return await get_table(slug["slug"])
+
+
+async def join(who: Principal, table: dict[str, Any]) -> None:
+    require(who, "tables.join", scope_of(table))
+    await Membership.insert(
+        Membership(user=who.user_id, table=table["id"], role=RESIDENT)
+    ).on_conflict(action="DO NOTHING")
+
+
+async def residents(table_id: int) -> list[dict[str, Any]]:
+    """The table's members, for a facilitator choosing on whose behalf they write."""
+    return await (
+        Membership.select(
+            Membership.user.id.as_alias("id"),
+            Membership.user.display_name.as_alias("display_name"),
+        )
+        .where(Membership.table == table_id)
+        .order_by(Membership.user.display_name)
+    )
+
+
+async def is_member(user_id: int, table_id: int) -> bool:
+    return await Membership.exists().where(
+        (Membership.user == user_id) & (Membership.table == table_id)
+    )
+
+

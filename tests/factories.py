@@ -1,0 +1,123 @@
+"""Builds the people and places tests act on, through the project's own services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from accounts.services import create_user, hash_password, open_session
+from maps.models import District
+from proposals.models import Proposal
+from tables.models import (
+    FACILITATOR,
+    RESIDENT,
+    Coordinator,
+    Membership,
+    Organisation,
+    Table,
+    TableDistrict,
+)
+from tables.services import get_table
+from voix.web import SESSION_COOKIE
+
+PASSWORD = "correct horse battery staple"
+_PASSWORD_HASH = hash_password(PASSWORD)  # argon2 once per run, not once per user
+
+ROLES = (
+    "resident_a", "resident_b", "facilitator_a", "facilitator_b",
+    "coordinator_a", "coordinator_b", "admin", "outsider",
+)
+
+
+@dataclass
+class World:
+    """Two organisations, each running one table, and one person in each role."""
+
+    table_a: dict[str, Any]
+    table_b: dict[str, Any]
+    users: dict[str, int] = field(default_factory=dict)
+
+
+async def add_user(login: str, name: str | None = None, is_admin: bool = False) -> int:
+    user = await create_user(login, name or login.title(), PASSWORD, password_hash=_PASSWORD_HASH,
+                             is_admin=is_admin)
+    return user.id
+
+
+async def add_table(slug: str, organisation_slug: str) -> dict[str, Any]:
+    organisation = await Organisation.select(Organisation.id).where(
+        Organisation.slug == organisation_slug
+    ).first()
+    if organisation is None:
+        rows = await Organisation.insert(
+            Organisation(slug=organisation_slug, name=organisation_slug.replace("-", " ").title())
+        ).returning(Organisation.id)
+        organisation = rows[0]
+    table = await Table.insert(
+        Table(slug=slug, name=slug.replace("-", " ").title(), postcode="13014",
+              organisation=organisation["id"])
+    ).returning(Table.id)
+    district = await District.insert(
+        District(slug=slug, name=f"Quartier {slug}", postcode="13014",
+                 boundary={"type": "Polygon", "coordinates": []})
+    ).returning(District.id)
+    await TableDistrict.insert(TableDistrict(table=table[0]["id"], district=district[0]["id"]))
+    return await get_table(slug)
+
+
+async def seat(user_id: int, table: dict[str, Any], role: str = RESIDENT) -> None:
+    await Membership.insert(Membership(user=user_id, table=table["id"], role=role))
+
+
+async def build_world() -> World:
+    world = World(
+        table_a=await add_table("flamants-iris", "avec-nous"),
+        table_b=await add_table("les-aygalades", "collectif-des-femmes"),
+    )
+    for role in ROLES:
+        world.users[role] = await add_user(role.replace("_", "-"), is_admin=role == "admin")
+    await seat(world.users["resident_a"], world.table_a)
+    await seat(world.users["resident_b"], world.table_b)
+    await seat(world.users["facilitator_a"], world.table_a, FACILITATOR)
+    await seat(world.users["facilitator_b"], world.table_b, FACILITATOR)
+    for role, table in (("coordinator_a", world.table_a), ("coordinator_b", world.table_b)):
+        await Coordinator.insert(Coordinator(user=world.users[role], organisation=table["organisation"]))
+    return world
+
+
+async def add_proposal(table: dict[str, Any], title: str = "Réparer les ascenseurs", **fields: Any) -> int:
+    values = {"body": "Les ascenseurs tombent en panne chaque semaine.", "theme": "housing",
+              "language": "fr", **fields}
+    rows = await Proposal.insert(Proposal(table=table["id"], title=title, **values)).returning(Proposal.id)
+    return int(rows[0]["id"])
+
+
+async def sign_in(client: AsyncTestClient, user_id: int) -> None:
+    client.cookies.set(SESSION_COOKIE, await open_session(user_id))
+
+
+def sign_out(client: AsyncTestClient) -> None:
+    client.cookies.delete(SESSION_COOKIE)
+
+
+async def csrf_token(client: AsyncTestClient) -> str:
+    if "csrftoken" not in client.cookies:
+        await client.get("/login")
+    return str(client.cookies["csrftoken"])
+
+
+async def post_form(client: AsyncTestClient, url: str, data: dict[str, Any], **kwargs: Any) -> Any:
+    """Posts a form as a browser does: with the CSRF token of the page it came from."""
+    return await client.post(url, data={**data, "_csrf_token": await csrf_token(client)}, **kwargs)
+
+
+def t(msgid: str, lang: str = "fr", **params: Any) -> str:
+    """The message as the catalog of `lang` renders it, HTML-escaped as pages show it."""
+    from html import escape
+
+    from voix.i18n import catalog
+
+    text = catalog(lang).gettext(msgid)
+    return escape(text % params if params else text)

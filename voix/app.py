@@ -1,0 +1,137 @@
+"""The one place the application is assembled."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+
+from litestar import Litestar, MediaType, Request, Response, Router, get
+from litestar.config.csrf import CSRFConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.di import Provide
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+)
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.plugins.htmx import HTMXPlugin
+from litestar.static_files import create_static_files_router
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.template.config import TemplateConfig
+
+from accounts.controllers import ROUTES as ACCOUNT_ROUTES
+from exports.controllers import ROUTES as EXPORT_ROUTES
+from proposals.controllers import ROUTES as PROPOSAL_ROUTES
+from tables.controllers import ROUTES as TABLE_ROUTES
+from voix import db, opendata
+from voix.forms import Message, UserError
+from voix.i18n import N_
+from voix.middleware import language_middleware, security_headers_middleware
+from voix.settings import PROJECT_ROOT, get_settings
+from voix.web import build_environment, page, provide_principal, redirect
+from votes.controllers import ROUTES as VOTE_ROUTES
+
+logger = logging.getLogger("voix")
+
+ERROR_MESSAGES = {
+    400: N_("Something in the request was not understood."),
+    403: N_("You are not allowed to do this."),
+    404: N_("This page does not exist, or no longer exists."),
+    405: N_("This action is not possible here."),
+    500: N_("Something went wrong on our side. Your last action may not have been saved."),
+}
+CSRF_EXPIRED = N_("This form has expired. Go back, reload the page and try again.")
+
+
+@get("/health", include_in_schema=False)
+async def health() -> Response[dict[str, str]]:
+    try:
+        healthy = await asyncio.wait_for(db.ping(), timeout=3)
+    except TimeoutError:
+        healthy = False
+    if healthy:
+        return Response({"status": "ok", "database": "ok"})
+    return Response({"status": "error", "database": "unreachable"}, status_code=503)
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith(("/api/", "/schema", "/health"))
+
+
+def error_page(request: Request, exc: Exception) -> Response:
+    """Every refusal as a translated page (JSON for the API); nothing was changed."""
+    if isinstance(exc, UserError):
+        status, message = exc.status_code, exc.message
+    elif isinstance(exc, HTTPException):
+        status = exc.status_code
+        csrf = status == 403 and "CSRF" in str(exc.detail)
+        message = Message(CSRF_EXPIRED if csrf else ERROR_MESSAGES.get(status, ERROR_MESSAGES[400]))
+    else:
+        logger.exception("Unhandled error on %s", request.url.path, exc_info=exc)
+        status, message = HTTP_500_INTERNAL_SERVER_ERROR, Message(ERROR_MESSAGES[500])
+    if _wants_json(request):
+        return Response({"status_code": status, "detail": str(message)}, status_code=status,
+                        media_type=MediaType.JSON)
+    if isinstance(exc, NotAuthorizedException) and request.method == "GET":
+        return redirect(f"/login?next={request.url.path}")
+    if isinstance(exc, NotAuthorizedException):
+        status = 401
+    return page(request, "errors/error.html", status_code=status, message=message, status=status)
+
+
+async def _start_database() -> None:
+    await db.engine().start()
+
+
+async def _stop_database() -> None:
+    await db.engine().stop()
+
+
+def create_app() -> Litestar:
+    settings = get_settings()
+    csrf_secret = hmac.new(settings.secret_key, b"csrf", "sha256").hexdigest()
+    return Litestar(
+        route_handlers=[
+            health,
+            opendata.router,
+            create_static_files_router(path="/static", directories=[PROJECT_ROOT / "voix" / "static"],
+                                       include_in_schema=False),
+            # The HTML pages stay out of the open-data schema.
+            Router(
+                path="/",
+                route_handlers=[
+                    *TABLE_ROUTES, *ACCOUNT_ROUTES, *PROPOSAL_ROUTES, *VOTE_ROUTES, *EXPORT_ROUTES
+                ],
+                include_in_schema=False,
+            ),
+        ],
+        dependencies={"principal": Provide(provide_principal)},
+        csrf_config=CSRFConfig(
+            secret=csrf_secret,
+            cookie_secure=settings.production,
+            exclude=["/api", "/health", "/schema"],
+        ),
+        template_config=TemplateConfig(
+            engine=JinjaTemplateEngine.from_environment(build_environment())
+        ),
+        middleware=[security_headers_middleware, language_middleware],
+        exception_handlers={
+            HTTPException: error_page,
+            UserError: error_page,
+            PermissionDeniedException: error_page,
+            Exception: error_page,
+        },
+        plugins=[HTMXPlugin()],
+        openapi_config=OpenAPIConfig(
+            title="Voix des Quartiers — open data",
+            version="1",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        on_startup=[_start_database],
+        on_shutdown=[_stop_database],
+        debug=False,
+    )

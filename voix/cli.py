@@ -1,0 +1,120 @@
+"""The `voix` command: serve, migrate, seed the demo, add users, export briefs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from voix.forms import FormErrors
+
+
+def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coroutine)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from voix.db import migrate
+
+    _run(migrate())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from voix.demo import print_logins, seed
+
+    created = _run(seed())
+    print("Demo data seeded." if created else "Demo data already present; left as it is.")
+    print_logins()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.demo:
+        cmd_migrate(args)
+        cmd_demo(args)
+    print(f"Voix des Quartiers: http://{args.host}:{args.port}/", flush=True)
+    uvicorn.run("voix.app:create_app", factory=True, host=args.host, port=args.port,
+                log_level="info", proxy_headers=True)
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from voix.demo import add_user
+
+    password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass()
+    try:
+        _run(add_user(args.email, args.name, password, args.role, args.table))
+    except FormErrors as invalid:
+        for field, message in invalid.errors.items():
+            print(f"{field}: {message}", file=sys.stderr)
+        return 2
+    except LookupError as missing:
+        print(str(missing), file=sys.stderr)
+        return 2
+    print(f"User {args.email} added as {args.role}.")
+    return 0
+
+
+def cmd_export_brief(args: argparse.Namespace) -> int:
+    from litestar.exceptions import NotFoundException
+
+    from exports.pdf import render_brief
+    from exports.services import load
+
+    try:
+        document = _run(load(args.ref))
+    except NotFoundException:
+        print(f"No brief with reference {args.ref!r}.", file=sys.stderr)
+        return 2
+    Path(args.output).write_bytes(render_brief(document, args.lang))
+    print(f"Wrote {args.output}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="voix", description="Voix des Quartiers")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], **kw: Any) -> Any:
+        sub = commands.add_parser(name, **kw)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    serve = command("serve", cmd_serve, help="serve the web application")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--demo", action="store_true", help="migrate and seed the demo first")
+    command("migrate", cmd_migrate, help="bring the database schema up to date")
+    command("demo", cmd_demo, help="seed the demo data (once)")
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    add = user.add_parser("add", help="add a user; the password is read from stdin")
+    add.set_defaults(handler=cmd_user_add)
+    add.add_argument("email")
+    add.add_argument("--name", required=True)
+    add.add_argument("--role", choices=["admin", "facilitator", "resident"], required=True)
+    add.add_argument("--table", help="the table's slug (for facilitators and residents)")
+
+    export = commands.add_parser("export", help="export documents").add_subparsers(dest="what", required=True)
+    brief = export.add_parser("brief", help="a brief as PDF")
+    brief.set_defaults(handler=cmd_export_brief)
+    brief.add_argument("ref", help="the brief's slug")
+    brief.add_argument("--lang", choices=["fr", "ar", "en"], default="fr")
+    brief.add_argument("--output", required=True)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Who may do what: one function, `can`, asked by every controller and service.
+
+Roles are held per table (resident, facilitator) and per organisation (coordinator);
+an administrator manages everything but, holding no seat at a table, does not vote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+
+from tables.models import FACILITATOR, RESIDENT
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a permission is checked against: a table and the organisation running it."""
+
+    table_id: int
+    organisation_id: int
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int | None = None
+    display_name: str = ""
+    is_admin: bool = False
+    table_roles: Mapping[int, str] = field(default_factory=dict)
+    coordinated_organisations: frozenset[int] = frozenset()
+
+    @property
+    def authenticated(self) -> bool:
+        return self.user_id is not None
+
+    def role_at(self, table_id: int) -> str | None:
+        return self.table_roles.get(table_id)
+
+
+ANONYMOUS = Principal()
+
+Rule = Callable[[Principal, Scope], bool]
+
+
+def _member(who: Principal, scope: Scope) -> bool:
+    return who.role_at(scope.table_id) in (RESIDENT, FACILITATOR)
+
+
+def _manager(who: Principal, scope: Scope) -> bool:
+    return (
+        who.is_admin
+        or who.role_at(scope.table_id) == FACILITATOR
+        or scope.organisation_id in who.coordinated_organisations
+    )
+
+
+def _signed_in_non_member(who: Principal, scope: Scope) -> bool:
+    return who.authenticated and who.role_at(scope.table_id) is None
+
+
+RULES: dict[str, Rule] = {
+    "tables.join": _signed_in_non_member,
+    "proposals.create": _member,
+    "proposals.create_on_behalf": _manager,
+    "proposals.decide": _manager,
+    "votes.cast": _member,
+    "votes.manage": _manager,
+    "briefs.manage": _manager,
+}
+
+
+def can(who: Principal, action: str, scope: Scope) -> bool:
+    return RULES[action](who, scope)
+
+
+def require(who: Principal, action: str, scope: Scope) -> None:
+    """Refuses with 401 (sign in first) or 403 (signed in, not allowed)."""
+    if can(who, action, scope):
+        return
+    if not who.authenticated:
+        raise NotAuthorizedException()
+    raise PermissionDeniedException()

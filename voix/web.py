@@ -1,0 +1,125 @@
+"""Pages: the Jinja environment, the one way handlers render, redirects and flash notes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2_fragments.litestar import HTMXBlockTemplate
+from litestar import Request
+from litestar.datastructures import Cookie
+from litestar.response import Redirect
+
+from accounts.services import load_principal
+from voix import i18n
+from voix.forms import Message
+from voix.i18n import N_
+from voix.permissions import ANONYMOUS, Principal, can
+from voix.settings import PROJECT_ROOT
+
+DOMAINS = ("voix", "accounts", "tables", "proposals", "votes", "exports")
+SESSION_COOKIE = "voix_session"
+FLASH_COOKIE = "voix_flash"
+
+# Flash notes are keys into this table, so a cookie can carry nothing but known text.
+FLASH_MESSAGES = {
+    "signed_in": N_("Welcome! You are signed in."),
+    "signed_out": N_("You are signed out."),
+    "signed_up": N_("Your account is ready. Welcome to the table!"),
+    "joined": N_("You have joined this table."),
+    "proposal_created": N_("Thank you! Your proposal has been added."),
+    "proposal_recorded": N_("The proposal has been recorded on the resident's behalf."),
+    "vote_opened": N_("The vote is open."),
+    "vote_closed": N_("The vote is closed; the results are published."),
+    "decision_recorded": N_("The table's decision has been recorded."),
+    "brief_published": N_("The position document has been published."),
+}
+
+
+def _translations_gettext(message: str) -> str:
+    return i18n.catalog(i18n.current_language.get()).gettext(message)
+
+
+def _translations_ngettext(singular: str, plural: str, n: int) -> str:
+    return i18n.catalog(i18n.current_language.get()).ngettext(singular, plural, n)
+
+
+def build_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader([PROJECT_ROOT / domain / "templates" for domain in DOMAINS]),
+        autoescape=select_autoescape(["html", "svg"]),
+        extensions=["jinja2.ext.i18n"],
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    # Jinja formats newstyle gettext itself (with autoescaping), so it gets the raw lookups.
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        _translations_gettext, _translations_ngettext, newstyle=True
+    )
+    env.filters["date"] = i18n.date
+    env.filters["datetime"] = i18n.datetime
+    env.filters["direction"] = i18n.direction
+    env.globals["can"] = can
+    env.globals["languages"] = [i18n.language(code) for code in i18n.LANGUAGES]
+    return env
+
+
+def language_url(request: Request, code: str) -> str:
+    query = {k: v for k, v in request.query_params.items() if k != "lang"}
+    return f"{request.url.path}?{urlencode({**query, 'lang': code})}"
+
+
+def page(
+    request: Request,
+    template: str,
+    *,
+    block: str | None = None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMXBlockTemplate:
+    """The page, or only `block` of it: htmx asks for fragments, browsers for pages."""
+    flash_key = request.cookies.get(FLASH_COOKIE)
+    flash = FLASH_MESSAGES.get(flash_key or "")
+    lang = i18n.language(i18n.current_language.get())
+    response = HTMXBlockTemplate(
+        template_name=template,
+        block_name=block,
+        status_code=status_code,
+        context={
+            "principal": getattr(request.state, "principal", ANONYMOUS),
+            "lang": lang,
+            "language_url": lambda code: language_url(request, code),
+            "flash": Message(flash) if flash else None,
+            "errors": {},
+            "values": {},
+            **context,
+        },
+    )
+    if flash_key:
+        response.cookies.append(Cookie(key=FLASH_COOKIE, value="", max_age=0, path="/"))
+    return response
+
+
+def redirect(path: str, flash: str | None = None) -> Redirect:
+    """After a successful form, the browser is sent on with a GET (post/redirect/get)."""
+    response = Redirect(path=path, status_code=303)
+    if flash:
+        assert flash in FLASH_MESSAGES
+        response.cookies.append(
+            Cookie(key=FLASH_COOKIE, value=flash, max_age=60, path="/", httponly=True, samesite="lax")
+        )
+    return response
+
+
+async def provide_principal(request: Request) -> Principal:
+    principal = await load_principal(request.cookies.get(SESSION_COOKIE))
+    request.state.principal = principal
+    return principal
+
+
+async def form_data(request: Request) -> Mapping[str, Any]:
+    form = await request.form()
+    return {key: form.get(key) for key in form}

@@ -1,0 +1,83 @@
+"""Vote pages: open, cast, close, and the table's decision."""
+
+from __future__ import annotations
+
+from litestar import Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from proposals import services as proposals
+from tables import services as tables
+from voix.forms import FormErrors
+from voix.permissions import Principal
+from voix.web import form_data, page, redirect
+from votes import services
+from votes.models import CHOICES
+
+
+async def _vote_page(
+    request: Request, principal: NamedDependency[Principal], vote: dict, status_code: int = 200, **context: object
+) -> Template:
+    table = await tables.get_table_by_id(vote["table"])
+    return page(
+        request,
+        "votes/vote.html",
+        status_code=status_code,
+        vote=vote,
+        table=table,
+        scope=tables.scope_of(table),
+        choices=CHOICES,
+        tally=(await services.tallies([vote["id"]]))[vote["id"]],
+        voted=vote["id"] in await services.voted_in(principal.user_id, [vote["id"]]),
+        **context,
+    )
+
+
+@post("/proposals/{proposal_id:int}/votes", name="vote_open")
+async def open_vote(request: Request, principal: NamedDependency[Principal], proposal_id: FromPath[int]) -> Redirect:
+    data = await form_data(request)
+    proposal = await proposals.get(proposal_id)
+    table = await tables.get_table_by_id(proposal["table"])
+    question = str(data.get("question") or "") or proposal["title"]
+    vote_id = await services.open_vote(principal, table, proposal_id, question)
+    return redirect(f"/votes/{vote_id}", flash="vote_opened")
+
+
+@get("/votes/{vote_id:int}", name="vote")
+async def vote_page(request: Request, principal: NamedDependency[Principal], vote_id: FromPath[int]) -> Template:
+    return await _vote_page(request, principal, await services.get(vote_id))
+
+
+@post("/votes/{vote_id:int}/ballot", name="vote_cast")
+async def cast(request: Request, principal: NamedDependency[Principal], vote_id: FromPath[int]) -> Template:
+    data = await form_data(request)
+    vote = await services.get(vote_id)
+    table = await tables.get_table_by_id(vote["table"])
+    try:
+        receipt = await services.cast(principal, table, vote_id, str(data.get("choice") or ""))
+    except FormErrors as invalid:
+        return await _vote_page(request, principal, vote, status_code=400, errors=invalid.errors)
+    # Shown once: nothing stored links this receipt to the voter.
+    return await _vote_page(request, principal, vote, receipt=receipt)
+
+
+@post("/votes/{vote_id:int}/close", name="vote_close")
+async def close(request: Request, principal: NamedDependency[Principal], vote_id: FromPath[int]) -> Redirect:
+    await form_data(request)
+    vote = await services.get(vote_id)
+    table = await tables.get_table_by_id(vote["table"])
+    await services.close_vote(principal, table, vote_id)
+    return redirect(f"/votes/{vote_id}", flash="vote_closed")
+
+
+@post("/proposals/{proposal_id:int}/decision", name="proposal_decide")
+async def decide(request: Request, principal: NamedDependency[Principal], proposal_id: FromPath[int]) -> Redirect:
+    data = await form_data(request)
+    proposal = await proposals.get(proposal_id)
+    table = await tables.get_table_by_id(proposal["table"])
+    await services.decide(principal, table, proposal_id, adopted=data.get("decision") == "adopted")
+    return redirect(f"/proposals/{proposal_id}", flash="decision_recorded")
+
+
+ROUTES = [open_vote, vote_page, cast, close, decide]
