@@ -48,7 +48,7 @@ elif DATABASE_KIND == "sqlite":
 else:
     raise RuntimeError(f"VOIX_TEST_DATABASE must be sqlite or postgres, not {DATABASE_KIND!r}")
 
-from litestar.testing import AsyncTestClient  # noqa: E402
+import httpx  # noqa: E402
 
 from voix import db  # noqa: E402
 from voix.app import create_app  # noqa: E402
@@ -85,6 +85,24 @@ async def clean_database() -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[AsyncTestClient]:
-    async with AsyncTestClient(app=create_app(), base_url="http://testserver.local") as test_client:
+async def app() -> AsyncIterator[object]:
+    """The real ASGI app, its database engine started in the test's own event loop.
+
+    (Litestar's AsyncClient runs the app in another thread and loop, where a
+    PostgreSQL pool made for one loop cannot serve the other.)
+    """
+    await db.engine().start()
+    try:
+        yield create_app()
+    finally:
+        await db.engine().stop()
+
+
+def make_client(app: object) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver.local")
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(app) as test_client:
         yield test_client

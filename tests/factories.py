@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from litestar.testing import AsyncTestClient
+from httpx import AsyncClient
 
 from accounts.services import create_user, hash_password, open_session
 from maps.models import District
@@ -94,21 +94,21 @@ async def add_proposal(table: dict[str, Any], title: str = "Réparer les ascense
     return int(rows[0]["id"])
 
 
-async def sign_in(client: AsyncTestClient, user_id: int) -> None:
+async def sign_in(client: AsyncClient, user_id: int) -> None:
     client.cookies.set(SESSION_COOKIE, await open_session(user_id))
 
 
-def sign_out(client: AsyncTestClient) -> None:
+def sign_out(client: AsyncClient) -> None:
     client.cookies.delete(SESSION_COOKIE)
 
 
-async def csrf_token(client: AsyncTestClient) -> str:
+async def csrf_token(client: AsyncClient) -> str:
     if "csrftoken" not in client.cookies:
         await client.get("/login")
     return str(client.cookies["csrftoken"])
 
 
-async def post_form(client: AsyncTestClient, url: str, data: dict[str, Any], **kwargs: Any) -> Any:
+async def post_form(client: AsyncClient, url: str, data: dict[str, Any], **kwargs: Any) -> Any:
     """Posts a form as a browser does: with the CSRF token of the page it came from."""
     return await client.post(url, data={**data, "_csrf_token": await csrf_token(client)}, **kwargs)
 

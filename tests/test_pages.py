@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from litestar.testing import AsyncTestClient
+from httpx import AsyncClient
 
 from tests.factories import add_proposal, build_world, t
 from voix import db
@@ -17,7 +17,7 @@ def html_lang(body: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-async def test_home_lists_tables_by_organisation(client: AsyncTestClient) -> None:
+async def test_home_lists_tables_by_organisation(client: AsyncClient) -> None:
     await build_world()
     response = await client.get("/")
     assert response.status_code == 200
@@ -25,19 +25,19 @@ async def test_home_lists_tables_by_organisation(client: AsyncTestClient) -> Non
     assert "Avec Nous" in response.text
 
 
-async def test_language_defaults_to_french(client: AsyncTestClient) -> None:
+async def test_language_defaults_to_french(client: AsyncClient) -> None:
     response = await client.get("/login")
     assert html_lang(response.text) == ("fr", "ltr")
     assert t("Sign in") in response.text
 
 
-async def test_accept_language_chooses_arabic_right_to_left(client: AsyncTestClient) -> None:
+async def test_accept_language_chooses_arabic_right_to_left(client: AsyncClient) -> None:
     response = await client.get("/login", headers={"accept-language": "ar-MA,ar;q=0.9,fr;q=0.5"})
     assert html_lang(response.text) == ("ar", "rtl")
     assert response.headers["content-language"] == "ar"
 
 
-async def test_lang_parameter_is_remembered_over_accept_language(client: AsyncTestClient) -> None:
+async def test_lang_parameter_is_remembered_over_accept_language(client: AsyncClient) -> None:
     first = await client.get("/login?lang=en")
     assert html_lang(first.text) == ("en", "ltr")
     assert "Sign in" in first.text
@@ -45,14 +45,14 @@ async def test_lang_parameter_is_remembered_over_accept_language(client: AsyncTe
     assert html_lang(later.text) == ("en", "ltr")
 
 
-async def test_every_page_links_to_every_language(client: AsyncTestClient) -> None:
+async def test_every_page_links_to_every_language(client: AsyncClient) -> None:
     world = await build_world()
     response = await client.get(f"/tables/{world.table_a['slug']}?theme=housing")
     for code in ("fr", "ar", "en"):
         assert f"/tables/{world.table_a['slug']}?theme=housing&amp;lang={code}" in response.text
 
 
-async def test_table_page_filters_proposals_by_theme_without_javascript(client: AsyncTestClient) -> None:
+async def test_table_page_filters_proposals_by_theme_without_javascript(client: AsyncClient) -> None:
     world = await build_world()
     await add_proposal(world.table_a, "Réparer les ascenseurs de la tour G", theme="housing")
     await add_proposal(world.table_a, "Un bus toutes les dix minutes", theme="transport")
@@ -63,7 +63,7 @@ async def test_table_page_filters_proposals_by_theme_without_javascript(client: 
     assert "<html" in housing.text
 
 
-async def test_htmx_filter_returns_only_the_proposals_fragment(client: AsyncTestClient) -> None:
+async def test_htmx_filter_returns_only_the_proposals_fragment(client: AsyncClient) -> None:
     world = await build_world()
     await add_proposal(world.table_a, "Réparer les ascenseurs de la tour G", theme="housing")
     await add_proposal(world.table_a, "Un bus toutes les dix minutes", theme="transport")
@@ -76,7 +76,7 @@ async def test_htmx_filter_returns_only_the_proposals_fragment(client: AsyncTest
     assert "dix minutes" in response.text and "tour G" not in response.text
 
 
-async def test_unknown_theme_filter_shows_everything(client: AsyncTestClient) -> None:
+async def test_unknown_theme_filter_shows_everything(client: AsyncClient) -> None:
     world = await build_world()
     await add_proposal(world.table_a, "Réparer les ascenseurs de la tour G", theme="housing")
     response = await client.get("/tables/flamants-iris?theme=<script>")
@@ -84,21 +84,21 @@ async def test_unknown_theme_filter_shows_everything(client: AsyncTestClient) ->
     assert "<script>" not in response.text
 
 
-async def test_unknown_pages_are_translated_404s(client: AsyncTestClient) -> None:
+async def test_unknown_pages_are_translated_404s(client: AsyncClient) -> None:
     for url in ("/tables/nowhere", "/proposals/999999", "/votes/999999", "/briefs/none", "/nope"):
         response = await client.get(url, headers={"accept-language": "fr"})
         assert response.status_code == 404, url
         assert t("This page does not exist, or no longer exists.") in response.text
 
 
-async def test_health_reports_the_database(client: AsyncTestClient) -> None:
+async def test_health_reports_the_database(client: AsyncClient) -> None:
     response = await client.get("/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
 async def test_health_is_503_when_the_database_is_unreachable(
-    client: AsyncTestClient, monkeypatch
+    client: AsyncClient, monkeypatch
 ) -> None:
     unreachable = engine_from_url("postgresql://postgres@127.0.0.1:9/nothing")
     monkeypatch.setattr(db, "engine", lambda: unreachable)
@@ -107,7 +107,7 @@ async def test_health_is_503_when_the_database_is_unreachable(
     assert response.json()["database"] == "unreachable"
 
 
-async def test_open_data_api_and_its_schema(client: AsyncTestClient) -> None:
+async def test_open_data_api_and_its_schema(client: AsyncClient) -> None:
     world = await build_world()
     await add_proposal(world.table_a, "Réparer les ascenseurs de la tour G")
     tables = (await client.get("/api/v1/tables")).json()
@@ -121,7 +121,7 @@ async def test_open_data_api_and_its_schema(client: AsyncTestClient) -> None:
     assert (await client.get("/api/v1/tables/nowhere/proposals")).status_code == 404
 
 
-async def test_pages_load_nothing_from_other_hosts(client: AsyncTestClient) -> None:
+async def test_pages_load_nothing_from_other_hosts(client: AsyncClient) -> None:
     await build_world()
     response = await client.get("/")
     assert not re.search(r'(src|href)="(https?:)?//', response.text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar.testing import AsyncTestClient
+from httpx import AsyncClient
 
 from proposals.models import Proposal
 from proposals.services import NOT_A_MEMBER
@@ -21,7 +21,7 @@ async def count() -> int:
     return await Proposal.count()
 
 
-async def test_resident_proposes_to_their_table(client: AsyncTestClient) -> None:
+async def test_resident_proposes_to_their_table(client: AsyncClient) -> None:
     world = await build_world()
     await sign_in(client, world.users["resident_a"])
     response = await post_form(client, "/tables/flamants-iris/proposals", VALID, follow_redirects=False)
@@ -35,7 +35,7 @@ async def test_resident_proposes_to_their_table(client: AsyncTestClient) -> None
     assert "Éclairer le chemin" in listing.text
 
 
-async def test_facilitator_records_a_proposal_on_a_residents_behalf(client: AsyncTestClient) -> None:
+async def test_facilitator_records_a_proposal_on_a_residents_behalf(client: AsyncClient) -> None:
     world = await build_world()
     await sign_in(client, world.users["facilitator_a"])
     form = await client.get("/tables/flamants-iris/proposals/new")
@@ -51,7 +51,7 @@ async def test_facilitator_records_a_proposal_on_a_residents_behalf(client: Asyn
              facilitator="Facilitator-A") in page.text
 
 
-async def test_facilitator_records_for_a_resident_without_account(client: AsyncTestClient) -> None:
+async def test_facilitator_records_for_a_resident_without_account(client: AsyncClient) -> None:
     world = await build_world()
     await sign_in(client, world.users["facilitator_a"])
     response = await post_form(client, "/tables/flamants-iris/proposals", {**VALID, "author": ""},
@@ -62,7 +62,7 @@ async def test_facilitator_records_for_a_resident_without_account(client: AsyncT
              facilitator="Facilitator-A") in page.text
 
 
-async def test_on_behalf_of_someone_from_another_table_is_refused(client: AsyncTestClient) -> None:
+async def test_on_behalf_of_someone_from_another_table_is_refused(client: AsyncClient) -> None:
     world = await build_world()
     await sign_in(client, world.users["facilitator_a"])
     data = {**VALID, "author": str(world.users["resident_b"])}
@@ -72,7 +72,7 @@ async def test_on_behalf_of_someone_from_another_table_is_refused(client: AsyncT
     assert await count() == 0
 
 
-async def test_anonymous_visitor_is_sent_to_sign_in(client: AsyncTestClient) -> None:
+async def test_anonymous_visitor_is_sent_to_sign_in(client: AsyncClient) -> None:
     await build_world()
     response = await client.get("/tables/flamants-iris/proposals/new", follow_redirects=False)
     assert response.status_code in (302, 303, 307)
@@ -82,7 +82,7 @@ async def test_anonymous_visitor_is_sent_to_sign_in(client: AsyncTestClient) -> 
     assert await count() == 0
 
 
-async def test_proposal_to_a_table_one_does_not_belong_to_is_forbidden(client: AsyncTestClient) -> None:
+async def test_proposal_to_a_table_one_does_not_belong_to_is_forbidden(client: AsyncClient) -> None:
     world = await build_world()
     for role in ("resident_b", "facilitator_b", "coordinator_b", "outsider"):
         await sign_in(client, world.users[role])
@@ -92,7 +92,7 @@ async def test_proposal_to_a_table_one_does_not_belong_to_is_forbidden(client: A
     assert await count() == 0
 
 
-async def test_invalid_fields_are_explained_and_nothing_is_stored(client: AsyncTestClient) -> None:
+async def test_invalid_fields_are_explained_and_nothing_is_stored(client: AsyncClient) -> None:
     world = await build_world()
     await sign_in(client, world.users["resident_a"])
     cases = [
@@ -114,7 +114,7 @@ async def test_invalid_fields_are_explained_and_nothing_is_stored(client: AsyncT
     assert await count() == 0
 
 
-async def test_arabic_error_messages(client: AsyncTestClient) -> None:
+async def test_arabic_error_messages(client: AsyncClient) -> None:
     world = await build_world()
     await sign_in(client, world.users["resident_a"])
     response = await post_form(client, "/tables/flamants-iris/proposals?lang=ar", {**VALID, "title": ""})
@@ -123,7 +123,7 @@ async def test_arabic_error_messages(client: AsyncTestClient) -> None:
     assert t(REQUIRED, "ar") in response.text
 
 
-async def test_missing_or_wrong_csrf_token_is_refused(client: AsyncTestClient) -> None:
+async def test_missing_or_wrong_csrf_token_is_refused(client: AsyncClient) -> None:
     world = await build_world()
     await sign_in(client, world.users["resident_a"])
     await client.get("/login")
@@ -135,7 +135,7 @@ async def test_missing_or_wrong_csrf_token_is_refused(client: AsyncTestClient) -
     assert await count() == 0
 
 
-async def test_markup_in_a_proposal_is_shown_as_text(client: AsyncTestClient) -> None:
+async def test_markup_in_a_proposal_is_shown_as_text(client: AsyncClient) -> None:
     world = await build_world()
     await sign_in(client, world.users["resident_a"])
     data = {**VALID, "title": "<script>alert('x')</script> lampadaires"}

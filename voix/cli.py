@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from voix.forms import FormErrors
+from voix.settings import ConfigurationError
 
 
 def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
@@ -113,7 +114,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except ConfigurationError as wrong:
+        print(f"voix: {wrong}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

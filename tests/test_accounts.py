@@ -1,0 +1,108 @@
+"""Signing up, in and out, and `voix user add`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from httpx import AsyncClient
+
+from accounts.models import Session, User
+from accounts.services import LOGIN_TAKEN, authenticate
+from tables.models import FACILITATOR, Membership
+from tests.factories import PASSWORD, add_table, build_world, post_form, t
+from voix.settings import PROJECT_ROOT
+from voix.web import SESSION_COOKIE
+
+SIGNUP = {"display_name": "Samira", "login": "samira13", "password": "un mot de passe",
+          "table": "flamants-iris", "language": "fr"}
+
+
+async def test_resident_signs_up_without_email_and_joins_a_table(client: AsyncClient) -> None:
+    await build_world()
+    response = await post_form(client, "/signup", SIGNUP, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/tables/flamants-iris"
+    user = await User.select().where(User.login == "samira13").first()
+    assert user["email"] is None and user["password_hash"].startswith("$argon2id$")
+    assert await Membership.exists().where(Membership.user == user["id"])
+    page = await client.get("/tables/flamants-iris")
+    assert "Samira" in page.text and t("Make a proposal") in page.text
+
+
+async def test_signup_refusals_change_nothing(client: AsyncClient) -> None:
+    await build_world()
+    before = await User.count()
+    cases = [
+        {"login": "resident-a"},  # taken
+        {"login": "Sam ira!"},
+        {"password": "court"},
+        {"display_name": ""},
+        {"table": "nowhere"},
+        {"email": "not-an-address"},
+    ]
+    for change in cases:
+        response = await post_form(client, "/signup", {**SIGNUP, **change})
+        assert response.status_code == 400, change
+        assert "un mot de passe" not in response.text  # the password is never echoed back
+    assert await User.count() == before
+    taken = await post_form(client, "/signup", {**SIGNUP, "login": "RESIDENT-A"})
+    assert t(LOGIN_TAKEN) in taken.text
+
+
+async def test_login_and_logout(client: AsyncClient) -> None:
+    await build_world()
+    wrong = await post_form(client, "/login", {"login": "resident-a", "password": "wrong password"})
+    assert wrong.status_code == 400
+    assert t("This login and password do not match.") in wrong.text
+    assert SESSION_COOKIE not in client.cookies
+
+    ok = await post_form(client, "/login", {"login": "Resident-A", "password": PASSWORD,
+                                            "next": "//evil.example/"}, follow_redirects=False)
+    assert ok.status_code == 303 and ok.headers["location"] == "/"
+    cookie = ok.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert await Session.count() == 1
+    assert "Resident-A" in (await client.get("/")).text
+
+    out = await post_form(client, "/logout", {}, follow_redirects=False)
+    assert out.status_code == 303
+    assert await Session.count() == 0
+
+
+async def test_a_forged_session_cookie_is_anonymous(client: AsyncClient) -> None:
+    await build_world()
+    client.cookies.set(SESSION_COOKIE, "forged-token")
+    page = await client.get("/")
+    assert page.status_code == 200 and t("Sign in") in page.text
+
+
+async def test_passwords_are_checked_with_argon2() -> None:
+    await build_world()
+    assert await authenticate("resident-a", PASSWORD) is not None
+    assert await authenticate("resident-a", PASSWORD + "x") is None
+    assert await authenticate("nobody", PASSWORD) is None
+
+
+def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "voix.cli", *args], input=stdin, capture_output=True,
+                          text=True, env=os.environ, cwd=PROJECT_ROOT, timeout=60, check=False)
+
+
+async def test_cli_adds_a_facilitator_with_a_password_from_stdin() -> None:
+    table = await add_table("flamants-iris", "avec-nous")
+    result = run_cli("user", "add", "mehdi@avec-nous.example", "--name", "Mehdi", "--role", "facilitator",
+                     "--table", "flamants-iris", stdin="a long enough password\n")
+    assert result.returncode == 0, result.stderr
+    user = await authenticate("mehdi@avec-nous.example", "a long enough password")
+    assert user is not None and user.email == "mehdi@avec-nous.example"
+    seat = await Membership.select().where(Membership.user == user.id).first()
+    assert seat["table"] == table["id"] and seat["role"] == FACILITATOR
+
+    again = run_cli("user", "add", "mehdi@avec-nous.example", "--name", "Mehdi", "--role", "resident",
+                    "--table", "flamants-iris", stdin="another password\n")
+    assert again.returncode == 2 and "login" in again.stderr
+    no_table = run_cli("user", "add", "x@y.example", "--name", "X", "--role", "resident",
+                       "--table", "nowhere", stdin="a long enough password\n")
+    assert no_table.returncode == 2 and "nowhere" in no_table.stderr
+    assert await User.count() == 1

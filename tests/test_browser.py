@@ -1,0 +1,130 @@
+"""The main journey in a real browser (Debian's Chromium, driven by Playwright).
+
+A resident signs in and proposes; the facilitator opens a vote; the resident votes; the
+facilitator closes it, records the adoption, publishes the brief and downloads its PDF.
+Screenshots land in test-output/ (French and Arabic) for people to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.factories import PASSWORD, build_world
+from tests.test_deployment import replica
+from voix.i18n import catalog
+from voix.settings import PROJECT_ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+OUTPUT = PROJECT_ROOT / "test-output" / os.environ.get("VOIX_TEST_DATABASE", "sqlite")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason="NOTICE: Chromium is not installed (apt-get install chromium): browser journey skipped"),
+    pytest.mark.skipif(shutil.which("pdftotext") is None,
+                       reason="NOTICE: pdftotext is not installed (apt-get install poppler-utils): browser journey skipped"),
+]
+
+def fr(msgid: str) -> str:
+    return catalog("fr").gettext(msgid)
+
+
+TITLE = "Des bancs à l'ombre devant l'école"
+
+
+async def sign_in(page, base: str, login: str) -> None:
+    await page.goto(f"{base}/login")
+    await page.get_by_label(fr("Login or e-mail")).fill(login)
+    await page.get_by_label(fr("Password")).fill(PASSWORD)
+    await page.get_by_role("button", name=fr("Sign in")).click()
+    await page.wait_for_load_state()
+
+
+async def sign_out(page) -> None:
+    await page.get_by_role("button", name=fr("Sign out")).click()
+    await page.wait_for_load_state()
+
+
+async def test_resident_proposes_and_votes_facilitator_exports_the_pdf(tmp_path) -> None:
+    from playwright.async_api import async_playwright
+
+    await build_world()
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with replica(dict(os.environ)) as base:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            context = await browser.new_context(locale="fr-FR", viewport={"width": 390, "height": 844},
+                                                accept_downloads=True)
+            page = await context.new_page()
+            blocked = []
+            page.on("request", lambda r: None if r.url.startswith(base) else blocked.append(r.url))
+
+            # A resident proposes.
+            await sign_in(page, base, "resident-a")
+            await page.goto(f"{base}/tables/flamants-iris")
+            await page.get_by_role("link", name=fr("Make a proposal")).click()
+            await page.get_by_label(fr("Your idea in one sentence")).fill(TITLE)
+            await page.get_by_label(fr("Explain it: what is the problem, what would you change?")).fill("Les parents attendent en plein soleil à la sortie.")
+            await page.get_by_label(fr("Public space")).check()
+            await page.get_by_role("button", name=fr("Send my proposal")).click()
+            await page.wait_for_load_state()
+            assert TITLE in await page.locator("h1").inner_text()
+            proposal_url = page.url
+            await page.screenshot(path=OUTPUT / "proposal-fr.png", full_page=True)
+            await sign_out(page)
+
+            # The facilitator opens a vote.
+            await sign_in(page, base, "facilitator-a")
+            await page.goto(proposal_url)
+            await page.get_by_role("button", name=fr("Open a vote")).click()
+            await page.wait_for_load_state()
+            vote_url = page.url
+            await sign_out(page)
+
+            # The resident votes, in Arabic this time, and keeps the receipt.
+            await sign_in(page, base, "resident-a")
+            await page.goto(f"{vote_url}?lang=ar")
+            assert await page.locator("html").get_attribute("dir") == "rtl"
+            await page.locator("input[name=choice][value=yes]").check()
+            await page.screenshot(path=OUTPUT / "ballot-ar.png", full_page=True)
+            await page.locator("form.ballot button[type=submit]").click()
+            await page.wait_for_load_state()
+            receipt = await page.locator(".receipt .code").inner_text()
+            assert len(receipt) == 8
+            await page.screenshot(path=OUTPUT / "receipt-ar.png", full_page=True)
+            await page.goto(f"{base}/?lang=fr")
+            await sign_out(page)
+
+            # The facilitator closes, adopts, publishes and downloads the PDF.
+            await sign_in(page, base, "facilitator-a")
+            await page.goto(vote_url)
+            await page.get_by_role("button", name=fr("Close the vote and publish the results")).click()
+            await page.goto(proposal_url)
+            await page.get_by_role("button", name=fr("Adopted"), exact=True).click()
+            await page.goto(f"{base}/tables/flamants-iris")
+            await page.screenshot(path=OUTPUT / "table-fr.png", full_page=True)
+            await page.get_by_role("link", name=fr("Publish a position document")).click()
+            await page.get_by_label(fr("Title")).fill("Nos priorités pour l'école")
+            await page.get_by_label(fr("Addressed to")).fill("Conseil citoyen du 14e")
+            await page.get_by_role("button", name=fr("Publish"), exact=True).click()
+            await page.wait_for_load_state()
+            await page.screenshot(path=OUTPUT / "brief-fr.png", full_page=True)
+            pdf_link = page.locator("a[href$='/pdf/fr']")
+            response = await page.request.get(base + await pdf_link.get_attribute("href"))
+            assert response.ok and response.headers["content-type"] == "application/pdf"
+            pdf = tmp_path / "brief.pdf"
+            pdf.write_bytes(await response.body())
+            await browser.close()
+            assert blocked == [], f"the pages asked for other hosts: {blocked}"
+
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert TITLE in text
+    assert "Conseil citoyen du 14e" in text

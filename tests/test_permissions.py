@@ -1,0 +1,45 @@
+"""Who may do what: the whole matrix of roles × actions, asked of the one `can`."""
+
+from __future__ import annotations
+
+import pytest
+
+from tables.models import FACILITATOR, RESIDENT
+from voix.permissions import ANONYMOUS, RULES, Principal, Scope, can
+
+TABLE, OTHER_TABLE, ORGANISATION, OTHER_ORGANISATION = 1, 2, 10, 20
+SCOPE = Scope(table_id=TABLE, organisation_id=ORGANISATION)
+
+PEOPLE = {
+    "anonymous": ANONYMOUS,
+    "resident of this table": Principal(user_id=1, table_roles={TABLE: RESIDENT}),
+    "resident of another table": Principal(user_id=2, table_roles={OTHER_TABLE: RESIDENT}),
+    "facilitator of this table": Principal(user_id=3, table_roles={TABLE: FACILITATOR}),
+    "facilitator of another table": Principal(user_id=4, table_roles={OTHER_TABLE: FACILITATOR}),
+    "coordinator of the organisation": Principal(user_id=5, coordinated_organisations=frozenset({ORGANISATION})),
+    "coordinator of the other organisation": Principal(user_id=6, coordinated_organisations=frozenset({OTHER_ORGANISATION})),
+    "administrator": Principal(user_id=7, is_admin=True),
+    "signed-in, no table": Principal(user_id=8),
+}
+
+ALLOWED = {
+    "tables.join": {"resident of another table", "facilitator of another table",
+                    "coordinator of the organisation", "coordinator of the other organisation",
+                    "administrator", "signed-in, no table"},
+    "proposals.create": {"resident of this table", "facilitator of this table"},
+    "proposals.create_on_behalf": {"facilitator of this table", "coordinator of the organisation", "administrator"},
+    "proposals.decide": {"facilitator of this table", "coordinator of the organisation", "administrator"},
+    "votes.cast": {"resident of this table", "facilitator of this table"},
+    "votes.manage": {"facilitator of this table", "coordinator of the organisation", "administrator"},
+    "briefs.manage": {"facilitator of this table", "coordinator of the organisation", "administrator"},
+}
+
+
+def test_every_action_has_an_expectation() -> None:
+    assert set(ALLOWED) == set(RULES)
+
+
+@pytest.mark.parametrize("action", sorted(ALLOWED))
+@pytest.mark.parametrize("person", sorted(PEOPLE))
+def test_matrix(action: str, person: str) -> None:
+    assert can(PEOPLE[person], action, SCOPE) is (person in ALLOWED[action])

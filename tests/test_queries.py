@@ -1,0 +1,39 @@
+"""List pages run a fixed number of queries, however many rows they show (no N+1)."""
+
+from __future__ import annotations
+
+from httpx import AsyncClient
+
+from tests.factories import add_proposal, add_table, build_world, sign_in
+from votes.models import Ballot, Vote
+from voix import db
+
+
+async def queries_for(client: AsyncClient, url: str) -> int:
+    before = db.engine().queries_run
+    response = await client.get(url)
+    assert response.status_code == 200
+    return db.engine().queries_run - before
+
+
+async def grow(world, n: int) -> None:
+    for i in range(n):
+        proposal = await add_proposal(world.table_a, f"Proposition numéro {i}", theme="housing")
+        rows = await Vote.insert(Vote(table=world.table_a["id"], proposal=proposal, question=f"Q{i}",
+                                      status="closed")).returning(Vote.id)
+        await Ballot.insert(Ballot(vote=rows[0]["id"], receipt=f"R{i:07d}", choice="yes"))
+        await add_table(f"table-{n}-{i}", "avec-nous")
+
+
+async def test_list_pages_do_not_grow_their_queries_with_their_rows(client: AsyncClient) -> None:
+    world = await build_world()
+    await sign_in(client, world.users["resident_a"])
+    urls = ["/", "/tables/flamants-iris", "/tables/flamants-iris?theme=housing", "/api/v1/tables",
+            "/api/v1/tables/flamants-iris/proposals"]
+    await grow(world, 2)
+    small = {url: await queries_for(client, url) for url in urls}
+    await grow(world, 25)
+    large = {url: await queries_for(client, url) for url in urls}
+    assert all(small.values()), "the query counter counted nothing"
+    assert large == small
+    assert small["/tables/flamants-iris"] <= 12, small
