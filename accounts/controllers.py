@@ -49,7 +49,9 @@ async def login_form(request: Request, principal: NamedDependency[Principal]) ->
 async def login(request: Request) -> Template | Redirect:
     data = await form_data(request)
     target = _safe_next(str(data.get("next") or ""))
-    user = await services.authenticate(str(data.get("login") or ""), str(data.get("password") or ""))
+    user = await services.authenticate(
+        str(data.get("login") or ""), str(data.get("password") or "")
+    )
     if user is None:
         return page(
             request,
@@ -91,8 +93,12 @@ async def signup(request: Request) -> Template | Redirect:
     except FormErrors as invalid:
         values = {k: v for k, v in data.items() if k != "password"}
         return page(
-            request, "accounts/signup.html", status_code=400, tables=all_tables,
-            errors=invalid.errors, values=values,
+            request,
+            "accounts/signup.html",
+            status_code=400,
+            tables=all_tables,
+            errors=invalid.errors,
+            values=values,
         )
     return _signed_in(f"/tables/{slug}", await services.open_session(user_id), "signed_up")
 

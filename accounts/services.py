@@ -79,21 +79,23 @@ async def create_user(
     password_hash: str | None = None,
 ) -> User:
     """Creates the account; a taken login is reported on the form, not as a crash."""
-    inserted = await User.insert(
-        User(
-            login=normalise_login(login),
-            display_name=display_name,
-            email=email,
-            password_hash=password_hash or hash_password(password),
-            language=language,
-            is_admin=is_admin,
+    inserted = (
+        await User.insert(
+            User(
+                login=normalise_login(login),
+                display_name=display_name,
+                email=email,
+                password_hash=password_hash or hash_password(password),
+                language=language,
+                is_admin=is_admin,
+            )
         )
-    ).on_conflict(action="DO NOTHING").returning(User.id)
+        .on_conflict(action="DO NOTHING")
+        .returning(User.id)
+    )
     if not inserted:
         raise FormErrors({"login": Message(LOGIN_TAKEN)})
-    user = await User.objects().where(User.id == inserted[0]["id"]).first()
-    assert user is not None
-    return user
+    return await User.objects().get(User.id == inserted[0]["id"]).run()  # type: ignore[return-value]
 
 
 async def authenticate(login: str, password: str) -> User | None:
@@ -159,5 +161,7 @@ async def sign_up(data: Mapping[str, Any], table_ids: Mapping[str, int]) -> tupl
             email=fields["email"],
             language=str(fields["language"]),
         )
-        await Membership.insert(Membership(user=user.id, table=table_ids[table_slug], role=RESIDENT))
+        await Membership.insert(
+            Membership(user=user.id, table=table_ids[table_slug], role=RESIDENT)
+        )
     return user.id, table_slug

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio.to_thread
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
@@ -21,7 +23,11 @@ from voix.web import form_data, page, redirect
 
 
 async def _form_page(
-    request: Request, principal: NamedDependency[Principal], table: dict, status_code: int = 200, **context: object
+    request: Request,
+    principal: NamedDependency[Principal],
+    table: dict,
+    status_code: int = 200,
+    **context: Any,
 ) -> Template:
     require(principal, "briefs.manage", tables.scope_of(table))
     return page(
@@ -35,12 +41,16 @@ async def _form_page(
 
 
 @get("/tables/{slug:str}/briefs/new", name="brief_new")
-async def new(request: Request, principal: NamedDependency[Principal], slug: FromPath[str]) -> Template:
+async def new(
+    request: Request, principal: NamedDependency[Principal], slug: FromPath[str]
+) -> Template:
     return await _form_page(request, principal, await tables.get_table(slug))
 
 
 @post("/tables/{slug:str}/briefs", name="brief_publish")
-async def publish(request: Request, principal: NamedDependency[Principal], slug: FromPath[str]) -> Template | Redirect:
+async def publish(
+    request: Request, principal: NamedDependency[Principal], slug: FromPath[str]
+) -> Template | Redirect:
     table = await tables.get_table(slug)
     data = await form_data(request)
     try:
@@ -53,13 +63,17 @@ async def publish(request: Request, principal: NamedDependency[Principal], slug:
 
 
 @get("/briefs/{slug:str}", name="brief")
-async def detail(request: Request, principal: NamedDependency[Principal], slug: FromPath[str]) -> Template:
+async def detail(
+    request: Request, principal: NamedDependency[Principal], slug: FromPath[str]
+) -> Template:
     document = await services.load(slug)
-    return page(request, "exports/brief.html", brief=document, themes=THEMES, pdf_languages=LANGUAGES)
+    return page(
+        request, "exports/brief.html", brief=document, themes=THEMES, pdf_languages=LANGUAGES
+    )
 
 
 @get("/briefs/{slug:str}/pdf/{lang:str}", name="brief_pdf")
-async def pdf(slug: str, lang: FromPath[str]) -> Response[bytes]:
+async def pdf(slug: FromPath[str], lang: FromPath[str]) -> Response[bytes]:
     if lang not in LANGUAGES:
         raise NotFoundException()
     document = await services.load(slug)

@@ -1,4 +1,4 @@
-from piccolo.columns import ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table as Model
 
@@ -10,6 +10,7 @@ from tables.models import Table
 class Brief(Model, tablename="brief"):
     """A position document: what a table adopted, addressed to an institution."""
 
+    id: Serial
     slug = Varchar(length=80, unique=True)
     table = ForeignKey(Table, null=False, on_delete=OnDelete.restrict)
     title = Varchar(length=160)
@@ -20,6 +21,7 @@ class Brief(Model, tablename="brief"):
 
 
 class BriefItem(Model, tablename="brief_item"):
+    id: Serial
     brief = ForeignKey(Brief, null=False, on_delete=OnDelete.cascade)
     proposal = ForeignKey(Proposal, null=False, on_delete=OnDelete.restrict)
     position = Integer()

@@ -42,6 +42,8 @@ def render_brief(document: BriefDocument, lang: str) -> bytes:
             themes=THEMES,
             assets=ASSETS.as_uri(),
         )
-        return HTML(string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=LocalAssetsOnly()).write_pdf()
+        return HTML(
+            string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=LocalAssetsOnly()
+        ).write_pdf()
     finally:
         i18n.current_language.reset(token)

@@ -41,7 +41,9 @@ def slugify(text: str) -> str:
 
 
 async def _free_slug(base: str) -> str:
-    taken = {row["slug"] for row in await Brief.select(Brief.slug).where(Brief.slug.like(f"{base}%"))}
+    taken = {
+        row["slug"] for row in await Brief.select(Brief.slug).where(Brief.slug.like(f"{base}%"))
+    }
     slug, n = base, 2
     while slug in taken:
         slug, n = f"{base}-{n}", n + 1
@@ -81,9 +83,11 @@ async def publish(who: Principal, table: dict[str, Any], data: dict[str, Any]) -
 
 
 async def for_table(table_id: int) -> list[dict[str, Any]]:
-    return await Brief.select(Brief.slug, Brief.title, Brief.addressed_to, Brief.published_at).where(
-        Brief.table == table_id
-    ).order_by(Brief.published_at, ascending=False)
+    return (
+        await Brief.select(Brief.slug, Brief.title, Brief.addressed_to, Brief.published_at)
+        .where(Brief.table == table_id)
+        .order_by(Brief.published_at, ascending=False)
+    )
 
 
 async def load(slug: str) -> BriefDocument:
@@ -105,7 +109,7 @@ async def load(slug: str) -> BriefDocument:
     )
     vote_rows = await votes.for_proposals([item["id"] for item in items])
     counts = await votes.tallies([row["id"] for row in vote_rows])
-    latest = {}
+    latest: dict[int, dict[str, Any]] = {}
     for row in vote_rows:  # newest first: keep the latest closed vote per proposal
         latest.setdefault(row["proposal"], {**row, "tally": counts[row["id"]]})
     for item in items:

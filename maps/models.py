@@ -1,8 +1,9 @@
-from piccolo.columns import JSON, Boolean, Varchar
+from piccolo.columns import JSON, Boolean, Serial, Varchar
 from piccolo.table import Table as Model
 
 
 class District(Model, tablename="district"):
+    id: Serial
     slug = Varchar(length=64, unique=True)
     name = Varchar(length=120)
     postcode = Varchar(length=5)

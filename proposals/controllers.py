@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
@@ -18,7 +20,11 @@ from votes import services as votes
 
 
 async def _form_page(
-    request: Request, principal: NamedDependency[Principal], table: dict, status_code: int = 200, **context: object
+    request: Request,
+    principal: NamedDependency[Principal],
+    table: dict,
+    status_code: int = 200,
+    **context: Any,
 ) -> Template:
     scope = tables.scope_of(table)
     on_behalf = can(principal, "proposals.create_on_behalf", scope)
@@ -38,14 +44,18 @@ async def _form_page(
 
 
 @get("/tables/{slug:str}/proposals/new", name="proposal_new")
-async def new(request: Request, principal: NamedDependency[Principal], slug: FromPath[str]) -> Template:
+async def new(
+    request: Request, principal: NamedDependency[Principal], slug: FromPath[str]
+) -> Template:
     table = await tables.get_table(slug)
     values = {"language": current_language.get(), "theme": request.query_params.get("theme", "")}
     return await _form_page(request, principal, table, values=values)
 
 
 @post("/tables/{slug:str}/proposals", name="proposal_create")
-async def create(request: Request, principal: NamedDependency[Principal], slug: FromPath[str]) -> Template | Redirect:
+async def create(
+    request: Request, principal: NamedDependency[Principal], slug: FromPath[str]
+) -> Template | Redirect:
     table = await tables.get_table(slug)
     data = await form_data(request)
     try:
@@ -59,7 +69,9 @@ async def create(request: Request, principal: NamedDependency[Principal], slug: 
 
 
 @get("/proposals/{proposal_id:int}", name="proposal")
-async def detail(request: Request, principal: NamedDependency[Principal], proposal_id: FromPath[int]) -> Template:
+async def detail(
+    request: Request, principal: NamedDependency[Principal], proposal_id: FromPath[int]
+) -> Template:
     proposal = await services.get(proposal_id)
     table = await tables.get_table_by_id(proposal["table"])
     proposal_votes = await votes.for_proposal(proposal_id)

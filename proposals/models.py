@@ -1,4 +1,4 @@
-from piccolo.columns import ForeignKey, Text, Timestamptz, Varchar
+from piccolo.columns import ForeignKey, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table as Model
 
@@ -13,6 +13,7 @@ STATUSES = (SUBMITTED, VOTING, ADOPTED, REJECTED)
 
 
 class Proposal(Model, tablename="proposal"):
+    id: Serial
     table = ForeignKey(Table, null=False, on_delete=OnDelete.restrict)
     title = Varchar(length=140)
     body = Text()

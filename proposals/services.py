@@ -56,9 +56,7 @@ async def list_adopted(table_id: int) -> list[dict[str, Any]]:
     )
 
 
-async def create(
-    who: Principal, table: dict[str, Any], data: Mapping[str, Any]
-) -> int:
+async def create(who: Principal, table: dict[str, Any], data: Mapping[str, Any]) -> int:
     """A resident proposes; a facilitator may record it for someone (author field)."""
     scope = scope_of(table)
     on_behalf = can(who, "proposals.create_on_behalf", scope)
@@ -91,4 +89,3 @@ async def create(
         )
     ).returning(Proposal.id)
     return int(inserted[0]["id"])
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import groupby
+from typing import Any
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
@@ -28,13 +29,18 @@ async def home(request: Request, principal: NamedDependency[Principal]) -> Templ
 
 
 @get("/tables/{slug:str}", name="table")
-async def table_page(request: Request, principal: NamedDependency[Principal], slug: FromPath[str]) -> Template:
+async def table_page(
+    request: Request, principal: NamedDependency[Principal], slug: FromPath[str]
+) -> Template:
     table = await services.get_table(slug)
     theme = request.query_params.get("theme") or ""
     theme = theme if theme in THEMES else ""
     listed = await proposals.list_for_table(table["id"], theme=theme or None)
-    context = {
-        "table": table, "scope": services.scope_of(table), "proposals": listed, "themes": THEMES,
+    context: dict[str, Any] = {
+        "table": table,
+        "scope": services.scope_of(table),
+        "proposals": listed,
+        "themes": THEMES,
         "theme": theme,
     }
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "proposals":
@@ -52,7 +58,9 @@ async def table_page(request: Request, principal: NamedDependency[Principal], sl
 
 
 @post("/tables/{slug:str}/join", name="table_join")
-async def join(request: Request, principal: NamedDependency[Principal], slug: FromPath[str]) -> Redirect:
+async def join(
+    request: Request, principal: NamedDependency[Principal], slug: FromPath[str]
+) -> Redirect:
     await form_data(request)
     table = await services.get_table(slug)
     await services.join(principal, table)

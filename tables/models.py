@@ -1,4 +1,4 @@
-from piccolo.columns import ForeignKey, Text, Timestamptz, Varchar
+from piccolo.columns import ForeignKey, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table as Model
 
@@ -11,11 +11,13 @@ TABLE_ROLES = (RESIDENT, FACILITATOR)
 
 
 class Organisation(Model, tablename="organisation"):
+    id: Serial
     slug = Varchar(length=64, unique=True)
     name = Varchar(length=160)
 
 
 class Table(Model, tablename="neighbourhood_table"):
+    id: Serial
     slug = Varchar(length=64, unique=True)
     name = Varchar(length=120)
     organisation = ForeignKey(Organisation, null=False, on_delete=OnDelete.restrict)
@@ -24,12 +26,14 @@ class Table(Model, tablename="neighbourhood_table"):
 
 
 class TableDistrict(Model, tablename="table_district"):
+    id: Serial
     table = ForeignKey(Table, null=False, on_delete=OnDelete.cascade)
     district = ForeignKey(District, null=False, on_delete=OnDelete.cascade)
     # unique together: table, district
 
 
 class Membership(Model, tablename="membership"):
+    id: Serial
     user = ForeignKey(User, null=False, on_delete=OnDelete.cascade)
     table = ForeignKey(Table, null=False, on_delete=OnDelete.cascade)
     role = Varchar(length=16, default=RESIDENT)
@@ -38,6 +42,7 @@ class Membership(Model, tablename="membership"):
 
 
 class Coordinator(Model, tablename="coordinator"):
+    id: Serial
     user = ForeignKey(User, null=False, on_delete=OnDelete.cascade)
     organisation = ForeignKey(Organisation, null=False, on_delete=OnDelete.cascade)
     # unique together: user, organisation

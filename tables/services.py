@@ -28,14 +28,16 @@ _TABLE_COLUMNS = (
 
 async def list_tables() -> list[dict[str, Any]]:
     """Every table with its organisation and district names, in two queries."""
-    tables = await Table.select(*_TABLE_COLUMNS).order_by(Table.organisation.name).order_by(
-        Table.name
+    tables = (
+        await Table.select(*_TABLE_COLUMNS).order_by(Table.organisation.name).order_by(Table.name)
     )
     links = await TableDistrict.select(
         TableDistrict.table, TableDistrict.district.name.as_alias("district_name")
     ).order_by(TableDistrict.district.name)
     for table in tables:
-        table["districts"] = [link["district_name"] for link in links if link["table"] == table["id"]]
+        table["districts"] = [
+            link["district_name"] for link in links if link["table"] == table["id"]
+        ]
     return tables
 
 
@@ -82,5 +84,3 @@ async def is_member(user_id: int, table_id: int) -> bool:
     return await Membership.exists().where(
         (Membership.user == user_id) & (Membership.table == table_id)
     )
-
-

@@ -16,7 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 DATABASE_KIND = os.environ.get("VOIX_TEST_DATABASE", "sqlite")
-POSTGRES_URL = os.environ.get("VOIX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_URL = os.environ.get(
+    "VOIX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 VAR_DIR = tempfile.mkdtemp(prefix="voix-test-")
 os.environ["VOIX_VAR_DIR"] = VAR_DIR
 os.environ["VOIX_ENV"] = "test"
@@ -55,9 +57,20 @@ from voix.app import create_app  # noqa: E402
 
 # Children first, so foreign keys never block the clean-up.
 ALL_TABLES = [
-    "brief_item", "brief", "ballot", "vote_participation", "vote", "proposal", "coordinator",
-    "membership", "table_district", "neighbourhood_table", "organisation", "district",
-    "login_session", "account",
+    "brief_item",
+    "brief",
+    "ballot",
+    "vote_participation",
+    "vote",
+    "proposal",
+    "coordinator",
+    "membership",
+    "table_district",
+    "neighbourhood_table",
+    "organisation",
+    "district",
+    "login_session",
+    "account",
 ]
 
 
@@ -99,7 +112,9 @@ async def app() -> AsyncIterator[object]:
 
 
 def make_client(app: object) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver.local")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver.local"
+    )
 
 
 @pytest.fixture

@@ -26,8 +26,14 @@ PASSWORD = "correct horse battery staple"
 _PASSWORD_HASH = hash_password(PASSWORD)  # argon2 once per run, not once per user
 
 ROLES = (
-    "resident_a", "resident_b", "facilitator_a", "facilitator_b",
-    "coordinator_a", "coordinator_b", "admin", "outsider",
+    "resident_a",
+    "resident_b",
+    "facilitator_a",
+    "facilitator_b",
+    "coordinator_a",
+    "coordinator_b",
+    "admin",
+    "outsider",
 )
 
 
@@ -41,27 +47,38 @@ class World:
 
 
 async def add_user(login: str, name: str | None = None, is_admin: bool = False) -> int:
-    user = await create_user(login, name or login.title(), PASSWORD, password_hash=_PASSWORD_HASH,
-                             is_admin=is_admin)
+    user = await create_user(
+        login, name or login.title(), PASSWORD, password_hash=_PASSWORD_HASH, is_admin=is_admin
+    )
     return user.id
 
 
 async def add_table(slug: str, organisation_slug: str) -> dict[str, Any]:
-    organisation = await Organisation.select(Organisation.id).where(
-        Organisation.slug == organisation_slug
-    ).first()
+    organisation = (
+        await Organisation.select(Organisation.id)
+        .where(Organisation.slug == organisation_slug)
+        .first()
+    )
     if organisation is None:
         rows = await Organisation.insert(
             Organisation(slug=organisation_slug, name=organisation_slug.replace("-", " ").title())
         ).returning(Organisation.id)
         organisation = rows[0]
     table = await Table.insert(
-        Table(slug=slug, name=slug.replace("-", " ").title(), postcode="13014",
-              organisation=organisation["id"])
+        Table(
+            slug=slug,
+            name=slug.replace("-", " ").title(),
+            postcode="13014",
+            organisation=organisation["id"],
+        )
     ).returning(Table.id)
     district = await District.insert(
-        District(slug=slug, name=f"Quartier {slug}", postcode="13014",
-                 boundary={"type": "Polygon", "coordinates": []})
+        District(
+            slug=slug,
+            name=f"Quartier {slug}",
+            postcode="13014",
+            boundary={"type": "Polygon", "coordinates": []},
+        )
     ).returning(District.id)
     await TableDistrict.insert(TableDistrict(table=table[0]["id"], district=district[0]["id"]))
     return await get_table(slug)
@@ -83,14 +100,24 @@ async def build_world() -> World:
     await seat(world.users["facilitator_a"], world.table_a, FACILITATOR)
     await seat(world.users["facilitator_b"], world.table_b, FACILITATOR)
     for role, table in (("coordinator_a", world.table_a), ("coordinator_b", world.table_b)):
-        await Coordinator.insert(Coordinator(user=world.users[role], organisation=table["organisation"]))
+        await Coordinator.insert(
+            Coordinator(user=world.users[role], organisation=table["organisation"])
+        )
     return world
 
 
-async def add_proposal(table: dict[str, Any], title: str = "Réparer les ascenseurs", **fields: Any) -> int:
-    values = {"body": "Les ascenseurs tombent en panne chaque semaine.", "theme": "housing",
-              "language": "fr", **fields}
-    rows = await Proposal.insert(Proposal(table=table["id"], title=title, **values)).returning(Proposal.id)
+async def add_proposal(
+    table: dict[str, Any], title: str = "Réparer les ascenseurs", **fields: Any
+) -> int:
+    values = {
+        "body": "Les ascenseurs tombent en panne chaque semaine.",
+        "theme": "housing",
+        "language": "fr",
+        **fields,
+    }
+    rows = await Proposal.insert(Proposal(table=table["id"], title=title, **values)).returning(
+        Proposal.id
+    )
     return int(rows[0]["id"])
 
 

@@ -15,19 +15,27 @@ from tests.factories import PASSWORD, add_table, build_world, post_form, t
 from voix.settings import PROJECT_ROOT
 from voix.web import SESSION_COOKIE
 
-SIGNUP = {"display_name": "Samira", "login": "samira13", "password": "un mot de passe",
-          "table": "flamants-iris", "language": "fr"}
+SIGNUP = {
+    "display_name": "Samira",
+    "login": "samira13",
+    "password": "un mot de passe",
+    "table": "flamants-iris",
+    "language": "fr",
+}
 
 
 async def test_resident_signs_up_without_email_and_joins_a_table(client: AsyncClient) -> None:
     await build_world()
     response = await post_form(client, "/signup", SIGNUP, follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == "/tables/flamants-iris"
+    assert response.status_code == 303
+    assert response.headers["location"] == "/tables/flamants-iris"
     user = await User.select().where(User.login == "samira13").first()
-    assert user["email"] is None and user["password_hash"].startswith("$argon2id$")
+    assert user["email"] is None
+    assert user["password_hash"].startswith("$argon2id$")
     assert await Membership.exists().where(Membership.user == user["id"])
     page = await client.get("/tables/flamants-iris")
-    assert "Samira" in page.text and t("Make a proposal") in page.text
+    assert "Samira" in page.text
+    assert t("Make a proposal") in page.text
 
 
 async def test_signup_refusals_change_nothing(client: AsyncClient) -> None:
@@ -57,11 +65,17 @@ async def test_login_and_logout(client: AsyncClient) -> None:
     assert t("This login and password do not match.") in wrong.text
     assert SESSION_COOKIE not in client.cookies
 
-    ok = await post_form(client, "/login", {"login": "Resident-A", "password": PASSWORD,
-                                            "next": "//evil.example/"}, follow_redirects=False)
-    assert ok.status_code == 303 and ok.headers["location"] == "/"
+    ok = await post_form(
+        client,
+        "/login",
+        {"login": "Resident-A", "password": PASSWORD, "next": "//evil.example/"},
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303
+    assert ok.headers["location"] == "/"
     cookie = ok.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
     assert await Session.count() == 1
     assert "Resident-A" in (await client.get("/")).text
 
@@ -74,7 +88,8 @@ async def test_a_forged_session_cookie_is_anonymous(client: AsyncClient) -> None
     await build_world()
     client.cookies.set(SESSION_COOKIE, "forged-token")
     page = await client.get("/")
-    assert page.status_code == 200 and t("Sign in") in page.text
+    assert page.status_code == 200
+    assert t("Sign in") in page.text
 
 
 async def test_passwords_are_checked_with_argon2() -> None:
@@ -85,24 +100,66 @@ async def test_passwords_are_checked_with_argon2() -> None:
 
 
 def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "voix.cli", *args], input=stdin, capture_output=True,
-                          text=True, env=os.environ, cwd=PROJECT_ROOT, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "voix.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        cwd=PROJECT_ROOT,
+        timeout=60,
+        check=False,
+    )
 
 
 async def test_cli_adds_a_facilitator_with_a_password_from_stdin() -> None:
     table = await add_table("flamants-iris", "avec-nous")
-    result = run_cli("user", "add", "mehdi@avec-nous.example", "--name", "Mehdi", "--role", "facilitator",
-                     "--table", "flamants-iris", stdin="a long enough password\n")
+    result = run_cli(
+        "user",
+        "add",
+        "mehdi@avec-nous.example",
+        "--name",
+        "Mehdi",
+        "--role",
+        "facilitator",
+        "--table",
+        "flamants-iris",
+        stdin="a long enough password\n",
+    )
     assert result.returncode == 0, result.stderr
     user = await authenticate("mehdi@avec-nous.example", "a long enough password")
-    assert user is not None and user.email == "mehdi@avec-nous.example"
+    assert user is not None
+    assert user.email == "mehdi@avec-nous.example"
     seat = await Membership.select().where(Membership.user == user.id).first()
-    assert seat["table"] == table["id"] and seat["role"] == FACILITATOR
+    assert seat["table"] == table["id"]
+    assert seat["role"] == FACILITATOR
 
-    again = run_cli("user", "add", "mehdi@avec-nous.example", "--name", "Mehdi", "--role", "resident",
-                    "--table", "flamants-iris", stdin="another password\n")
-    assert again.returncode == 2 and "login" in again.stderr
-    no_table = run_cli("user", "add", "x@y.example", "--name", "X", "--role", "resident",
-                       "--table", "nowhere", stdin="a long enough password\n")
-    assert no_table.returncode == 2 and "nowhere" in no_table.stderr
+    again = run_cli(
+        "user",
+        "add",
+        "mehdi@avec-nous.example",
+        "--name",
+        "Mehdi",
+        "--role",
+        "resident",
+        "--table",
+        "flamants-iris",
+        stdin="another password\n",
+    )
+    assert again.returncode == 2
+    assert "login" in again.stderr
+    no_table = run_cli(
+        "user",
+        "add",
+        "x@y.example",
+        "--name",
+        "X",
+        "--role",
+        "resident",
+        "--table",
+        "nowhere",
+        stdin="a long enough password\n",
+    )
+    assert no_table.returncode == 2
+    assert "nowhere" in no_table.stderr
     assert await User.count() == 1

@@ -32,8 +32,13 @@ def pdf_text(content: bytes) -> str:
 async def adopted_world():
     world = await build_world()
     await add_proposal(world.table_a, "Réparer les ascenseurs de la tour G", status=ADOPTED)
-    await add_proposal(world.table_a, "حاويات نفايات إضافية قرب السوق", language="ar", status=ADOPTED,
-                       body="الحاويات الموجودة تمتلئ بسرعة يوم السوق.")
+    await add_proposal(
+        world.table_a,
+        "حاويات نفايات إضافية قرب السوق",
+        language="ar",
+        status=ADOPTED,
+        body="الحاويات الموجودة تمتلئ بسرعة يوم السوق.",
+    )
     await add_proposal(world.table_a, "Une idée encore en discussion")
     return world
 
@@ -42,22 +47,30 @@ async def test_facilitator_publishes_a_brief_of_adopted_proposals(client: AsyncC
     world = await adopted_world()
     await sign_in(client, world.users["facilitator_a"])
     form = await client.get("/tables/flamants-iris/briefs/new")
-    assert "tour G" in form.text and "en discussion" not in form.text
-    response = await post_form(client, "/tables/flamants-iris/briefs", BRIEF, follow_redirects=False)
+    assert "tour G" in form.text
+    assert "en discussion" not in form.text
+    response = await post_form(
+        client, "/tables/flamants-iris/briefs", BRIEF, follow_redirects=False
+    )
     assert response.status_code == 303
     assert response.headers["location"] == "/briefs/renovation-des-flamants-nos-priorites"
     assert await BriefItem.count() == 2
     page = await client.get(response.headers["location"])
-    assert "tour G" in page.text and "Conseil citoyen du 14e" in page.text
+    assert "tour G" in page.text
+    assert "Conseil citoyen du 14e" in page.text
     again = await post_form(client, "/tables/flamants-iris/briefs", BRIEF, follow_redirects=False)
     assert again.headers["location"].endswith("-2")
 
 
 @pytest.mark.parametrize("lang", ["fr", "ar", "en"])
-async def test_brief_pdf_is_a_real_document_in_each_language(client: AsyncClient, lang: str) -> None:
+async def test_brief_pdf_is_a_real_document_in_each_language(
+    client: AsyncClient, lang: str
+) -> None:
     world = await adopted_world()
     await sign_in(client, world.users["facilitator_a"])
-    published = await post_form(client, "/tables/flamants-iris/briefs", BRIEF, follow_redirects=False)
+    published = await post_form(
+        client, "/tables/flamants-iris/briefs", BRIEF, follow_redirects=False
+    )
     response = await client.get(f"{published.headers['location']}/pdf/{lang}")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/pdf"
@@ -66,7 +79,9 @@ async def test_brief_pdf_is_a_real_document_in_each_language(client: AsyncClient
     assert "Réparer les ascenseurs de la tour G" in text
     assert "Conseil citoyen du 14e" in text
     heading = t("Adopted proposals", lang)
-    if lang != "ar":  # extracted Arabic comes out in visual order; pdftotext checks it in the browser test
+    if (
+        lang != "ar"
+    ):  # extracted Arabic comes out in visual order; pdftotext checks it in the browser test
         assert heading in text
 
 
@@ -82,7 +97,9 @@ async def test_residents_and_other_tables_cannot_publish(client: AsyncClient) ->
 async def test_coordinator_of_the_organisation_can_publish(client: AsyncClient) -> None:
     world = await adopted_world()
     await sign_in(client, world.users["coordinator_a"])
-    response = await post_form(client, "/tables/flamants-iris/briefs", BRIEF, follow_redirects=False)
+    response = await post_form(
+        client, "/tables/flamants-iris/briefs", BRIEF, follow_redirects=False
+    )
     assert response.status_code == 303
 
 
@@ -99,7 +116,9 @@ async def test_nothing_adopted_means_nothing_to_send(client: AsyncClient) -> Non
 async def test_brief_fields_are_validated(client: AsyncClient) -> None:
     world = await adopted_world()
     await sign_in(client, world.users["facilitator_a"])
-    response = await post_form(client, "/tables/flamants-iris/briefs", {**BRIEF, "addressed_to": ""})
+    response = await post_form(
+        client, "/tables/flamants-iris/briefs", {**BRIEF, "addressed_to": ""}
+    )
     assert response.status_code == 400
     assert await Brief.count() == 0
 
@@ -107,7 +126,9 @@ async def test_brief_fields_are_validated(client: AsyncClient) -> None:
 async def test_unknown_pdf_language_is_404(client: AsyncClient) -> None:
     world = await adopted_world()
     await sign_in(client, world.users["facilitator_a"])
-    published = await post_form(client, "/tables/flamants-iris/briefs", BRIEF, follow_redirects=False)
+    published = await post_form(
+        client, "/tables/flamants-iris/briefs", BRIEF, follow_redirects=False
+    )
     assert (await client.get(f"{published.headers['location']}/pdf/de")).status_code == 404
 
 
@@ -115,8 +136,12 @@ def test_the_renderer_fetches_nothing_outside_its_assets() -> None:
     from exports.pdf import LocalAssetsOnly
 
     fetcher = LocalAssetsOnly()
-    for url in ("http://127.0.0.1:9/x.png", "https://example.org/font.ttf", "file:///etc/passwd",
-                f"file://{PROJECT_ROOT}/exports/assets/../../pyproject.toml"):
+    for url in (
+        "http://127.0.0.1:9/x.png",
+        "https://example.org/font.ttf",
+        "file:///etc/passwd",
+        f"file://{PROJECT_ROOT}/exports/assets/../../pyproject.toml",
+    ):
         with pytest.raises(ValueError, match=r"Refused|disallowed"):
             fetcher.fetch(url)
     fetcher.fetch(f"file://{PROJECT_ROOT}/exports/assets/fonts/NotoSans-Regular.ttf").close()
@@ -128,15 +153,36 @@ async def test_cli_exports_the_demo_brief(tmp_path) -> None:
     await seed()
     output = tmp_path / "brief.pdf"
     result = subprocess.run(
-        [sys.executable, "-m", "voix.cli", "export", "brief", "flamants-renovation", "--lang", "ar",
-         "--output", str(output)],
-        capture_output=True, text=True, env=os.environ, cwd=PROJECT_ROOT, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "voix.cli",
+            "export",
+            "brief",
+            "flamants-renovation",
+            "--lang",
+            "ar",
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "Réparer les ascenseurs de la tour G" in pdf_text(output.read_bytes())
     missing = subprocess.run(
         [sys.executable, "-m", "voix.cli", "export", "brief", "nope", "--output", str(output)],
-        capture_output=True, text=True, env=os.environ, cwd=PROJECT_ROOT, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+        check=False,
     )
-    assert missing.returncode == 2 and "nope" in missing.stderr
+    assert missing.returncode == 2
+    assert "nope" in missing.stderr
     assert await Proposal.count() > 10

@@ -21,16 +21,28 @@ from voix.settings import PROJECT_ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 OUTPUT = PROJECT_ROOT / "test-output" / os.environ.get("VOIX_TEST_DATABASE", "sqlite")
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason="NOTICE: Chromium is not installed (apt-get install chromium): browser journey skipped"),
-    pytest.mark.skipif(shutil.which("pdftotext") is None,
-                       reason="NOTICE: pdftotext is not installed (apt-get install poppler-utils): browser journey skipped"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason="NOTICE: Chromium is not installed (apt-get install chromium): browser journey skipped",
+    ),
+    pytest.mark.skipif(
+        shutil.which("pdftotext") is None,
+        reason="NOTICE: pdftotext is not installed (apt-get install poppler-utils): browser journey skipped",
+    ),
 ]
+
 
 def fr(msgid: str) -> str:
     return catalog("fr").gettext(msgid)
@@ -59,9 +71,12 @@ async def test_resident_proposes_and_votes_facilitator_exports_the_pdf(tmp_path)
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with replica(dict(os.environ)) as base:
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-            context = await browser.new_context(locale="fr-FR", viewport={"width": 390, "height": 844},
-                                                accept_downloads=True)
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_FLAGS
+            )
+            context = await browser.new_context(
+                locale="fr-FR", viewport={"width": 390, "height": 844}, accept_downloads=True
+            )
             page = await context.new_page()
             blocked = []
             page.on("request", lambda r: None if r.url.startswith(base) else blocked.append(r.url))
@@ -71,7 +86,9 @@ async def test_resident_proposes_and_votes_facilitator_exports_the_pdf(tmp_path)
             await page.goto(f"{base}/tables/flamants-iris")
             await page.get_by_role("link", name=fr("Make a proposal")).click()
             await page.get_by_label(fr("Your idea in one sentence")).fill(TITLE)
-            await page.get_by_label(fr("Explain it: what is the problem, what would you change?")).fill("Les parents attendent en plein soleil à la sortie.")
+            await page.get_by_label(
+                fr("Explain it: what is the problem, what would you change?")
+            ).fill("Les parents attendent en plein soleil à la sortie.")
             await page.get_by_label(fr("Public space")).check()
             await page.get_by_role("button", name=fr("Send my proposal")).click()
             await page.wait_for_load_state()
@@ -105,7 +122,9 @@ async def test_resident_proposes_and_votes_facilitator_exports_the_pdf(tmp_path)
             # The facilitator closes, adopts, publishes and downloads the PDF.
             await sign_in(page, base, "facilitator-a")
             await page.goto(vote_url)
-            await page.get_by_role("button", name=fr("Close the vote and publish the results")).click()
+            await page.get_by_role(
+                "button", name=fr("Close the vote and publish the results")
+            ).click()
             await page.goto(proposal_url)
             await page.get_by_role("button", name=fr("Adopted"), exact=True).click()
             await page.goto(f"{base}/tables/flamants-iris")
@@ -118,13 +137,15 @@ async def test_resident_proposes_and_votes_facilitator_exports_the_pdf(tmp_path)
             await page.screenshot(path=OUTPUT / "brief-fr.png", full_page=True)
             pdf_link = page.locator("a[href$='/pdf/fr']")
             response = await page.request.get(base + await pdf_link.get_attribute("href"))
-            assert response.ok and response.headers["content-type"] == "application/pdf"
+            assert response.ok
+            assert response.headers["content-type"] == "application/pdf"
             pdf = tmp_path / "brief.pdf"
             pdf.write_bytes(await response.body())
             await browser.close()
             assert blocked == [], f"the pages asked for other hosts: {blocked}"
 
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
-                          check=True).stdout
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
     assert TITLE in text
     assert "Conseil citoyen du 14e" in text

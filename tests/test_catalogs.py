@@ -57,6 +57,8 @@ def test_catalog_is_complete_and_consistent(lang: str, messages: set) -> None:
 
 def test_arabic_plurals_follow_the_arabic_rules() -> None:
     arabic = catalog("ar")
-    forms = {n: arabic.ngettext("%(num)d proposal", "%(num)d proposals", n) for n in (1, 2, 5, 15, 100)}
+    forms = {
+        n: arabic.ngettext("%(num)d proposal", "%(num)d proposals", n) for n in (1, 2, 5, 15, 100)
+    }
     assert len({forms[1], forms[2], forms[5], forms[15]}) == 4
     assert forms[100] == forms[1]  # 100 takes the "other" form, like 1 in this catalog's words

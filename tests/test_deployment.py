@@ -26,7 +26,13 @@ COMPOSE_ENV = {"POSTGRES_PASSWORD": "example", "VOIX_SECRET_KEY": "x" * 40}
 
 def compose_command() -> list[str] | None:
     docker = shutil.which("docker")
-    if docker and subprocess.run([docker, "compose", "version"], capture_output=True, check=False).returncode == 0:
+    if (
+        docker
+        and subprocess.run(
+            [docker, "compose", "version"], capture_output=True, check=False
+        ).returncode
+        == 0
+    ):
         return [docker, "compose"]
     if legacy := shutil.which("docker-compose"):
         return [legacy]
@@ -36,14 +42,27 @@ def compose_command() -> list[str] | None:
 def test_compose_file_is_accepted_by_docker_compose() -> None:
     command = compose_command()
     if command is None:
-        pytest.skip("NOTICE: neither `docker compose` nor `docker-compose` is installed; "
-                    "the compose file was not validated (.ci/run installs docker-compose)")
-    result = subprocess.run([*command, "-f", "docker-compose.yml", "config", "-q"], cwd=PROJECT_ROOT,
-                            env={**os.environ, **COMPOSE_ENV}, capture_output=True, text=True, check=False)
+        pytest.skip(
+            "NOTICE: neither `docker compose` nor `docker-compose` is installed; "
+            "the compose file was not validated (.ci/run installs docker-compose)"
+        )
+    result = subprocess.run(
+        [*command, "-f", "docker-compose.yml", "config", "-q"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **COMPOSE_ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
-    unset = subprocess.run([*command, "-f", "docker-compose.yml", "config", "-q"], cwd=PROJECT_ROOT,
-                           env={k: v for k, v in os.environ.items() if k not in COMPOSE_ENV},
-                           capture_output=True, text=True, check=False)
+    unset = subprocess.run(
+        [*command, "-f", "docker-compose.yml", "config", "-q"],
+        cwd=PROJECT_ROOT,
+        env={k: v for k, v in os.environ.items() if k not in COMPOSE_ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert unset.returncode != 0, "the compose file must refuse to start without its secrets"
 
 
@@ -58,7 +77,11 @@ def replica(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "voix.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -79,9 +102,20 @@ def replica(env: dict[str, str]) -> Iterator[str]:
 
 
 async def test_compose_start_up_sequence_with_two_replicas() -> None:
-    env = {**os.environ, "VOIX_ENV": "production", "VOIX_SECRET_KEY": COMPOSE_ENV["VOIX_SECRET_KEY"]}
-    migrate = subprocess.run([sys.executable, "-m", "voix.cli", "migrate"], cwd=PROJECT_ROOT, env=env,
-                             capture_output=True, text=True, timeout=120, check=False)
+    env = {
+        **os.environ,
+        "VOIX_ENV": "production",
+        "VOIX_SECRET_KEY": COMPOSE_ENV["VOIX_SECRET_KEY"],
+    }
+    migrate = subprocess.run(
+        [sys.executable, "-m", "voix.cli", "migrate"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert migrate.returncode == 0, migrate.stderr
     table = await add_table("flamants-iris", "avec-nous")
     await add_proposal(table, "Réparer les ascenseurs de la tour G")
@@ -94,8 +128,17 @@ async def test_compose_start_up_sequence_with_two_replicas() -> None:
 
 
 def test_production_refuses_to_start_without_a_secret_key() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "VOIX_SECRET_KEY"} | {"VOIX_ENV": "production"}
-    result = subprocess.run([sys.executable, "-m", "voix.cli", "migrate"], cwd=PROJECT_ROOT, env=env,
-                            capture_output=True, text=True, timeout=60, check=False)
+    env = {k: v for k, v in os.environ.items() if k != "VOIX_SECRET_KEY"} | {
+        "VOIX_ENV": "production"
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "voix.cli", "migrate"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode != 0
     assert "VOIX_SECRET_KEY is required in production" in result.stderr

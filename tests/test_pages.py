@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from httpx import AsyncClient
 
 from tests.factories import add_proposal, build_world, t
@@ -21,7 +22,8 @@ async def test_home_lists_tables_by_organisation(client: AsyncClient) -> None:
     await build_world()
     response = await client.get("/")
     assert response.status_code == 200
-    assert "Flamants Iris" in response.text and "Les Aygalades" in response.text
+    assert "Flamants Iris" in response.text
+    assert "Les Aygalades" in response.text
     assert "Avec Nous" in response.text
 
 
@@ -52,14 +54,18 @@ async def test_every_page_links_to_every_language(client: AsyncClient) -> None:
         assert f"/tables/{world.table_a['slug']}?theme=housing&amp;lang={code}" in response.text
 
 
-async def test_table_page_filters_proposals_by_theme_without_javascript(client: AsyncClient) -> None:
+async def test_table_page_filters_proposals_by_theme_without_javascript(
+    client: AsyncClient,
+) -> None:
     world = await build_world()
     await add_proposal(world.table_a, "Réparer les ascenseurs de la tour G", theme="housing")
     await add_proposal(world.table_a, "Un bus toutes les dix minutes", theme="transport")
     everything = await client.get("/tables/flamants-iris")
-    assert "tour G" in everything.text and "dix minutes" in everything.text
+    assert "tour G" in everything.text
+    assert "dix minutes" in everything.text
     housing = await client.get("/tables/flamants-iris?theme=housing")
-    assert "tour G" in housing.text and "dix minutes" not in housing.text
+    assert "tour G" in housing.text
+    assert "dix minutes" not in housing.text
     assert "<html" in housing.text
 
 
@@ -72,15 +78,18 @@ async def test_htmx_filter_returns_only_the_proposals_fragment(client: AsyncClie
         headers={"hx-request": "true", "hx-target": "proposals"},
     )
     assert response.status_code == 200
-    assert "<html" not in response.text and "<header" not in response.text
-    assert "dix minutes" in response.text and "tour G" not in response.text
+    assert "<html" not in response.text
+    assert "<header" not in response.text
+    assert "dix minutes" in response.text
+    assert "tour G" not in response.text
 
 
 async def test_unknown_theme_filter_shows_everything(client: AsyncClient) -> None:
     world = await build_world()
     await add_proposal(world.table_a, "Réparer les ascenseurs de la tour G", theme="housing")
     response = await client.get("/tables/flamants-iris?theme=<script>")
-    assert response.status_code == 200 and "tour G" in response.text
+    assert response.status_code == 200
+    assert "tour G" in response.text
     assert "<script>" not in response.text
 
 
@@ -97,6 +106,7 @@ async def test_health_reports_the_database(client: AsyncClient) -> None:
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
+@pytest.mark.filterwarnings("ignore:.*Unable to connect to database")
 async def test_health_is_503_when_the_database_is_unreachable(
     client: AsyncClient, monkeypatch
 ) -> None:
@@ -126,5 +136,18 @@ async def test_pages_load_nothing_from_other_hosts(client: AsyncClient) -> None:
     response = await client.get("/")
     assert not re.search(r'(src|href)="(https?:)?//', response.text)
     policy = response.headers["content-security-policy"]
-    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "default-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
     assert "unsafe-inline" not in policy
+
+
+def test_dates_are_shown_in_marseille_time() -> None:
+    from datetime import UTC, datetime
+
+    from voix.i18n import current_language, date
+
+    token = current_language.set("fr")
+    try:
+        assert date(datetime(2026, 11, 21, 23, 30, tzinfo=UTC)) == "22 novembre 2026"
+    finally:
+        current_language.reset(token)

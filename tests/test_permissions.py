@@ -16,22 +16,47 @@ PEOPLE = {
     "resident of another table": Principal(user_id=2, table_roles={OTHER_TABLE: RESIDENT}),
     "facilitator of this table": Principal(user_id=3, table_roles={TABLE: FACILITATOR}),
     "facilitator of another table": Principal(user_id=4, table_roles={OTHER_TABLE: FACILITATOR}),
-    "coordinator of the organisation": Principal(user_id=5, coordinated_organisations=frozenset({ORGANISATION})),
-    "coordinator of the other organisation": Principal(user_id=6, coordinated_organisations=frozenset({OTHER_ORGANISATION})),
+    "coordinator of the organisation": Principal(
+        user_id=5, coordinated_organisations=frozenset({ORGANISATION})
+    ),
+    "coordinator of the other organisation": Principal(
+        user_id=6, coordinated_organisations=frozenset({OTHER_ORGANISATION})
+    ),
     "administrator": Principal(user_id=7, is_admin=True),
     "signed-in, no table": Principal(user_id=8),
 }
 
 ALLOWED = {
-    "tables.join": {"resident of another table", "facilitator of another table",
-                    "coordinator of the organisation", "coordinator of the other organisation",
-                    "administrator", "signed-in, no table"},
+    "tables.join": {
+        "resident of another table",
+        "facilitator of another table",
+        "coordinator of the organisation",
+        "coordinator of the other organisation",
+        "administrator",
+        "signed-in, no table",
+    },
     "proposals.create": {"resident of this table", "facilitator of this table"},
-    "proposals.create_on_behalf": {"facilitator of this table", "coordinator of the organisation", "administrator"},
-    "proposals.decide": {"facilitator of this table", "coordinator of the organisation", "administrator"},
+    "proposals.create_on_behalf": {
+        "facilitator of this table",
+        "coordinator of the organisation",
+        "administrator",
+    },
+    "proposals.decide": {
+        "facilitator of this table",
+        "coordinator of the organisation",
+        "administrator",
+    },
     "votes.cast": {"resident of this table", "facilitator of this table"},
-    "votes.manage": {"facilitator of this table", "coordinator of the organisation", "administrator"},
-    "briefs.manage": {"facilitator of this table", "coordinator of the organisation", "administrator"},
+    "votes.manage": {
+        "facilitator of this table",
+        "coordinator of the organisation",
+        "administrator",
+    },
+    "briefs.manage": {
+        "facilitator of this table",
+        "coordinator of the organisation",
+        "administrator",
+    },
 }
 
 

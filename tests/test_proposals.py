@@ -24,13 +24,16 @@ async def count() -> int:
 async def test_resident_proposes_to_their_table(client: AsyncClient) -> None:
     world = await build_world()
     await sign_in(client, world.users["resident_a"])
-    response = await post_form(client, "/tables/flamants-iris/proposals", VALID, follow_redirects=False)
+    response = await post_form(
+        client, "/tables/flamants-iris/proposals", VALID, follow_redirects=False
+    )
     assert response.status_code == 303
     page = await client.get(response.headers["location"])
     assert "Éclairer le chemin de l&#39;école" in page.text
     assert t("Thank you! Your proposal has been added.") in page.text
     stored = await Proposal.select().first()
-    assert stored["author"] == world.users["resident_a"] and stored["recorded_by"] is None
+    assert stored["author"] == world.users["resident_a"]
+    assert stored["recorded_by"] is None
     listing = await client.get("/tables/flamants-iris")
     assert "Éclairer le chemin" in listing.text
 
@@ -39,27 +42,43 @@ async def test_facilitator_records_a_proposal_on_a_residents_behalf(client: Asyn
     world = await build_world()
     await sign_in(client, world.users["facilitator_a"])
     form = await client.get("/tables/flamants-iris/proposals/new")
-    assert 'name="author"' in form.text and "Resident-A" in form.text
+    assert 'name="author"' in form.text
+    assert "Resident-A" in form.text
     data = {**VALID, "author": str(world.users["resident_a"])}
-    response = await post_form(client, "/tables/flamants-iris/proposals", data, follow_redirects=False)
+    response = await post_form(
+        client, "/tables/flamants-iris/proposals", data, follow_redirects=False
+    )
     assert response.status_code == 303
     stored = await Proposal.select().first()
     assert stored["author"] == world.users["resident_a"]
     assert stored["recorded_by"] == world.users["facilitator_a"]
     page = await client.get(response.headers["location"])
-    assert t("Proposed by %(author)s, recorded by %(facilitator)s", author="Resident-A",
-             facilitator="Facilitator-A") in page.text
+    assert (
+        t(
+            "Proposed by %(author)s, recorded by %(facilitator)s",
+            author="Resident-A",
+            facilitator="Facilitator-A",
+        )
+        in page.text
+    )
 
 
 async def test_facilitator_records_for_a_resident_without_account(client: AsyncClient) -> None:
     world = await build_world()
     await sign_in(client, world.users["facilitator_a"])
-    response = await post_form(client, "/tables/flamants-iris/proposals", {**VALID, "author": ""},
-                               follow_redirects=False)
+    response = await post_form(
+        client, "/tables/flamants-iris/proposals", {**VALID, "author": ""}, follow_redirects=False
+    )
     assert response.status_code == 303
     page = await client.get(response.headers["location"])
-    assert t("Proposed by %(author)s, recorded by %(facilitator)s", author=t("a resident"),
-             facilitator="Facilitator-A") in page.text
+    assert (
+        t(
+            "Proposed by %(author)s, recorded by %(facilitator)s",
+            author=t("a resident"),
+            facilitator="Facilitator-A",
+        )
+        in page.text
+    )
 
 
 async def test_on_behalf_of_someone_from_another_table_is_refused(client: AsyncClient) -> None:
@@ -117,7 +136,9 @@ async def test_invalid_fields_are_explained_and_nothing_is_stored(client: AsyncC
 async def test_arabic_error_messages(client: AsyncClient) -> None:
     world = await build_world()
     await sign_in(client, world.users["resident_a"])
-    response = await post_form(client, "/tables/flamants-iris/proposals?lang=ar", {**VALID, "title": ""})
+    response = await post_form(
+        client, "/tables/flamants-iris/proposals?lang=ar", {**VALID, "title": ""}
+    )
     assert response.status_code == 400
     assert 'dir="rtl"' in response.text
     assert t(REQUIRED, "ar") in response.text
@@ -130,7 +151,9 @@ async def test_missing_or_wrong_csrf_token_is_refused(client: AsyncClient) -> No
     missing = await client.post("/tables/flamants-iris/proposals", data=VALID)
     assert missing.status_code == 403
     assert t("This form has expired. Go back, reload the page and try again.") in missing.text
-    wrong = await client.post("/tables/flamants-iris/proposals", data={**VALID, "_csrf_token": "forged"})
+    wrong = await client.post(
+        "/tables/flamants-iris/proposals", data={**VALID, "_csrf_token": "forged"}
+    )
     assert wrong.status_code == 403
     assert await count() == 0
 
@@ -139,7 +162,9 @@ async def test_markup_in_a_proposal_is_shown_as_text(client: AsyncClient) -> Non
     world = await build_world()
     await sign_in(client, world.users["resident_a"])
     data = {**VALID, "title": "<script>alert('x')</script> lampadaires"}
-    response = await post_form(client, "/tables/flamants-iris/proposals", data, follow_redirects=False)
+    response = await post_form(
+        client, "/tables/flamants-iris/proposals", data, follow_redirects=False
+    )
     page = await client.get(response.headers["location"])
     assert "<script>alert" not in page.text
     assert "&lt;script&gt;" in page.text

@@ -5,8 +5,8 @@ from __future__ import annotations
 from httpx import AsyncClient
 
 from tests.factories import add_proposal, add_table, build_world, sign_in
-from votes.models import Ballot, Vote
 from voix import db
+from votes.models import Ballot, Vote
 
 
 async def queries_for(client: AsyncClient, url: str) -> int:
@@ -19,8 +19,9 @@ async def queries_for(client: AsyncClient, url: str) -> int:
 async def grow(world, n: int) -> None:
     for i in range(n):
         proposal = await add_proposal(world.table_a, f"Proposition numéro {i}", theme="housing")
-        rows = await Vote.insert(Vote(table=world.table_a["id"], proposal=proposal, question=f"Q{i}",
-                                      status="closed")).returning(Vote.id)
+        rows = await Vote.insert(
+            Vote(table=world.table_a["id"], proposal=proposal, question=f"Q{i}", status="closed")
+        ).returning(Vote.id)
         await Ballot.insert(Ballot(vote=rows[0]["id"], receipt=f"R{i:07d}", choice="yes"))
         await add_table(f"table-{n}-{i}", "avec-nous")
 
@@ -28,8 +29,13 @@ async def grow(world, n: int) -> None:
 async def test_list_pages_do_not_grow_their_queries_with_their_rows(client: AsyncClient) -> None:
     world = await build_world()
     await sign_in(client, world.users["resident_a"])
-    urls = ["/", "/tables/flamants-iris", "/tables/flamants-iris?theme=housing", "/api/v1/tables",
-            "/api/v1/tables/flamants-iris/proposals"]
+    urls = [
+        "/",
+        "/tables/flamants-iris",
+        "/tables/flamants-iris?theme=housing",
+        "/api/v1/tables",
+        "/api/v1/tables/flamants-iris/proposals",
+    ]
     await grow(world, 2)
     small = {url: await queries_for(client, url) for url in urls}
     await grow(world, 25)

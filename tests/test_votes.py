@@ -12,15 +12,16 @@ from proposals.models import ADOPTED, VOTING, Proposal
 from tables.models import Membership
 from tests.conftest import make_client
 from tests.factories import add_proposal, add_user, build_world, csrf_token, post_form, sign_in, t
+from voix.web import SESSION_COOKIE
 from votes import services
 from votes.models import Ballot, Participation, Vote
-from voix.web import SESSION_COOKIE
 
 
 async def open_vote_on(client: AsyncClient, world, proposal_id: int) -> int:
     await sign_in(client, world.users["facilitator_a"])
-    response = await post_form(client, f"/proposals/{proposal_id}/votes", {"question": "Adopter ?"},
-                               follow_redirects=False)
+    response = await post_form(
+        client, f"/proposals/{proposal_id}/votes", {"question": "Adopter ?"}, follow_redirects=False
+    )
     assert response.status_code == 303, response.text
     return int(response.headers["location"].rsplit("/", 1)[1])
 
@@ -41,7 +42,8 @@ async def test_facilitator_opens_a_vote_and_a_resident_votes_once(client: AsyncC
     again = await post_form(client, f"/votes/{vote_id}/ballot", {"choice": "no"})
     assert again.status_code == 409
     assert t(services.ALREADY_VOTED) in again.text
-    assert await Ballot.count() == 1 and await Participation.count() == 1
+    assert await Ballot.count() == 1
+    assert await Participation.count() == 1
     ballot = await Ballot.select(Ballot.choice, Ballot.receipt).first()
     assert ballot == {"choice": "yes", "receipt": receipt.group(1)}
 
@@ -56,7 +58,9 @@ async def test_residents_cannot_open_votes_and_outsiders_cannot_vote(client: Asy
     proposal = await add_proposal(world.table_a)
     for role in ("resident_a", "facilitator_b", "coordinator_b"):
         await sign_in(client, world.users[role])
-        response = await post_form(client, f"/proposals/{proposal}/votes", {"question": "Adopter ?"})
+        response = await post_form(
+            client, f"/proposals/{proposal}/votes", {"question": "Adopter ?"}
+        )
         assert response.status_code == 403, role
     assert await Vote.count() == 0
 
@@ -75,7 +79,8 @@ async def test_invalid_choice_is_refused(client: AsyncClient) -> None:
     for choice in ("", "maybe", "yes' OR 1=1"):
         response = await post_form(client, f"/votes/{vote_id}/ballot", {"choice": choice})
         assert response.status_code == 400
-    assert await Ballot.count() == 0 and await Participation.count() == 0
+    assert await Ballot.count() == 0
+    assert await Participation.count() == 0
 
 
 async def test_ballot_on_a_closed_vote_is_refused(client: AsyncClient) -> None:
@@ -84,7 +89,8 @@ async def test_ballot_on_a_closed_vote_is_refused(client: AsyncClient) -> None:
     closed = await post_form(client, f"/votes/{vote_id}/close", {}, follow_redirects=False)
     assert closed.status_code == 303
     again = await post_form(client, f"/votes/{vote_id}/close", {})
-    assert again.status_code == 409 and t(services.ALREADY_CLOSED) in again.text
+    assert again.status_code == 409
+    assert t(services.ALREADY_CLOSED) in again.text
     await sign_in(client, world.users["resident_a"])
     response = await post_form(client, f"/votes/{vote_id}/ballot", {"choice": "yes"})
     assert response.status_code == 409
@@ -129,20 +135,25 @@ async def test_decision_after_the_vote_and_published_results(client: AsyncClient
     proposal = await add_proposal(world.table_a, "Réparer les ascenseurs de la tour G")
     vote_id = await open_vote_on(client, world, proposal)
     early = await post_form(client, f"/proposals/{proposal}/decision", {"decision": "adopted"})
-    assert early.status_code == 409 and t(services.VOTE_STILL_OPEN) in early.text
+    assert early.status_code == 409
+    assert t(services.VOTE_STILL_OPEN) in early.text
 
     await sign_in(client, world.users["resident_a"])
     await post_form(client, f"/votes/{vote_id}/ballot", {"choice": "yes"})
     api_open = (await client.get(f"/api/v1/votes/{vote_id}")).json()
-    assert api_open["ballots"] == 1 and api_open["counts"] is None  # no partial results
+    assert api_open["ballots"] == 1
+    assert api_open["counts"] is None
 
-    resident_decides = await post_form(client, f"/proposals/{proposal}/decision", {"decision": "adopted"})
+    resident_decides = await post_form(
+        client, f"/proposals/{proposal}/decision", {"decision": "adopted"}
+    )
     assert resident_decides.status_code == 403
 
     await sign_in(client, world.users["facilitator_a"])
     await post_form(client, f"/votes/{vote_id}/close", {})
-    decided = await post_form(client, f"/proposals/{proposal}/decision", {"decision": "adopted"},
-                              follow_redirects=False)
+    decided = await post_form(
+        client, f"/proposals/{proposal}/decision", {"decision": "adopted"}, follow_redirects=False
+    )
     assert decided.status_code == 303
     assert (await Proposal.select(Proposal.status).first())["status"] == ADOPTED
     twice = await post_form(client, f"/proposals/{proposal}/decision", {"decision": "rejected"})

@@ -8,7 +8,6 @@ import logging
 
 from litestar import Litestar, MediaType, Request, Response, Router, get
 from litestar.config.csrf import CSRFConfig
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.di import Provide
 from litestar.exceptions import (
     HTTPException,
@@ -18,6 +17,7 @@ from litestar.exceptions import (
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.plugins.htmx import HTMXPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template.config import TemplateConfig
@@ -73,8 +73,11 @@ def error_page(request: Request, exc: Exception) -> Response:
         logger.exception("Unhandled error on %s", request.url.path, exc_info=exc)
         status, message = HTTP_500_INTERNAL_SERVER_ERROR, Message(ERROR_MESSAGES[500])
     if _wants_json(request):
-        return Response({"status_code": status, "detail": str(message)}, status_code=status,
-                        media_type=MediaType.JSON)
+        return Response(
+            {"status_code": status, "detail": str(message)},
+            status_code=status,
+            media_type=MediaType.JSON,
+        )
     if isinstance(exc, NotAuthorizedException) and request.method == "GET":
         return redirect(f"/login?next={request.url.path}")
     if isinstance(exc, NotAuthorizedException):
@@ -97,13 +100,20 @@ def create_app() -> Litestar:
         route_handlers=[
             health,
             opendata.router,
-            create_static_files_router(path="/static", directories=[PROJECT_ROOT / "voix" / "static"],
-                                       include_in_schema=False),
+            create_static_files_router(
+                path="/static",
+                directories=[PROJECT_ROOT / "voix" / "static"],
+                include_in_schema=False,
+            ),
             # The HTML pages stay out of the open-data schema.
             Router(
                 path="/",
                 route_handlers=[
-                    *TABLE_ROUTES, *ACCOUNT_ROUTES, *PROPOSAL_ROUTES, *VOTE_ROUTES, *EXPORT_ROUTES
+                    *TABLE_ROUTES,
+                    *ACCOUNT_ROUTES,
+                    *PROPOSAL_ROUTES,
+                    *VOTE_ROUTES,
+                    *EXPORT_ROUTES,
                 ],
                 include_in_schema=False,
             ),

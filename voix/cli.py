@@ -41,8 +41,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cmd_migrate(args)
         cmd_demo(args)
     print(f"Voix des Quartiers: http://{args.host}:{args.port}/", flush=True)
-    uvicorn.run("voix.app:create_app", factory=True, host=args.host, port=args.port,
-                log_level="info", proxy_headers=True)
+    uvicorn.run(
+        "voix.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        proxy_headers=True,
+    )
     return 0
 
 
@@ -95,7 +101,9 @@ def parser() -> argparse.ArgumentParser:
     command("migrate", cmd_migrate, help="bring the database schema up to date")
     command("demo", cmd_demo, help="seed the demo data (once)")
 
-    user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    user = commands.add_parser("user", help="manage users").add_subparsers(
+        dest="action", required=True
+    )
     add = user.add_parser("add", help="add a user; the password is read from stdin")
     add.set_defaults(handler=cmd_user_add)
     add.add_argument("email")
@@ -103,7 +111,9 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--role", choices=["admin", "facilitator", "resident"], required=True)
     add.add_argument("--table", help="the table's slug (for facilitators and residents)")
 
-    export = commands.add_parser("export", help="export documents").add_subparsers(dest="what", required=True)
+    export = commands.add_parser("export", help="export documents").add_subparsers(
+        dest="what", required=True
+    )
     brief = export.add_parser("brief", help="a brief as PDF")
     brief.set_defaults(handler=cmd_export_brief)
     brief.add_argument("ref", help="the brief's slug")

@@ -76,7 +76,8 @@ def engine_from_url(url: str) -> SQLite | Postgres:
 
 def engine() -> SQLite | Postgres:
     found = engine_finder()
-    assert isinstance(found, SQLite | Postgres), "voix.piccolo_conf defines the engine"
+    if not isinstance(found, SQLite | Postgres):
+        raise RuntimeError("PICCOLO_CONF must point at voix.piccolo_conf")
     return found
 
 
@@ -97,7 +98,6 @@ async def ping(db: Engine | None = None) -> bool:
     except Exception:
         return False
     return True
-
 
 
 def index(table: str, *columns: str, unique: bool = False) -> Any:

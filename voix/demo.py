@@ -26,7 +26,7 @@ from voix import db
 from votes.models import CLOSED, Ballot, Participation, Vote
 from votes.services import new_receipt
 
-DEMO_PASSWORD = "quartiers-nord-2026"
+DEMO_PASSWORD = "quartiers-nord-2026"  # noqa: S105 - the demo's, printed for everyone
 
 ORGANISATIONS = {
     "avec-nous": "Avec Nous",
@@ -37,7 +37,13 @@ ORGANISATIONS = {
 TABLES = [
     ("flamants-iris", "Les Flamants-Iris", "13014", "avec-nous", (43.3369, 5.4105)),
     ("picon-busserine", "Picon/Busserine", "13014", "avec-nous", (43.3318, 5.4012)),
-    ("saint-barthelemy-iii", "Saint-Barthélémy III", "13014", "collectif-des-femmes", (43.3392, 5.4031)),
+    (
+        "saint-barthelemy-iii",
+        "Saint-Barthélémy III",
+        "13014",
+        "collectif-des-femmes",
+        (43.3392, 5.4031),
+    ),
     ("cite-sncf", "Cité SNCF", "13014", "collectif-des-femmes", (43.3352, 5.3968)),
     ("campagne-leveque", "Campagne-Lévêque", "13015", "avec-nous", (43.3606, 5.3686)),
     ("les-aygalades", "Les Aygalades", "13015", "collectif-des-femmes", (43.3586, 5.3768)),
@@ -45,10 +51,34 @@ TABLES = [
 
 # login, display name, e-mail, role, table or organisation
 PEOPLE = [
-    ("coordination@avec-nous.example", "Leïla (coordination Avec Nous)", True, "coordinator", "avec-nous"),
-    ("coordination@collectif-des-femmes.example", "Fatima (coordination Collectif)", True, "coordinator", "collectif-des-femmes"),
-    ("animation.flamants@avec-nous.example", "Mehdi (adulte relais)", True, FACILITATOR, "flamants-iris"),
-    ("animation.aygalades@collectif-des-femmes.example", "Sonia (adulte relais)", True, FACILITATOR, "les-aygalades"),
+    (
+        "coordination@avec-nous.example",
+        "Leïla (coordination Avec Nous)",
+        True,
+        "coordinator",
+        "avec-nous",
+    ),
+    (
+        "coordination@collectif-des-femmes.example",
+        "Fatima (coordination Collectif)",
+        True,
+        "coordinator",
+        "collectif-des-femmes",
+    ),
+    (
+        "animation.flamants@avec-nous.example",
+        "Mehdi (adulte relais)",
+        True,
+        FACILITATOR,
+        "flamants-iris",
+    ),
+    (
+        "animation.aygalades@collectif-des-femmes.example",
+        "Sonia (adulte relais)",
+        True,
+        FACILITATOR,
+        "les-aygalades",
+    ),
     ("samira", "Samira", False, RESIDENT, "flamants-iris"),
     ("karim", "Karim", False, RESIDENT, "flamants-iris"),
     ("nadia", "Nadia B.", False, RESIDENT, "flamants-iris"),
@@ -59,37 +89,115 @@ PEOPLE = [
 
 # table, author login (None: recorded on behalf of a resident without account), theme, lang, title, body
 PROPOSALS = [
-    ("flamants-iris", "samira", "housing", "fr", "Réparer les ascenseurs de la tour G avant l'hiver",
-     "Depuis six mois l'ascenseur du bâtiment G tombe en panne chaque semaine. Les personnes âgées et les "
-     "mamans avec poussette restent bloquées. Nous demandons au bailleur un contrat de maintenance avec "
-     "intervention sous 48 heures et un affichage des pannes dans le hall."),
-    ("flamants-iris", "karim", "public_space", "fr", "Éclairer le chemin entre l'école et l'arrêt de bus",
-     "Le passage derrière le groupe scolaire est plongé dans le noir dès 17 heures en hiver. Des "
-     "lampadaires et une haie taillée rendraient le trajet des enfants plus sûr."),
-    ("flamants-iris", "nadia", "youth", "fr", "Un local pour les jeunes ouvert le soir et le week-end",
-     "Les jeunes du quartier n'ont aucun lieu à eux après 18 heures. Nous proposons d'ouvrir l'ancien local "
-     "commercial en pied d'immeuble, avec un animateur, pour le soutien scolaire et les projets."),
-    ("flamants-iris", "youssef", "cleanliness", "ar", "حاويات نفايات إضافية قرب السوق",
-     "الحاويات الموجودة تمتلئ بسرعة يوم السوق والنفايات تبقى على الأرض. نطلب حاويات إضافية وجمعًا مساء يوم السوق."),
-    ("flamants-iris", None, "health", "ar", "طبيب عام في المركز الاجتماعي مرتين في الأسبوع",
-     "أقرب طبيب بعيد والمواعيد صعبة. حضور طبيب عام في المركز الاجتماعي مرتين في الأسبوع يساعد كبار السن والعائلات."),
-    ("flamants-iris", "josiane", "transport", "fr", "Un bus toutes les 10 minutes aux heures de pointe",
-     "La ligne qui dessert le quartier passe toutes les 25 minutes le matin. Les habitant·e·s arrivent en "
-     "retard au travail et au lycée. Nous demandons à la Métropole de renforcer la fréquence."),
-    ("picon-busserine", None, "school", "fr", "Rénover la cour de l'école élémentaire",
-     "Le sol de la cour est fissuré et il n'y a pas d'ombre. Des arbres et un revêtement neuf."),
-    ("picon-busserine", None, "culture_sport", "fr", "Rouvrir le city-stade avec des horaires pour les filles",
-     "Le terrain est fermé depuis l'incendie. À sa réouverture, des créneaux réservés aux filles."),
-    ("saint-barthelemy-iii", None, "safety", "fr", "Sécuriser la traversée devant le collège",
-     "Un plateau ralentisseur et un passage piéton éclairé devant l'entrée du collège."),
-    ("cite-sncf", None, "shops", "fr", "Un marché de producteurs le samedi matin",
-     "Faire venir des producteurs locaux une fois par semaine sur la place."),
-    ("campagne-leveque", None, "housing", "fr", "Associer les locataires au projet de rénovation",
-     "Des réunions avec le bailleur avant chaque étape des travaux, dans les langues du quartier."),
-    ("les-aygalades", "amina", "public_space", "fr", "Des bancs et de l'ombre le long du ruisseau",
-     "Le bord des Aygalades pourrait devenir une promenade : bancs, arbres, poubelles."),
-    ("les-aygalades", None, "school", "ar", "دروس دعم مدرسي مجانية بعد المدرسة",
-     "كثير من الأطفال يحتاجون مساعدة في الواجبات. نقترح دروس دعم مجانية في المكتبة بعد المدرسة."),
+    (
+        "flamants-iris",
+        "samira",
+        "housing",
+        "fr",
+        "Réparer les ascenseurs de la tour G avant l'hiver",
+        "Depuis six mois l'ascenseur du bâtiment G tombe en panne chaque semaine. Les personnes âgées et les "
+        "mamans avec poussette restent bloquées. Nous demandons au bailleur un contrat de maintenance avec "
+        "intervention sous 48 heures et un affichage des pannes dans le hall.",
+    ),
+    (
+        "flamants-iris",
+        "karim",
+        "public_space",
+        "fr",
+        "Éclairer le chemin entre l'école et l'arrêt de bus",
+        "Le passage derrière le groupe scolaire est plongé dans le noir dès 17 heures en hiver. Des "
+        "lampadaires et une haie taillée rendraient le trajet des enfants plus sûr.",
+    ),
+    (
+        "flamants-iris",
+        "nadia",
+        "youth",
+        "fr",
+        "Un local pour les jeunes ouvert le soir et le week-end",
+        "Les jeunes du quartier n'ont aucun lieu à eux après 18 heures. Nous proposons d'ouvrir l'ancien local "
+        "commercial en pied d'immeuble, avec un animateur, pour le soutien scolaire et les projets.",
+    ),
+    (
+        "flamants-iris",
+        "youssef",
+        "cleanliness",
+        "ar",
+        "حاويات نفايات إضافية قرب السوق",
+        "الحاويات الموجودة تمتلئ بسرعة يوم السوق والنفايات تبقى على الأرض. نطلب حاويات إضافية وجمعًا مساء يوم السوق.",
+    ),
+    (
+        "flamants-iris",
+        None,
+        "health",
+        "ar",
+        "طبيب عام في المركز الاجتماعي مرتين في الأسبوع",
+        "أقرب طبيب بعيد والمواعيد صعبة. حضور طبيب عام في المركز الاجتماعي مرتين في الأسبوع يساعد كبار السن والعائلات.",
+    ),
+    (
+        "flamants-iris",
+        "josiane",
+        "transport",
+        "fr",
+        "Un bus toutes les 10 minutes aux heures de pointe",
+        "La ligne qui dessert le quartier passe toutes les 25 minutes le matin. Les habitant·e·s arrivent en "
+        "retard au travail et au lycée. Nous demandons à la Métropole de renforcer la fréquence.",
+    ),
+    (
+        "picon-busserine",
+        None,
+        "school",
+        "fr",
+        "Rénover la cour de l'école élémentaire",
+        "Le sol de la cour est fissuré et il n'y a pas d'ombre. Des arbres et un revêtement neuf.",
+    ),
+    (
+        "picon-busserine",
+        None,
+        "culture_sport",
+        "fr",
+        "Rouvrir le city-stade avec des horaires pour les filles",
+        "Le terrain est fermé depuis l'incendie. À sa réouverture, des créneaux réservés aux filles.",
+    ),
+    (
+        "saint-barthelemy-iii",
+        None,
+        "safety",
+        "fr",
+        "Sécuriser la traversée devant le collège",
+        "Un plateau ralentisseur et un passage piéton éclairé devant l'entrée du collège.",
+    ),
+    (
+        "cite-sncf",
+        None,
+        "shops",
+        "fr",
+        "Un marché de producteurs le samedi matin",
+        "Faire venir des producteurs locaux une fois par semaine sur la place.",
+    ),
+    (
+        "campagne-leveque",
+        None,
+        "housing",
+        "fr",
+        "Associer les locataires au projet de rénovation",
+        "Des réunions avec le bailleur avant chaque étape des travaux, dans les langues du quartier.",
+    ),
+    (
+        "les-aygalades",
+        "amina",
+        "public_space",
+        "fr",
+        "Des bancs et de l'ombre le long du ruisseau",
+        "Le bord des Aygalades pourrait devenir une promenade : bancs, arbres, poubelles.",
+    ),
+    (
+        "les-aygalades",
+        None,
+        "school",
+        "ar",
+        "دروس دعم مدرسي مجانية بعد المدرسة",
+        "كثير من الأطفال يحتاجون مساعدة في الواجبات. نقترح دروس دعم مجانية في المكتبة بعد المدرسة.",
+    ),
 ]
 
 
@@ -98,10 +206,16 @@ def approximate_boundary(latitude: float, longitude: float, radius_m: float = 38
     points = []
     for k in range(7):
         angle = math.radians(60 * (k % 6) + 30)
-        points.append([
-            round(longitude + radius_m * math.cos(angle) / (111_320 * math.cos(math.radians(latitude))), 6),
-            round(latitude + radius_m * math.sin(angle) / 110_540, 6),
-        ])
+        points.append(
+            [
+                round(
+                    longitude
+                    + radius_m * math.cos(angle) / (111_320 * math.cos(math.radians(latitude))),
+                    6,
+                ),
+                round(latitude + radius_m * math.sin(angle) / 110_540, 6),
+            ]
+        )
     return {"type": "Polygon", "coordinates": [points]}
 
 
@@ -133,27 +247,45 @@ async def seed() -> bool:
 async def _seed() -> None:
     organisations = {}
     for slug, name in ORGANISATIONS.items():
-        rows = await Organisation.insert(Organisation(slug=slug, name=name)).returning(Organisation.id)
+        rows = await Organisation.insert(Organisation(slug=slug, name=name)).returning(
+            Organisation.id
+        )
         organisations[slug] = rows[0]["id"]
     tables = {}
     for slug, name, postcode, organisation, (lat, lon) in TABLES:
-        district = await District.insert(District(
-            slug=slug, name=name, postcode=postcode, boundary=approximate_boundary(lat, lon),
-            approximate=True, source="Voix des Quartiers demo: approximate boundary",
-        )).returning(District.id)
-        table = await Table.insert(Table(
-            slug=slug, name=name, postcode=postcode, organisation=organisations[organisation],
-            description=f"Table de quartier {name} ({postcode}).",
-        )).returning(Table.id)
+        district = await District.insert(
+            District(
+                slug=slug,
+                name=name,
+                postcode=postcode,
+                boundary=approximate_boundary(lat, lon),
+                approximate=True,
+                source="Voix des Quartiers demo: approximate boundary",
+            )
+        ).returning(District.id)
+        table = await Table.insert(
+            Table(
+                slug=slug,
+                name=name,
+                postcode=postcode,
+                organisation=organisations[organisation],
+                description=f"Table de quartier {name} ({postcode}).",
+            )
+        ).returning(Table.id)
         tables[slug] = table[0]["id"]
         await TableDistrict.insert(TableDistrict(table=tables[slug], district=district[0]["id"]))
 
     password_hash = hash_password(DEMO_PASSWORD)
     users = {}
     for login, name, has_email, role, place in PEOPLE:
-        user = await create_user(login, name, DEMO_PASSWORD, email=login if has_email else None,
-                                 language="ar" if login == "youssef" else "fr",
-                                 password_hash=password_hash)
+        user = await create_user(
+            login,
+            name,
+            DEMO_PASSWORD,
+            email=login if has_email else None,
+            language="ar" if login == "youssef" else "fr",
+            password_hash=password_hash,
+        )
         users[login] = user.id
         if role == "coordinator":
             await Coordinator.insert(Coordinator(user=user.id, organisation=organisations[place]))
@@ -163,51 +295,81 @@ async def _seed() -> None:
     facilitator = users["animation.flamants@avec-nous.example"]
     now = datetime.now(UTC)
     proposals = []
-    for index, (table, author, theme, lang, title, body) in enumerate(PROPOSALS):
-        row = await Proposal.insert(Proposal(
-            table=tables[table], title=title, body=body, theme=theme, language=lang, status=SUBMITTED,
-            author=users.get(author) if author else None,
-            recorded_by=None if author else (facilitator if table == "flamants-iris" else None),
-            created_at=now - timedelta(days=40 - index),
-        )).returning(Proposal.id)
+    for index, (table_slug, author, theme, lang, title, body) in enumerate(PROPOSALS):
+        row = await Proposal.insert(
+            Proposal(
+                table=tables[table_slug],
+                title=title,
+                body=body,
+                theme=theme,
+                language=lang,
+                status=SUBMITTED,
+                author=users.get(author) if author else None,
+                recorded_by=None
+                if author
+                else (facilitator if table_slug == "flamants-iris" else None),
+                created_at=now - timedelta(days=40 - index),
+            )
+        ).returning(Proposal.id)
         proposals.append(row[0]["id"])
 
     flamants = tables["flamants-iris"]
     voters = [users[login] for login in ("samira", "karim", "nadia", "youssef", "josiane")]
     # Two closed votes: the lifts (adopted) and the youth room (rejected); the bus is open.
-    closed = [(proposals[0], ["yes", "yes", "yes", "yes", "abstain"], ADOPTED, 20),
-              (proposals[1], ["yes", "yes", "no", "yes", "yes"], ADOPTED, 18),
-              (proposals[2], ["no", "yes", "no", "no", "abstain"], REJECTED, 15)]
+    closed = [
+        (proposals[0], ["yes", "yes", "yes", "yes", "abstain"], ADOPTED, 20),
+        (proposals[1], ["yes", "yes", "no", "yes", "yes"], ADOPTED, 18),
+        (proposals[2], ["no", "yes", "no", "no", "abstain"], REJECTED, 15),
+    ]
     for proposal, choices, outcome, days_ago in closed:
-        vote = await Vote.insert(Vote(
-            table=flamants, proposal=proposal, question=PROPOSALS[proposals.index(proposal)][4],
-            status=CLOSED, opened_by=facilitator, opened_at=now - timedelta(days=days_ago),
-            closed_at=now - timedelta(days=days_ago - 7),
-        )).returning(Vote.id)
+        vote = await Vote.insert(
+            Vote(
+                table=flamants,
+                proposal=proposal,
+                question=PROPOSALS[proposals.index(proposal)][4],
+                status=CLOSED,
+                opened_by=facilitator,
+                opened_at=now - timedelta(days=days_ago),
+                closed_at=now - timedelta(days=days_ago - 7),
+            )
+        ).returning(Vote.id)
         for voter, choice in zip(voters, choices, strict=True):
             await Participation.insert(Participation(vote=vote[0]["id"], user=voter))
             await Ballot.insert(Ballot(vote=vote[0]["id"], receipt=new_receipt(), choice=choice))
         await Proposal.update({Proposal.status: outcome}).where(Proposal.id == proposal)
-    await Vote.insert(Vote(table=flamants, proposal=proposals[5], question=PROPOSALS[5][4],
-                           opened_by=facilitator, opened_at=now - timedelta(days=2)))
+    await Vote.insert(
+        Vote(
+            table=flamants,
+            proposal=proposals[5],
+            question=PROPOSALS[5][4],
+            opened_by=facilitator,
+            opened_at=now - timedelta(days=2),
+        )
+    )
     await Proposal.update({Proposal.status: VOTING}).where(Proposal.id == proposals[5])
 
-    brief = await Brief.insert(Brief(
-        slug="flamants-renovation", table=flamants,
-        title="Rénovation urbaine des Flamants-Iris : les priorités des habitant·e·s",
-        addressed_to="Conseil citoyen du 14e arrondissement",
-        introduction=(
-            "La table de quartier des Flamants-Iris réunit chaque mois les habitant·e·s, avec l'appui "
-            "de l'association Avec Nous. Les propositions ci-dessous ont été débattues en réunion puis "
-            "adoptées par vote. Nous demandons qu'elles soient inscrites au programme de rénovation "
-            "urbaine et qu'une réponse écrite nous soit adressée."
-        ),
-        created_by=facilitator, published_at=now - timedelta(days=3),
-    )).returning(Brief.id)
-    await BriefItem.insert(*[
-        BriefItem(brief=brief[0]["id"], proposal=proposal, position=position)
-        for position, proposal in enumerate(proposals[:2], start=1)
-    ])
+    brief = await Brief.insert(
+        Brief(
+            slug="flamants-renovation",
+            table=flamants,
+            title="Rénovation urbaine des Flamants-Iris : les priorités des habitant·e·s",
+            addressed_to="Conseil citoyen du 14e arrondissement",
+            introduction=(
+                "La table de quartier des Flamants-Iris réunit chaque mois les habitant·e·s, avec l'appui "
+                "de l'association Avec Nous. Les propositions ci-dessous ont été débattues en réunion puis "
+                "adoptées par vote. Nous demandons qu'elles soient inscrites au programme de rénovation "
+                "urbaine et qu'une réponse écrite nous soit adressée."
+            ),
+            created_by=facilitator,
+            published_at=now - timedelta(days=3),
+        )
+    ).returning(Brief.id)
+    await BriefItem.insert(
+        *[
+            BriefItem(brief=brief[0]["id"], proposal=proposal, position=position)
+            for position, proposal in enumerate(proposals[:2], start=1)
+        ]
+    )
 
 
 def print_logins() -> None:

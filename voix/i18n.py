@@ -7,12 +7,14 @@ Message ids are English; French is the default language of the product.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import unicodedata
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from babel import Locale, negotiate_locale
 from babel.dates import format_date, format_datetime
@@ -26,6 +28,7 @@ LOCALES_DIR = PROJECT_ROOT / "locales"
 DEFAULT_LANGUAGE = "fr"
 LANGUAGES = ("fr", "ar", "en")
 RTL_LANGUAGES = frozenset({"ar"})
+LOCAL_TIMEZONE = ZoneInfo("Europe/Paris")
 
 current_language: ContextVar[str] = ContextVar("current_language", default=DEFAULT_LANGUAGE)
 
@@ -62,7 +65,7 @@ def ngettext(singular: str, plural: str, n: int, **params: Any) -> str:
     return text % {"num": n, **params}
 
 
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention
+def N_(message: str) -> str:
     """Marks a string for extraction; it is translated where it is shown."""
     return message
 
@@ -88,12 +91,20 @@ def negotiate(accept_language: str | None) -> str:
     return negotiate_locale(preferred, list(LANGUAGES)) or DEFAULT_LANGUAGE
 
 
+def _local(value: Any) -> Any:
+    """Timestamps are stored in UTC; people read them in Marseille's time."""
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return aware.astimezone(LOCAL_TIMEZONE)
+    return value
+
+
 def date(value: Any, form: str = "long") -> str:
-    return format_date(value, format=form, locale=current_language.get())
+    return format_date(_local(value), format=form, locale=current_language.get())
 
 
 def datetime(value: Any, form: str = "medium") -> str:
-    return format_datetime(value, format=form, locale=current_language.get(), tzinfo="Europe/Paris")
+    return format_datetime(_local(value), format=form, locale=current_language.get())
 
 
 def direction(text: str) -> str:

@@ -83,4 +83,6 @@ async def vote_result(vote_id: FromPath[int]) -> VoteResultOut:
     )
 
 
-router = Router(path="/api/v1", route_handlers=[list_tables, table_proposals, vote_result], tags=["open data"])
+router = Router(
+    path="/api/v1", route_handlers=[list_tables, table_proposals, vote_result], tags=["open data"]
+)

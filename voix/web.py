@@ -107,9 +107,12 @@ def redirect(path: str, flash: str | None = None) -> Redirect:
     """After a successful form, the browser is sent on with a GET (post/redirect/get)."""
     response = Redirect(path=path, status_code=303)
     if flash:
-        assert flash in FLASH_MESSAGES
+        if flash not in FLASH_MESSAGES:
+            raise KeyError(f"unknown flash message {flash!r}")
         response.cookies.append(
-            Cookie(key=FLASH_COOKIE, value=flash, max_age=60, path="/", httponly=True, samesite="lax")
+            Cookie(
+                key=FLASH_COOKIE, value=flash, max_age=60, path="/", httponly=True, samesite="lax"
+            )
         )
     return response
 

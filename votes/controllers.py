@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
@@ -17,7 +19,11 @@ from votes.models import CHOICES
 
 
 async def _vote_page(
-    request: Request, principal: NamedDependency[Principal], vote: dict, status_code: int = 200, **context: object
+    request: Request,
+    principal: NamedDependency[Principal],
+    vote: dict,
+    status_code: int = 200,
+    **context: Any,
 ) -> Template:
     table = await tables.get_table_by_id(vote["table"])
     return page(
@@ -35,7 +41,9 @@ async def _vote_page(
 
 
 @post("/proposals/{proposal_id:int}/votes", name="vote_open")
-async def open_vote(request: Request, principal: NamedDependency[Principal], proposal_id: FromPath[int]) -> Redirect:
+async def open_vote(
+    request: Request, principal: NamedDependency[Principal], proposal_id: FromPath[int]
+) -> Redirect:
     data = await form_data(request)
     proposal = await proposals.get(proposal_id)
     table = await tables.get_table_by_id(proposal["table"])
@@ -45,12 +53,16 @@ async def open_vote(request: Request, principal: NamedDependency[Principal], pro
 
 
 @get("/votes/{vote_id:int}", name="vote")
-async def vote_page(request: Request, principal: NamedDependency[Principal], vote_id: FromPath[int]) -> Template:
+async def vote_page(
+    request: Request, principal: NamedDependency[Principal], vote_id: FromPath[int]
+) -> Template:
     return await _vote_page(request, principal, await services.get(vote_id))
 
 
 @post("/votes/{vote_id:int}/ballot", name="vote_cast")
-async def cast(request: Request, principal: NamedDependency[Principal], vote_id: FromPath[int]) -> Template:
+async def cast(
+    request: Request, principal: NamedDependency[Principal], vote_id: FromPath[int]
+) -> Template:
     data = await form_data(request)
     vote = await services.get(vote_id)
     table = await tables.get_table_by_id(vote["table"])
@@ -63,7 +75,9 @@ async def cast(request: Request, principal: NamedDependency[Principal], vote_id:
 
 
 @post("/votes/{vote_id:int}/close", name="vote_close")
-async def close(request: Request, principal: NamedDependency[Principal], vote_id: FromPath[int]) -> Redirect:
+async def close(
+    request: Request, principal: NamedDependency[Principal], vote_id: FromPath[int]
+) -> Redirect:
     await form_data(request)
     vote = await services.get(vote_id)
     table = await tables.get_table_by_id(vote["table"])
@@ -72,7 +86,9 @@ async def close(request: Request, principal: NamedDependency[Principal], vote_id
 
 
 @post("/proposals/{proposal_id:int}/decision", name="proposal_decide")
-async def decide(request: Request, principal: NamedDependency[Principal], proposal_id: FromPath[int]) -> Redirect:
+async def decide(
+    request: Request, principal: NamedDependency[Principal], proposal_id: FromPath[int]
+) -> Redirect:
     data = await form_data(request)
     proposal = await proposals.get(proposal_id)
     table = await tables.get_table_by_id(proposal["table"])

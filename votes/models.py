@@ -1,4 +1,4 @@
-from piccolo.columns import UUID, ForeignKey, Timestamptz, Varchar
+from piccolo.columns import UUID, ForeignKey, Serial, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table as Model
 
@@ -14,6 +14,7 @@ CHOICES = (YES, NO, ABSTAIN)
 
 
 class Vote(Model, tablename="vote"):
+    id: Serial
     table = ForeignKey(Table, null=False, on_delete=OnDelete.restrict)
     proposal = ForeignKey(Proposal, null=True, on_delete=OnDelete.restrict)
     question = Varchar(length=200)
@@ -27,6 +28,7 @@ class Vote(Model, tablename="vote"):
 class Participation(Model, tablename="vote_participation"):
     """Who took part. Kept apart from ballots: nothing links a row here to a ballot."""
 
+    id: Serial
     vote = ForeignKey(Vote, null=False, on_delete=OnDelete.cascade)
     # Kept when the voter is erased (set null): the ballot stays counted.
     user = ForeignKey(User, null=True, on_delete=OnDelete.set_null)

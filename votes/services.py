@@ -59,8 +59,10 @@ async def get(vote_id: int) -> dict[str, Any]:
 
 
 async def for_table(table_id: int) -> list[dict[str, Any]]:
-    return await Vote.select(*_COLUMNS).where(Vote.table == table_id).order_by(
-        Vote.opened_at, ascending=False
+    return (
+        await Vote.select(*_COLUMNS)
+        .where(Vote.table == table_id)
+        .order_by(Vote.opened_at, ascending=False)
     )
 
 
@@ -76,8 +78,10 @@ async def for_proposals(proposal_ids: list[int], status: str = CLOSED) -> list[d
 
 
 async def for_proposal(proposal_id: int) -> list[dict[str, Any]]:
-    return await Vote.select(*_COLUMNS).where(Vote.proposal == proposal_id).order_by(
-        Vote.opened_at, ascending=False
+    return (
+        await Vote.select(*_COLUMNS)
+        .where(Vote.proposal == proposal_id)
+        .order_by(Vote.opened_at, ascending=False)
     )
 
 
@@ -114,11 +118,15 @@ async def open_vote(who: Principal, table: dict[str, Any], proposal_id: int, que
     question = form.text("question", max_length=QUESTION_MAX, min_length=5)
     form.validate()
     async with db.write_transaction():
-        moved = await Proposal.update({Proposal.status: VOTING}).where(
-            (Proposal.id == proposal_id)
-            & (Proposal.table == table["id"])
-            & (Proposal.status == SUBMITTED)
-        ).returning(Proposal.id)
+        moved = (
+            await Proposal.update({Proposal.status: VOTING})
+            .where(
+                (Proposal.id == proposal_id)
+                & (Proposal.table == table["id"])
+                & (Proposal.status == SUBMITTED)
+            )
+            .returning(Proposal.id)
+        )
         if not moved:
             raise UserError(NOT_OPENABLE)
         inserted = await Vote.insert(
@@ -129,9 +137,11 @@ async def open_vote(who: Principal, table: dict[str, Any], proposal_id: int, que
 
 async def close_vote(who: Principal, table: dict[str, Any], vote_id: int) -> None:
     require(who, "votes.manage", scope_of(table))
-    closed = await Vote.update({Vote.status: CLOSED, Vote.closed_at: datetime.now(UTC)}).where(
-        (Vote.id == vote_id) & (Vote.table == table["id"]) & (Vote.status == OPEN)
-    ).returning(Vote.id)
+    closed = (
+        await Vote.update({Vote.status: CLOSED, Vote.closed_at: datetime.now(UTC)})
+        .where((Vote.id == vote_id) & (Vote.table == table["id"]) & (Vote.status == OPEN))
+        .returning(Vote.id)
+    )
     if not closed:
         raise UserError(ALREADY_CLOSED)
 
@@ -145,14 +155,18 @@ async def cast(who: Principal, table: dict[str, Any], vote_id: int, choice: str)
     receipt = new_receipt()
     async with db.write_transaction():
         # Takes the vote's row lock on PostgreSQL: a concurrent close waits, or wins.
-        still_open = await Vote.update({Vote.status: OPEN}).where(
-            (Vote.id == vote_id) & (Vote.table == table["id"]) & (Vote.status == OPEN)
-        ).returning(Vote.id)
+        still_open = (
+            await Vote.update({Vote.status: OPEN})
+            .where((Vote.id == vote_id) & (Vote.table == table["id"]) & (Vote.status == OPEN))
+            .returning(Vote.id)
+        )
         if not still_open:
             raise UserError(VOTE_NOT_OPEN)
-        first_time = await Participation.insert(
-            Participation(vote=vote_id, user=who.user_id)
-        ).on_conflict(action="DO NOTHING").returning(Participation.id)
+        first_time = (
+            await Participation.insert(Participation(vote=vote_id, user=who.user_id))
+            .on_conflict(action="DO NOTHING")
+            .returning(Participation.id)
+        )
         if not first_time:
             raise UserError(ALREADY_VOTED)
         await Ballot.insert(Ballot(vote=vote_id, receipt=receipt, choice=choice))
@@ -165,10 +179,14 @@ async def decide(who: Principal, table: dict[str, Any], proposal_id: int, adopte
     async with db.write_transaction():
         if await has_open_vote(proposal_id):
             raise UserError(VOTE_STILL_OPEN)
-        changed = await Proposal.update({Proposal.status: ADOPTED if adopted else REJECTED}).where(
-            (Proposal.id == proposal_id)
-            & (Proposal.table == table["id"])
-            & Proposal.status.is_in([SUBMITTED, VOTING])
-        ).returning(Proposal.id)
+        changed = (
+            await Proposal.update({Proposal.status: ADOPTED if adopted else REJECTED})
+            .where(
+                (Proposal.id == proposal_id)
+                & (Proposal.table == table["id"])
+                & Proposal.status.is_in([SUBMITTED, VOTING])
+            )
+            .returning(Proposal.id)
+        )
         if not changed:
             raise UserError(ALREADY_DECIDED)
