@@ -31,15 +31,24 @@ async def main(extra: int) -> None:
     if have < extra:
         await Proposal.insert(
             *[
-                Proposal(table=table["id"], title=f"Proposition de test {n}", body="Texte " * 40,
-                         theme=("housing", "transport", "youth")[n % 3], language="fr")
+                Proposal(
+                    table=table["id"],
+                    title=f"Proposition de test {n}",
+                    body="Texte " * 40,
+                    theme=("housing", "transport", "youth")[n % 3],
+                    language="fr",
+                )
                 for n in range(extra - have)
             ]
         )
     transport = httpx.ASGITransport(app=create_app())
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-        for url in ("/", "/tables/flamants-iris", "/tables/flamants-iris?theme=housing",
-                    "/api/v1/tables/flamants-iris/proposals"):
+        for url in (
+            "/",
+            "/tables/flamants-iris",
+            "/tables/flamants-iris?theme=housing",
+            "/api/v1/tables/flamants-iris/proposals",
+        ):
             times = []
             for _ in range(ROUNDS):
                 before = db.engine().queries_run
@@ -47,8 +56,10 @@ async def main(extra: int) -> None:
                 response = await client.get(url)
                 times.append(time.perf_counter() - start)
                 queries = db.engine().queries_run - before
-            print(f"{url:<45} {response.status_code} {len(response.content) / 1024:7.1f} KiB "
-                  f"median {statistics.median(times) * 1000:6.1f} ms  {queries} queries")
+            print(
+                f"{url:<45} {response.status_code} {len(response.content) / 1024:7.1f} KiB "
+                f"median {statistics.median(times) * 1000:6.1f} ms  {queries} queries"
+            )
     await db.engine().stop()
 
 

@@ -1,6 +1,6 @@
 """Render the demo brief in each language and print pages, size, time and peak memory.
 
-    DATABASE_URL=sqlite:///var/bench.sqlite3 .venv/bin/python bench/pdf_brief.py
+DATABASE_URL=sqlite:///var/bench.sqlite3 .venv/bin/python bench/pdf_brief.py
 """
 
 from __future__ import annotations

@@ -72,8 +72,7 @@ async def create(
 async def detail(
     request: Request, principal: NamedDependency[Principal], proposal_id: FromPath[int]
 ) -> Template:
-    proposal = await services.get(proposal_id)
-    table = await tables.get_table_by_id(proposal["table"])
+    proposal, table = await services.get_with_table(proposal_id)
     proposal_votes = await votes.for_proposal(proposal_id)
     vote_ids = [v["id"] for v in proposal_votes]
     return page(

@@ -9,7 +9,7 @@ from litestar.exceptions import NotFoundException
 
 from proposals.models import ADOPTED, SUBMITTED, Proposal
 from proposals.themes import THEMES
-from tables.services import is_member, scope_of
+from tables.services import get_table_by_id, is_member, scope_of
 from voix.forms import Form
 from voix.i18n import LANGUAGES, N_, current_language
 from voix.permissions import Principal, can, require
@@ -46,6 +46,12 @@ async def get(proposal_id: int) -> dict[str, Any]:
     if proposal is None:
         raise NotFoundException()
     return proposal
+
+
+async def get_with_table(proposal_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The proposal and the table it belongs to: what every permission check needs."""
+    proposal = await get(proposal_id)
+    return proposal, await get_table_by_id(proposal["table"])
 
 
 async def list_adopted(table_id: int) -> list[dict[str, Any]]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,3 +151,21 @@ def t(msgid: str, lang: str = "fr", **params: Any) -> str:
 
     text = catalog(lang).gettext(msgid)
     return escape(text % params if params else text)
+
+
+def run_voix(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The `voix` command as a user runs it, in a process of its own, on the test database."""
+    from voix.settings import PROJECT_ROOT
+
+    return subprocess.run(
+        [sys.executable, "-m", "voix.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env or dict(os.environ),
+        cwd=PROJECT_ROOT,
+        timeout=120,
+        check=False,
+    )

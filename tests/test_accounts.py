@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 from httpx import AsyncClient
 
 from accounts.models import Session, User
 from accounts.services import LOGIN_TAKEN, authenticate
 from tables.models import FACILITATOR, Membership
-from tests.factories import PASSWORD, add_table, build_world, post_form, t
-from voix.settings import PROJECT_ROOT
+from tests.factories import PASSWORD, add_table, build_world, post_form, run_voix, t
 from voix.web import SESSION_COOKIE
 
 SIGNUP = {
@@ -99,22 +94,9 @@ async def test_passwords_are_checked_with_argon2() -> None:
     assert await authenticate("nobody", PASSWORD) is None
 
 
-def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "voix.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=os.environ,
-        cwd=PROJECT_ROOT,
-        timeout=60,
-        check=False,
-    )
-
-
 async def test_cli_adds_a_facilitator_with_a_password_from_stdin() -> None:
     table = await add_table("flamants-iris", "avec-nous")
-    result = run_cli(
+    result = run_voix(
         "user",
         "add",
         "mehdi@avec-nous.example",
@@ -134,7 +116,7 @@ async def test_cli_adds_a_facilitator_with_a_password_from_stdin() -> None:
     assert seat["table"] == table["id"]
     assert seat["role"] == FACILITATOR
 
-    again = run_cli(
+    again = run_voix(
         "user",
         "add",
         "mehdi@avec-nous.example",
@@ -148,7 +130,7 @@ async def test_cli_adds_a_facilitator_with_a_password_from_stdin() -> None:
     )
     assert again.returncode == 2
     assert "login" in again.stderr
-    no_table = run_cli(
+    no_table = run_voix(
         "user",
         "add",
         "x@y.example",

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 
 import pytest
 from httpx import AsyncClient
@@ -14,7 +11,7 @@ from pypdf import PdfReader
 from exports import services
 from exports.models import Brief, BriefItem
 from proposals.models import ADOPTED, Proposal
-from tests.factories import add_proposal, build_world, post_form, sign_in, t
+from tests.factories import add_proposal, build_world, post_form, run_voix, sign_in, t
 from voix.settings import PROJECT_ROOT
 
 BRIEF = {
@@ -152,37 +149,12 @@ async def test_cli_exports_the_demo_brief(tmp_path) -> None:
 
     await seed()
     output = tmp_path / "brief.pdf"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "voix.cli",
-            "export",
-            "brief",
-            "flamants-renovation",
-            "--lang",
-            "ar",
-            "--output",
-            str(output),
-        ],
-        capture_output=True,
-        text=True,
-        env=os.environ,
-        cwd=PROJECT_ROOT,
-        timeout=120,
-        check=False,
+    result = run_voix(
+        "export", "brief", "flamants-renovation", "--lang", "ar", "--output", str(output)
     )
     assert result.returncode == 0, result.stderr
     assert "Réparer les ascenseurs de la tour G" in pdf_text(output.read_bytes())
-    missing = subprocess.run(
-        [sys.executable, "-m", "voix.cli", "export", "brief", "nope", "--output", str(output)],
-        capture_output=True,
-        text=True,
-        env=os.environ,
-        cwd=PROJECT_ROOT,
-        timeout=120,
-        check=False,
-    )
+    missing = run_voix("export", "brief", "nope", "--output", str(output))
     assert missing.returncode == 2
     assert "nope" in missing.stderr
     assert await Proposal.count() > 10

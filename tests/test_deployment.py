@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from tests.factories import add_proposal, add_table
+from tests.factories import add_proposal, add_table, run_voix
 from voix.settings import PROJECT_ROOT
 
 COMPOSE_ENV = {"POSTGRES_PASSWORD": "example", "VOIX_SECRET_KEY": "x" * 40}
@@ -107,15 +107,7 @@ async def test_compose_start_up_sequence_with_two_replicas() -> None:
         "VOIX_ENV": "production",
         "VOIX_SECRET_KEY": COMPOSE_ENV["VOIX_SECRET_KEY"],
     }
-    migrate = subprocess.run(
-        [sys.executable, "-m", "voix.cli", "migrate"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    migrate = run_voix("migrate", env=env)
     assert migrate.returncode == 0, migrate.stderr
     table = await add_table("flamants-iris", "avec-nous")
     await add_proposal(table, "Réparer les ascenseurs de la tour G")
@@ -131,14 +123,6 @@ def test_production_refuses_to_start_without_a_secret_key() -> None:
     env = {k: v for k, v in os.environ.items() if k != "VOIX_SECRET_KEY"} | {
         "VOIX_ENV": "production"
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "voix.cli", "migrate"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_voix("migrate", env=env)
     assert result.returncode != 0
     assert "VOIX_SECRET_KEY is required in production" in result.stderr

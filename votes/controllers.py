@@ -45,8 +45,7 @@ async def open_vote(
     request: Request, principal: NamedDependency[Principal], proposal_id: FromPath[int]
 ) -> Redirect:
     data = await form_data(request)
-    proposal = await proposals.get(proposal_id)
-    table = await tables.get_table_by_id(proposal["table"])
+    proposal, table = await proposals.get_with_table(proposal_id)
     question = str(data.get("question") or "") or proposal["title"]
     vote_id = await services.open_vote(principal, table, proposal_id, question)
     return redirect(f"/votes/{vote_id}", flash="vote_opened")
@@ -64,8 +63,7 @@ async def cast(
     request: Request, principal: NamedDependency[Principal], vote_id: FromPath[int]
 ) -> Template:
     data = await form_data(request)
-    vote = await services.get(vote_id)
-    table = await tables.get_table_by_id(vote["table"])
+    vote, table = await services.get_with_table(vote_id)
     try:
         receipt = await services.cast(principal, table, vote_id, str(data.get("choice") or ""))
     except FormErrors as invalid:
@@ -79,8 +77,7 @@ async def close(
     request: Request, principal: NamedDependency[Principal], vote_id: FromPath[int]
 ) -> Redirect:
     await form_data(request)
-    vote = await services.get(vote_id)
-    table = await tables.get_table_by_id(vote["table"])
+    _, table = await services.get_with_table(vote_id)
     await services.close_vote(principal, table, vote_id)
     return redirect(f"/votes/{vote_id}", flash="vote_closed")
 
@@ -90,8 +87,7 @@ async def decide(
     request: Request, principal: NamedDependency[Principal], proposal_id: FromPath[int]
 ) -> Redirect:
     data = await form_data(request)
-    proposal = await proposals.get(proposal_id)
-    table = await tables.get_table_by_id(proposal["table"])
+    _, table = await proposals.get_with_table(proposal_id)
     await services.decide(principal, table, proposal_id, adopted=data.get("decision") == "adopted")
     return redirect(f"/proposals/{proposal_id}", flash="decision_recorded")
 

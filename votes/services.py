@@ -16,7 +16,7 @@ from litestar.exceptions import NotFoundException
 from piccolo.query.functions.aggregate import Count
 
 from proposals.models import ADOPTED, REJECTED, SUBMITTED, VOTING, Proposal
-from tables.services import scope_of
+from tables.services import get_table_by_id, scope_of
 from voix import db
 from voix.forms import Form, UserError
 from voix.i18n import N_
@@ -56,6 +56,11 @@ async def get(vote_id: int) -> dict[str, Any]:
     if vote is None:
         raise NotFoundException()
     return vote
+
+
+async def get_with_table(vote_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    vote = await get(vote_id)
+    return vote, await get_table_by_id(vote["table"])
 
 
 async def for_table(table_id: int) -> list[dict[str, Any]]:
