@@ -1,4 +1,5 @@
-"""The themes a proposal can carry, with the pictogram shown beside each."""
+"""The themes a proposal can carry. (Pictograms will be SVGs served by the app: emoji
+are missing on the older phones many residents use.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from voix.i18n import N_, gettext
 class Theme:
     slug: str
     msgid: str
-    pictogram: str
 
     @property
     def label(self) -> str:
@@ -21,16 +21,16 @@ class Theme:
 THEMES = {
     theme.slug: theme
     for theme in (
-        Theme("housing", N_("Housing"), "🏠"),
-        Theme("public_space", N_("Public space"), "🌳"),
-        Theme("cleanliness", N_("Cleanliness"), "🧹"),
-        Theme("transport", N_("Transport"), "🚌"),
-        Theme("school", N_("School"), "🎒"),
-        Theme("health", N_("Health"), "🩺"),
-        Theme("safety", N_("Safety"), "🛡"),
-        Theme("shops", N_("Shops"), "🛒"),
-        Theme("culture_sport", N_("Culture & sport"), "⚽"),
-        Theme("youth", N_("Youth"), "🧒"),
-        Theme("other", N_("Other"), "💬"),
+        Theme("housing", N_("Housing")),
+        Theme("public_space", N_("Public space")),
+        Theme("cleanliness", N_("Cleanliness")),
+        Theme("transport", N_("Transport")),
+        Theme("school", N_("School")),
+        Theme("health", N_("Health")),
+        Theme("safety", N_("Safety")),
+        Theme("shops", N_("Shops")),
+        Theme("culture_sport", N_("Culture & sport")),
+        Theme("youth", N_("Youth")),
+        Theme("other", N_("Other")),
     )
 }
