@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from litestar.exceptions import NotFoundException
@@ -16,6 +17,7 @@ from voix.permissions import Principal, can, require
 
 TITLE_MAX = 140
 BODY_MAX = 4000
+PAGE_SIZE = 20
 NOT_A_MEMBER = N_("This person is not a member of this table.")
 
 _COLUMNS = (
@@ -32,13 +34,52 @@ _COLUMNS = (
 )
 
 
-async def list_for_table(table_id: int, theme: str | None = None) -> list[dict[str, Any]]:
-    query = Proposal.select(*_COLUMNS).where(Proposal.table == table_id)
-    if theme:
-        query = query.where(Proposal.theme == theme)
-    return await query.order_by(Proposal.created_at, ascending=False).order_by(
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    number: int
+    total: int
+    size: int
+
+    @property
+    def count(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def previous(self) -> int | None:
+        return self.number - 1 if self.number > 1 else None
+
+    @property
+    def next(self) -> int | None:
+        return self.number + 1 if self.number < self.count else None
+
+
+def page_number(raw: str | None) -> int:
+    """A page number from a query string; anything odd is the first page."""
+    return int(raw) if raw and raw.isdigit() and 0 < int(raw) < 100_000 else 1
+
+
+async def list_for_table(
+    table_id: int, theme: str | None = None, page: int | None = None, size: int = PAGE_SIZE
+) -> list[dict[str, Any]]:
+    """Newest first; all of them, or one page."""
+    query = Proposal.select(*_COLUMNS).where(_filter(table_id, theme))
+    query = query.order_by(Proposal.created_at, ascending=False).order_by(
         Proposal.id, ascending=False
     )
+    if page is not None:
+        query = query.limit(size).offset((page - 1) * size)
+    return await query
+
+
+async def page_for_table(table_id: int, theme: str | None, number: int) -> Page:
+    total = await Proposal.count().where(_filter(table_id, theme))
+    return Page(await list_for_table(table_id, theme, number), number, total, PAGE_SIZE)
+
+
+def _filter(table_id: int, theme: str | None) -> Any:
+    condition = Proposal.table == table_id
+    return condition & (Proposal.theme == theme) if theme else condition
 
 
 async def get(proposal_id: int) -> dict[str, Any]:

@@ -35,7 +35,9 @@ async def table_page(
     table = await services.get_table(slug)
     theme = request.query_params.get("theme") or ""
     theme = theme if theme in THEMES else ""
-    listed = await proposals.list_for_table(table["id"], theme=theme or None)
+    listed = await proposals.page_for_table(
+        table["id"], theme or None, proposals.page_number(request.query_params.get("page"))
+    )
     context: dict[str, Any] = {
         "table": table,
         "scope": services.scope_of(table),

@@ -151,3 +151,30 @@ def test_dates_are_shown_in_marseille_time() -> None:
         assert date(datetime(2026, 11, 21, 23, 30, tzinfo=UTC)) == "22 novembre 2026"
     finally:
         current_language.reset(token)
+
+
+async def test_proposals_are_paginated_with_plain_links(client: AsyncClient) -> None:
+    world = await build_world()
+    for n in range(25):
+        await add_proposal(world.table_a, f"Proposition numéro {n:02d}", theme="housing")
+    first = await client.get("/tables/flamants-iris?theme=housing")
+    assert first.text.count('class="card proposal-card"') == 20
+    assert "numéro 24" in first.text
+    assert "numéro 04" not in first.text
+    assert t("Page %(page)d of %(pages)d", page=1, pages=2) in first.text
+    assert 'href="/tables/flamants-iris?theme=housing&amp;page=2"' in first.text
+    second = await client.get(
+        "/tables/flamants-iris?theme=housing&page=2",
+        headers={"hx-request": "true", "hx-target": "proposals"},
+    )
+    assert "<html" not in second.text
+    assert second.text.count('class="card proposal-card"') == 5
+    assert 'rel="prev"' in second.text
+    assert 'rel="next"' not in second.text
+    for odd in ("0", "-1", "abc", "99999999999"):
+        response = await client.get(f"/tables/flamants-iris?page={odd}")
+        assert response.status_code == 200
+        assert "numéro 24" in response.text
+    beyond = await client.get("/tables/flamants-iris?page=7")
+    assert beyond.status_code == 200
+    assert t("No proposal yet for this theme.") in beyond.text

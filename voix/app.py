@@ -122,6 +122,7 @@ def create_app() -> Litestar:
         csrf_config=CSRFConfig(
             secret=csrf_secret,
             cookie_secure=settings.production,
+            cookie_httponly=True,  # no script reads it: forms carry the token
             exclude=["/api", "/health", "/schema"],
         ),
         template_config=TemplateConfig(
