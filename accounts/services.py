@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -41,6 +42,15 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+# argon2 takes ~0.1 s and 64 MiB by design: run it beside the event loop, not on it.
+async def hash_password_async(password: str) -> str:
+    return await anyio.to_thread.run_sync(hash_password, password)
+
+
+async def verify_password_async(password_hash: str, password: str) -> bool:
+    return await anyio.to_thread.run_sync(verify_password, password_hash, password)
+
+
 def normalise_login(raw: str) -> str:
     return raw.strip().lower()
 
@@ -71,12 +81,11 @@ def read_account_form(form: Form) -> dict[str, str | None]:
 async def create_user(
     login: str,
     display_name: str,
-    password: str,
+    password_hash: str,
     *,
     email: str | None = None,
     language: str = "fr",
     is_admin: bool = False,
-    password_hash: str | None = None,
 ) -> User:
     """Creates the account; a taken login is reported on the form, not as a crash."""
     inserted = (
@@ -85,7 +94,7 @@ async def create_user(
                 login=normalise_login(login),
                 display_name=display_name,
                 email=email,
-                password_hash=password_hash or hash_password(password),
+                password_hash=password_hash,
                 language=language,
                 is_admin=is_admin,
             )
@@ -99,7 +108,11 @@ async def create_user(
 
 
 async def authenticate(login: str, password: str) -> User | None:
-    user = await User.objects().where(User.login == normalise_login(login)).first()
+    login = normalise_login(login)
+    if (not LOGIN_PATTERN.match(login) and "@" not in login) or "\x00" in login:
+        verify_password(_UNKNOWN_USER_HASH, password)
+        return None
+    user = await User.objects().where(User.login == login).first()
     if user is None:
         verify_password(_UNKNOWN_USER_HASH, password)
         return None
@@ -153,11 +166,12 @@ async def sign_up(data: Mapping[str, Any], table_ids: Mapping[str, int]) -> tupl
     fields = read_account_form(form)
     table_slug = form.choice("table", table_ids)
     form.validate()
+    password_hash = await hash_password_async(str(fields["password"]))  # before the write lock
     async with db.write_transaction():
         user = await create_user(
             str(fields["login"]),
             str(fields["display_name"]),
-            str(fields["password"]),
+            password_hash,
             email=fields["email"],
             language=str(fields["language"]),
         )

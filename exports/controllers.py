@@ -19,7 +19,7 @@ from tables import services as tables
 from voix.forms import FormErrors
 from voix.i18n import LANGUAGES
 from voix.permissions import Principal, require
-from voix.web import form_data, page, redirect
+from voix.web import Slug, form_data, page, redirect
 
 
 async def _form_page(
@@ -41,15 +41,13 @@ async def _form_page(
 
 
 @get("/tables/{slug:str}/briefs/new", name="brief_new")
-async def new(
-    request: Request, principal: NamedDependency[Principal], slug: FromPath[str]
-) -> Template:
+async def new(request: Request, principal: NamedDependency[Principal], slug: Slug) -> Template:
     return await _form_page(request, principal, await tables.get_table(slug))
 
 
 @post("/tables/{slug:str}/briefs", name="brief_publish")
 async def publish(
-    request: Request, principal: NamedDependency[Principal], slug: FromPath[str]
+    request: Request, principal: NamedDependency[Principal], slug: Slug
 ) -> Template | Redirect:
     table = await tables.get_table(slug)
     data = await form_data(request)
@@ -63,9 +61,7 @@ async def publish(
 
 
 @get("/briefs/{slug:str}", name="brief")
-async def detail(
-    request: Request, principal: NamedDependency[Principal], slug: FromPath[str]
-) -> Template:
+async def detail(request: Request, principal: NamedDependency[Principal], slug: Slug) -> Template:
     document = await services.load(slug)
     return page(
         request, "exports/brief.html", brief=document, themes=THEMES, pdf_languages=LANGUAGES
@@ -73,7 +69,7 @@ async def detail(
 
 
 @get("/briefs/{slug:str}/pdf/{lang:str}", name="brief_pdf")
-async def pdf(slug: FromPath[str], lang: FromPath[str]) -> Response[bytes]:
+async def pdf(slug: Slug, lang: FromPath[str]) -> Response[bytes]:
     if lang not in LANGUAGES:
         raise NotFoundException()
     document = await services.load(slug)

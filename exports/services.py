@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar.exceptions import NotFoundException
@@ -19,6 +19,7 @@ from voix.i18n import N_
 from voix.permissions import Principal, require
 from votes import services as votes
 
+RESUBMISSION_WINDOW = timedelta(minutes=10)
 NOTHING_ADOPTED = N_("The table has not adopted any proposal yet: there is nothing to send.")
 
 
@@ -62,20 +63,40 @@ async def publish(who: Principal, table: dict[str, Any], data: dict[str, Any]) -
     if not adopted:
         raise UserError(NOTHING_ADOPTED)
     async with db.write_transaction():
-        slug = await _free_slug(slugify(title))
-        inserted = await Brief.insert(
-            Brief(
-                slug=slug,
-                table=table["id"],
-                title=title,
-                addressed_to=addressed_to,
-                introduction=introduction,
-                created_by=who.user_id,
+        # A second click on "Publish" returns the brief the first one made.
+        same = await (
+            Brief.select(Brief.slug)
+            .where(
+                (Brief.table == table["id"])
+                & (Brief.title == title)
+                & (Brief.addressed_to == addressed_to)
+                & (Brief.published_at > datetime.now(UTC) - RESUBMISSION_WINDOW)
             )
-        ).returning(Brief.id)
+            .first()
+        )
+        if same:
+            return str(same["slug"])
+        brief_id, slug = None, ""
+        while brief_id is None:  # a slug taken meanwhile by another request: take the next one
+            slug = await _free_slug(slugify(title))
+            inserted = (
+                await Brief.insert(
+                    Brief(
+                        slug=slug,
+                        table=table["id"],
+                        title=title,
+                        addressed_to=addressed_to,
+                        introduction=introduction,
+                        created_by=who.user_id,
+                    )
+                )
+                .on_conflict(action="DO NOTHING")
+                .returning(Brief.id)
+            )
+            brief_id = inserted[0]["id"] if inserted else None
         await BriefItem.insert(
             *[
-                BriefItem(brief=inserted[0]["id"], proposal=proposal["id"], position=position)
+                BriefItem(brief=brief_id, proposal=proposal["id"], position=position)
                 for position, proposal in enumerate(adopted, start=1)
             ]
         )

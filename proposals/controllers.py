@@ -6,7 +6,6 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from proposals import services
@@ -15,7 +14,7 @@ from tables import services as tables
 from voix.forms import FormErrors
 from voix.i18n import LANGUAGES, current_language, language
 from voix.permissions import Principal, can, require
-from voix.web import form_data, page, redirect
+from voix.web import ObjectId, Slug, form_data, page, redirect
 from votes import services as votes
 
 
@@ -44,9 +43,7 @@ async def _form_page(
 
 
 @get("/tables/{slug:str}/proposals/new", name="proposal_new")
-async def new(
-    request: Request, principal: NamedDependency[Principal], slug: FromPath[str]
-) -> Template:
+async def new(request: Request, principal: NamedDependency[Principal], slug: Slug) -> Template:
     table = await tables.get_table(slug)
     values = {"language": current_language.get(), "theme": request.query_params.get("theme", "")}
     return await _form_page(request, principal, table, values=values)
@@ -54,7 +51,7 @@ async def new(
 
 @post("/tables/{slug:str}/proposals", name="proposal_create")
 async def create(
-    request: Request, principal: NamedDependency[Principal], slug: FromPath[str]
+    request: Request, principal: NamedDependency[Principal], slug: Slug
 ) -> Template | Redirect:
     table = await tables.get_table(slug)
     data = await form_data(request)
@@ -70,8 +67,15 @@ async def create(
 
 @get("/proposals/{proposal_id:int}", name="proposal")
 async def detail(
-    request: Request, principal: NamedDependency[Principal], proposal_id: FromPath[int]
+    request: Request, principal: NamedDependency[Principal], proposal_id: ObjectId
 ) -> Template:
+    return await proposal_page(request, principal, proposal_id)
+
+
+async def proposal_page(
+    request: Request, principal: Principal, proposal_id: int, status_code: int = 200, **context: Any
+) -> Template:
+    """The proposal, its votes and, for facilitators, the forms acting on it."""
     proposal, table = await services.get_with_table(proposal_id)
     proposal_votes = await votes.for_proposal(proposal_id)
     vote_ids = [v["id"] for v in proposal_votes]
@@ -85,6 +89,8 @@ async def detail(
         tallies=await votes.tallies(vote_ids),
         voted=await votes.voted_in(principal.user_id, vote_ids),
         scope=tables.scope_of(table),
+        status_code=status_code,
+        **context,
     )
 
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from exports import services as briefs
@@ -15,7 +14,7 @@ from proposals import services as proposals
 from proposals.themes import THEMES
 from tables import services
 from voix.permissions import Principal
-from voix.web import form_data, page, redirect
+from voix.web import Slug, form_data, page, redirect
 from votes import services as votes
 
 
@@ -30,7 +29,7 @@ async def home(request: Request, principal: NamedDependency[Principal]) -> Templ
 
 @get("/tables/{slug:str}", name="table")
 async def table_page(
-    request: Request, principal: NamedDependency[Principal], slug: FromPath[str]
+    request: Request, principal: NamedDependency[Principal], slug: Slug
 ) -> Template:
     table = await services.get_table(slug)
     theme = request.query_params.get("theme") or ""
@@ -60,9 +59,7 @@ async def table_page(
 
 
 @post("/tables/{slug:str}/join", name="table_join")
-async def join(
-    request: Request, principal: NamedDependency[Principal], slug: FromPath[str]
-) -> Redirect:
+async def join(request: Request, principal: NamedDependency[Principal], slug: Slug) -> Redirect:
     await form_data(request)
     table = await services.get_table(slug)
     await services.join(principal, table)

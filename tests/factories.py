@@ -50,9 +50,7 @@ class World:
 
 
 async def add_user(login: str, name: str | None = None, is_admin: bool = False) -> int:
-    user = await create_user(
-        login, name or login.title(), PASSWORD, password_hash=_PASSWORD_HASH, is_admin=is_admin
-    )
+    user = await create_user(login, name or login.title(), _PASSWORD_HASH, is_admin=is_admin)
     return user.id
 
 

@@ -51,7 +51,7 @@ async def test_every_page_links_to_every_language(client: AsyncClient) -> None:
     world = await build_world()
     response = await client.get(f"/tables/{world.table_a['slug']}?theme=housing")
     for code in ("fr", "ar", "en"):
-        assert f"/tables/{world.table_a['slug']}?theme=housing&amp;lang={code}" in response.text
+        assert f'href="?theme=housing&amp;lang={code}"' in response.text
 
 
 async def test_table_page_filters_proposals_by_theme_without_javascript(

@@ -27,12 +27,12 @@ PEOPLE = {
 }
 
 ALLOWED = {
+    # Those who manage this table (its organisation's coordinators, administrators) do not
+    # join it: a seat at a table is a vote at it.
     "tables.join": {
         "resident of another table",
         "facilitator of another table",
-        "coordinator of the organisation",
         "coordinator of the other organisation",
-        "administrator",
         "signed-in, no table",
     },
     "proposals.create": {"resident of this table", "facilitator of this table"},

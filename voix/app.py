@@ -38,9 +38,11 @@ logger = logging.getLogger("voix")
 
 ERROR_MESSAGES = {
     400: N_("Something in the request was not understood."),
+    401: N_("Please sign in first."),
     403: N_("You are not allowed to do this."),
     404: N_("This page does not exist, or no longer exists."),
     405: N_("This action is not possible here."),
+    413: N_("What you sent is too large."),
     500: N_("Something went wrong on our side. Your last action may not have been saved."),
 }
 CSRF_EXPIRED = N_("This form has expired. Go back, reload the page and try again.")
@@ -123,7 +125,8 @@ def create_app() -> Litestar:
             secret=csrf_secret,
             cookie_secure=settings.production,
             cookie_httponly=True,  # no script reads it: forms carry the token
-            exclude=["/api", "/health", "/schema"],
+            # Litestar searches these patterns anywhere in the path: anchor them.
+            exclude=["^/api/", "^/health$", "^/schema/"],
         ),
         template_config=TemplateConfig(
             engine=JinjaTemplateEngine.from_environment(build_environment())

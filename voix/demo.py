@@ -7,9 +7,10 @@ District boundaries here are rough hexagons around each district's centre: they 
 from __future__ import annotations
 
 import math
+import random
 from datetime import UTC, datetime, timedelta
 
-from accounts.services import create_user, hash_password
+from accounts.services import create_user, hash_password, hash_password_async
 from exports.models import Brief, BriefItem
 from maps.models import District
 from proposals.models import ADOPTED, REJECTED, SUBMITTED, VOTING, Proposal
@@ -228,8 +229,9 @@ async def add_user(email: str, name: str, password: str, role: str, table_slug: 
         table = await Table.select(Table.id).where(Table.slug == table_slug).first()
         if table is None:
             raise LookupError(f"No table with slug {table_slug!r}.")
+    password_hash = await hash_password_async(password)
     async with db.write_transaction():
-        user = await create_user(email, name, password, email=email, is_admin=role == "admin")
+        user = await create_user(email, name, password_hash, email=email, is_admin=role == "admin")
         if table is not None:
             await Membership.insert(Membership(user=user.id, table=table["id"], role=role))
     return user.id
@@ -276,21 +278,23 @@ async def _seed() -> None:
         await TableDistrict.insert(TableDistrict(table=tables[slug], district=district[0]["id"]))
 
     password_hash = hash_password(DEMO_PASSWORD)
+    joined = datetime.now(UTC) - timedelta(days=90)  # before any demo vote opened
     users = {}
     for login, name, has_email, role, place in PEOPLE:
         user = await create_user(
             login,
             name,
-            DEMO_PASSWORD,
+            password_hash,
             email=login if has_email else None,
             language="ar" if login == "youssef" else "fr",
-            password_hash=password_hash,
         )
         users[login] = user.id
         if role == "coordinator":
             await Coordinator.insert(Coordinator(user=user.id, organisation=organisations[place]))
         else:
-            await Membership.insert(Membership(user=user.id, table=tables[place], role=role))
+            await Membership.insert(
+                Membership(user=user.id, table=tables[place], role=role, created_at=joined)
+            )
 
     facilitator = users["animation.flamants@avec-nous.example"]
     now = datetime.now(UTC)
@@ -333,9 +337,12 @@ async def _seed() -> None:
                 closed_at=now - timedelta(days=days_ago - 7),
             )
         ).returning(Vote.id)
-        for voter, choice in zip(voters, choices, strict=True):
-            await Participation.insert(Participation(vote=vote[0]["id"], user=voter))
-            await Ballot.insert(Ballot(vote=vote[0]["id"], receipt=new_receipt(), choice=choice))
+        await Participation.insert(*[Participation(vote=vote[0]["id"], user=v) for v in voters])
+        # As a closed vote stores them: apart from the participations, in no voter's order.
+        shuffled = random.sample(choices, k=len(choices))
+        await Ballot.insert(
+            *[Ballot(vote=vote[0]["id"], receipt=new_receipt(), choice=c) for c in shuffled]
+        )
         await Proposal.update({Proposal.status: outcome}).where(Proposal.id == proposal)
     await Vote.insert(
         Vote(

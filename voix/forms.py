@@ -100,7 +100,7 @@ class Form:
             if required:
                 self.errors[name] = Message(REQUIRED)
             return None
-        if not value.isdigit() or len(value) > 12:
+        if not value.isdigit() or len(value) > 9:
             self.errors[name] = Message(UNKNOWN_CHOICE)
             return None
         return int(value)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from litestar import Router, get
-from litestar.params import FromPath
 
 from proposals import services as proposals
 from tables import services as tables
+from voix.web import ObjectId, Slug
 from votes import services as votes
 from votes.models import CLOSED
 
@@ -58,7 +58,7 @@ async def list_tables() -> list[TableOut]:
 
 
 @get("/tables/{slug:str}/proposals")
-async def table_proposals(slug: FromPath[str]) -> list[ProposalOut]:
+async def table_proposals(slug: Slug) -> list[ProposalOut]:
     table = await tables.get_table(slug)
     return [
         ProposalOut(
@@ -69,16 +69,17 @@ async def table_proposals(slug: FromPath[str]) -> list[ProposalOut]:
 
 
 @get("/votes/{vote_id:int}")
-async def vote_result(vote_id: FromPath[int]) -> VoteResultOut:
+async def vote_result(vote_id: ObjectId) -> VoteResultOut:
     vote = await votes.get(vote_id)
     tally = (await votes.tallies([vote_id]))[vote_id]
+    turnout = (await votes.turnout([vote_id]))[vote_id]
     return VoteResultOut(
         id=vote["id"],
         question=vote["question"],
         method=vote["method"],
         status=vote["status"],
         proposal_id=vote["proposal"],
-        ballots=sum(tally.values()),
+        ballots=turnout,
         counts=dict(tally) if vote["status"] == CLOSED else None,
     )
 

@@ -55,12 +55,18 @@ def _manager(who: Principal, scope: Scope) -> bool:
     )
 
 
-def _signed_in_non_member(who: Principal, scope: Scope) -> bool:
-    return who.authenticated and who.role_at(scope.table_id) is None
+def _may_join(who: Principal, scope: Scope) -> bool:
+    """Residents join tables; those who manage a table do not sit at it to vote."""
+    return (
+        who.authenticated
+        and who.role_at(scope.table_id) is None
+        and not who.is_admin
+        and scope.organisation_id not in who.coordinated_organisations
+    )
 
 
 RULES: dict[str, Rule] = {
-    "tables.join": _signed_in_non_member,
+    "tables.join": _may_join,
     "proposals.create": _member,
     "proposals.create_on_behalf": _manager,
     "proposals.decide": _manager,

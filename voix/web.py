@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Request
 from litestar.datastructures import Cookie
+from litestar.params import PathParameter
 from litestar.response import Redirect
 
 from accounts.services import load_principal
@@ -18,6 +19,12 @@ from voix.forms import Message
 from voix.i18n import N_
 from voix.permissions import ANONYMOUS, Principal, can
 from voix.settings import PROJECT_ROOT
+
+# Path parameters, bounded: an id beyond PostgreSQL's integer or a slug with odd bytes is
+# refused before any query (it used to reach the database and fail there).
+MAX_ID = 2**31 - 1
+ObjectId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+Slug = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9-]{0,79}$")]
 
 DOMAINS = ("voix", "accounts", "tables", "proposals", "votes", "exports")
 SESSION_COOKIE = "voix_session"
@@ -68,8 +75,9 @@ def build_environment() -> Environment:
 
 
 def language_url(request: Request, code: str) -> str:
+    """The same page in another language: a query-only URL, so it cannot leave the site."""
     query = {k: v for k, v in request.query_params.items() if k != "lang"}
-    return f"{request.url.path}?{urlencode({**query, 'lang': code})}"
+    return "?" + urlencode({**query, "lang": code})
 
 
 def page(

@@ -6,14 +6,14 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from proposals import services as proposals
+from proposals.controllers import proposal_page
 from tables import services as tables
 from voix.forms import FormErrors
 from voix.permissions import Principal
-from voix.web import form_data, page, redirect
+from voix.web import ObjectId, form_data, page, redirect
 from votes import services
 from votes.models import CHOICES
 
@@ -35,6 +35,7 @@ async def _vote_page(
         scope=tables.scope_of(table),
         choices=CHOICES,
         tally=(await services.tallies([vote["id"]]))[vote["id"]],
+        turnout=(await services.turnout([vote["id"]]))[vote["id"]],
         voted=vote["id"] in await services.voted_in(principal.user_id, [vote["id"]]),
         **context,
     )
@@ -42,25 +43,31 @@ async def _vote_page(
 
 @post("/proposals/{proposal_id:int}/votes", name="vote_open")
 async def open_vote(
-    request: Request, principal: NamedDependency[Principal], proposal_id: FromPath[int]
-) -> Redirect:
+    request: Request, principal: NamedDependency[Principal], proposal_id: ObjectId
+) -> Template | Redirect:
     data = await form_data(request)
-    proposal, table = await proposals.get_with_table(proposal_id)
-    question = str(data.get("question") or "") or proposal["title"]
-    vote_id = await services.open_vote(principal, table, proposal_id, question)
+    _, table = await proposals.get_with_table(proposal_id)
+    try:
+        vote_id = await services.open_vote(
+            principal, table, proposal_id, str(data.get("question") or "")
+        )
+    except FormErrors as invalid:
+        return await proposal_page(
+            request, principal, proposal_id, status_code=400, errors=invalid.errors, values=data
+        )
     return redirect(f"/votes/{vote_id}", flash="vote_opened")
 
 
 @get("/votes/{vote_id:int}", name="vote")
 async def vote_page(
-    request: Request, principal: NamedDependency[Principal], vote_id: FromPath[int]
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
 ) -> Template:
     return await _vote_page(request, principal, await services.get(vote_id))
 
 
 @post("/votes/{vote_id:int}/ballot", name="vote_cast")
 async def cast(
-    request: Request, principal: NamedDependency[Principal], vote_id: FromPath[int]
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
 ) -> Template:
     data = await form_data(request)
     vote, table = await services.get_with_table(vote_id)
@@ -74,7 +81,7 @@ async def cast(
 
 @post("/votes/{vote_id:int}/close", name="vote_close")
 async def close(
-    request: Request, principal: NamedDependency[Principal], vote_id: FromPath[int]
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
 ) -> Redirect:
     await form_data(request)
     _, table = await services.get_with_table(vote_id)
@@ -84,11 +91,16 @@ async def close(
 
 @post("/proposals/{proposal_id:int}/decision", name="proposal_decide")
 async def decide(
-    request: Request, principal: NamedDependency[Principal], proposal_id: FromPath[int]
-) -> Redirect:
+    request: Request, principal: NamedDependency[Principal], proposal_id: ObjectId
+) -> Template | Redirect:
     data = await form_data(request)
     _, table = await proposals.get_with_table(proposal_id)
-    await services.decide(principal, table, proposal_id, adopted=data.get("decision") == "adopted")
+    try:
+        await services.decide(principal, table, proposal_id, str(data.get("decision") or ""))
+    except FormErrors as invalid:
+        return await proposal_page(
+            request, principal, proposal_id, status_code=400, errors=invalid.errors
+        )
     return redirect(f"/proposals/{proposal_id}", flash="decision_recorded")
 
 

@@ -1,4 +1,4 @@
-from piccolo.columns import UUID, ForeignKey, Serial, Timestamptz, Varchar
+from piccolo.columns import UUID, ForeignKey, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table as Model
 
@@ -36,11 +36,24 @@ class Participation(Model, tablename="vote_participation"):
     # unique together: vote, user
 
 
+class SealedBallot(Model, tablename="sealed_ballot"):
+    """A ballot while its vote is open: receipt and choice encrypted (voix.crypto, "ballot").
+
+    Written in the same transaction as the participation, so the database can link the two;
+    that is why it is sealed, and why it only lives until the vote closes.
+    """
+
+    id: Serial
+    vote = ForeignKey(Vote, null=False, on_delete=OnDelete.cascade)
+    sealed = Text()
+
+
 class Ballot(Model, tablename="ballot"):
-    """What was voted. A random key and no timestamp: row order reveals nothing."""
+    """What was voted, written when the vote closes: all ballots of a vote in one transaction,
+    in shuffled order, with a random key and no timestamp. Nothing ties a row to a voter.
+    """
 
     id = UUID(primary_key=True)
     vote = ForeignKey(Vote, null=False, on_delete=OnDelete.cascade)
     receipt = Varchar(length=12)
     choice = Varchar(length=16)
-    # unique together: vote, receipt

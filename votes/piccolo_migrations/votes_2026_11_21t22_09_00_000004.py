@@ -10,7 +10,7 @@ DESCRIPTION = "indexes, composite uniqueness"
 async def forwards():
     manager = MigrationManager(migration_id=ID, app_name="votes", description=DESCRIPTION)
     manager.add_raw(index("vote_participation", "vote", "user", unique=True))
-    manager.add_raw(index("ballot", "vote", "receipt", unique=True))
+    manager.add_raw(index("ballot", "vote"))
     manager.add_raw(index("vote", "table"))
     manager.add_raw(index("vote", "proposal"))
 

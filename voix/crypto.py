@@ -1,0 +1,42 @@
+"""Secrets at rest: encryption and keyed hashes derived from VOIX_SECRET_KEY.
+
+Each purpose gets its own key (HKDF with the purpose as info), so a key used to hash login
+card codes can never decrypt a TOTP secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from functools import cache
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from voix.settings import get_settings
+
+
+@cache
+def _key(purpose: str) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"voix-des-quartiers", info=purpose.encode()
+    ).derive(get_settings().secret_key)
+
+
+def encrypt(plaintext: str, purpose: str) -> str:
+    return Fernet(base64.urlsafe_b64encode(_key(purpose))).encrypt(plaintext.encode()).decode()
+
+
+def decrypt(token: str, purpose: str) -> str:
+    """Raises ValueError when the token was not made with this key and purpose."""
+    try:
+        return Fernet(base64.urlsafe_b64encode(_key(purpose))).decrypt(token.encode()).decode()
+    except InvalidToken as wrong:
+        raise ValueError("cannot decrypt: wrong key or purpose") from wrong
+
+
+def keyed_hash(value: str, purpose: str) -> str:
+    """For high-entropy codes (cards, recovery codes): a stolen database alone cannot test guesses."""
+    return hmac.new(_key(purpose), value.encode(), hashlib.sha256).hexdigest()
