@@ -57,6 +57,10 @@ from voix.app import create_app  # noqa: E402
 
 # Children first, so foreign keys never block the clean-up.
 ALL_TABLES = [
+    "audit_entry",
+    "throttle",
+    "login_card",
+    "recovery_code",
     "brief_item",
     "brief",
     "ballot",

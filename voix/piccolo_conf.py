@@ -15,5 +15,6 @@ APP_REGISTRY = AppRegistry(
         "proposals.piccolo_app",
         "votes.piccolo_app",
         "exports.piccolo_app",
+        "audit.piccolo_app",
     ]
 )

@@ -26,7 +26,7 @@ MAX_ID = 2**31 - 1
 ObjectId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 Slug = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9-]{0,79}$")]
 
-DOMAINS = ("voix", "accounts", "tables", "proposals", "votes", "exports")
+DOMAINS = ("voix", "accounts", "tables", "proposals", "votes", "exports", "audit")
 SESSION_COOKIE = "voix_session"
 FLASH_COOKIE = "voix_flash"
 
