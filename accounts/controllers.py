@@ -1,32 +1,34 @@
-"""Signing up, in and out."""
+"""Signing up, in (with a second step for those who manage tables) and out; account security."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from litestar import Request, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
-from accounts import services
+from accounts import mfa, services, throttle
+from accounts.throttle import Limit
 from tables import services as tables
-from voix.forms import FormErrors, Message
+from voix.forms import FormErrors, Message, UserError, clean_text
 from voix.i18n import N_
-from voix.permissions import Principal
+from voix.permissions import Principal, signed_in
 from voix.settings import get_settings
 from voix.web import SESSION_COOKIE, form_data, page, redirect
 
 WRONG_CREDENTIALS = N_("This login and password do not match.")
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only paths on this site: never an open redirect."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return "/"
 
 
-def _signed_in(target: str, token: str, flash: str) -> Redirect:
-    response = redirect(target, flash=flash)
+def with_session(response: Redirect | Template, token: str) -> Redirect | Template:
     response.cookies.append(
         Cookie(
             key=SESSION_COOKIE,
@@ -34,25 +36,35 @@ def _signed_in(target: str, token: str, flash: str) -> Redirect:
             path="/",
             httponly=True,
             samesite="lax",
-            secure=get_settings().production,
+            secure=get_settings().env == "production",
         )
     )
     return response
 
 
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 @get("/login", name="login")
 async def login_form(request: Request, principal: NamedDependency[Principal]) -> Template:
-    return page(request, "accounts/login.html", next=_safe_next(request.query_params.get("next")))
+    return page(request, "accounts/login.html", next=safe_next(request.query_params.get("next")))
 
 
 @post("/login")
 async def login(request: Request) -> Template | Redirect:
     data = await form_data(request)
-    target = _safe_next(str(data.get("next") or ""))
-    user = await services.authenticate(
-        str(data.get("login") or ""), str(data.get("password") or "")
+    target = safe_next(str(data.get("next") or ""))
+    # Cleaned before any use: PostgreSQL refuses NUL bytes even in a throttle key.
+    login_name = services.normalise_login(clean_text(str(data.get("login") or "")))[:254]
+    limits = (
+        Limit(f"login:account:{login_name}", failures=5),
+        Limit(f"login:client:{client_of(request)}", failures=30),
     )
+    await throttle.check(*limits)
+    user = await services.authenticate(login_name, str(data.get("password") or ""))
     if user is None:
+        await throttle.failed(*limits)
         return page(
             request,
             "accounts/login.html",
@@ -61,7 +73,113 @@ async def login(request: Request) -> Template | Redirect:
             errors={"login": Message(WRONG_CREDENTIALS)},
             values={"login": data.get("login") or ""},
         )
-    return _signed_in(target, await services.open_session(user.id), "signed_in")
+    await throttle.succeeded(limits[0])
+    token = await services.open_session(user.id)
+    principal = await services.load_principal(token)
+    if principal.privileged:
+        # Managing a table needs the second step: enrol first if it is not set up yet.
+        step = "/login/verify" if principal.totp_enabled else "/account"
+        return with_session(redirect(f"{step}?next={target}", flash="signed_in"), token)
+    return with_session(redirect(target, flash="signed_in"), token)
+
+
+@get("/login/verify", name="login_verify")
+async def verify_form(request: Request, principal: NamedDependency[Principal]) -> Template:
+    signed_in(principal)
+    return page(request, "accounts/verify.html", next=safe_next(request.query_params.get("next")))
+
+
+@post("/login/verify")
+async def verify(request: Request, principal: NamedDependency[Principal]) -> Template | Redirect:
+    user_id = signed_in(principal)
+    data = await form_data(request)
+    target = safe_next(str(data.get("next") or ""))
+    limit = Limit(f"totp:account:{user_id}", failures=5)
+    await throttle.check(limit)
+    if not await mfa.check_code(user_id, str(data.get("code") or "")):
+        await throttle.failed(limit)
+        return page(
+            request,
+            "accounts/verify.html",
+            status_code=400,
+            next=target,
+            errors={"code": Message(mfa.WRONG_CODE)},
+        )
+    await throttle.succeeded(limit)
+    token = await services.rotate_session(request.cookies[SESSION_COOKIE], user_id, verified=True)
+    return with_session(redirect(target, flash="verified"), token)
+
+
+@get("/account", name="account")
+async def account(request: Request, principal: NamedDependency[Principal]) -> Template:
+    signed_in(principal)
+    return await _account_page(request, principal)
+
+
+async def _account_page(
+    request: Request, principal: Principal, status_code: int = 200, **context: Any
+) -> Template:
+    user_id = signed_in(principal)
+    enrolment = None
+    if not principal.totp_enabled:
+        login = await services.login_of(user_id)
+        enrolment = await mfa.enrolment(user_id, login)
+    return page(
+        request,
+        "accounts/account.html",
+        status_code=status_code,
+        enrolment=enrolment,
+        next=safe_next(request.query_params.get("next")),
+        **context,
+    )
+
+
+@post("/account/totp", name="totp_enable")
+async def enable_totp(request: Request, principal: NamedDependency[Principal]) -> Template:
+    user_id = signed_in(principal)
+    data = await form_data(request)
+    try:
+        codes = await mfa.enable(principal, str(data.get("code") or ""))
+    except UserError as refused:
+        return await _account_page(
+            request, principal, status_code=400, errors={"code": refused.message}
+        )
+    token = await services.rotate_session(request.cookies[SESSION_COOKIE], user_id, verified=True)
+    response = page(
+        request,
+        "accounts/recovery_codes.html",
+        codes=codes,
+        next=safe_next(str(data.get("next") or "")),
+    )
+    return with_session(response, token)  # type: ignore[return-value]
+
+
+@post("/account/totp/reset", name="totp_reset")
+async def reset_totp(
+    request: Request, principal: NamedDependency[Principal]
+) -> Template | Redirect:
+    user_id = signed_in(principal)
+    data = await form_data(request)
+    limit = Limit(f"totp:account:{user_id}", failures=5)
+    await throttle.check(limit)
+    try:
+        await mfa.reset(principal, str(data.get("password") or ""), str(data.get("code") or ""))
+    except UserError as refused:
+        await throttle.failed(limit)
+        return await _account_page(
+            request, principal, status_code=400, errors={"reset": refused.message}
+        )
+    token = await services.rotate_session(request.cookies[SESSION_COOKIE], user_id, verified=False)
+    return with_session(redirect("/account", flash="totp_reset"), token)
+
+
+@post("/account/sign-out-everywhere", name="sign_out_everywhere")
+async def sign_out_everywhere(request: Request, principal: NamedDependency[Principal]) -> Redirect:
+    await form_data(request)
+    await services.close_all_sessions(signed_in(principal))
+    response = redirect("/", flash="signed_out_everywhere")
+    response.cookies.append(Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/"))
+    return response
 
 
 @post("/logout", name="logout")
@@ -88,6 +206,8 @@ async def signup_form(request: Request, principal: NamedDependency[Principal]) -
 async def signup(request: Request) -> Template | Redirect:
     data = await form_data(request)
     all_tables = await tables.list_tables()
+    limit = Limit(f"signup:client:{client_of(request)}", failures=20)
+    await throttle.check(limit)
     try:
         user_id, slug = await services.sign_up(data, {t["slug"]: t["id"] for t in all_tables})
     except FormErrors as invalid:
@@ -100,7 +220,22 @@ async def signup(request: Request) -> Template | Redirect:
             errors=invalid.errors,
             values=values,
         )
-    return _signed_in(f"/tables/{slug}", await services.open_session(user_id), "signed_up")
+    await throttle.failed(limit)  # counts accounts made from this client, not only failures
+    return with_session(
+        redirect(f"/tables/{slug}", flash="signed_up"), await services.open_session(user_id)
+    )
 
 
-ROUTES = [login_form, login, logout, signup_form, signup]
+ROUTES = [
+    login_form,
+    login,
+    verify_form,
+    verify,
+    account,
+    enable_totp,
+    reset_totp,
+    sign_out_everywhere,
+    logout,
+    signup_form,
+    signup,
+]

@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
@@ -123,27 +124,82 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def open_session(user_id: int) -> str:
-    """Returns the cookie value; only its hash is stored."""
+# Residents stay signed in on their phone; a verified (TOTP) session is short-lived.
+SESSION_IDLE = timedelta(days=14)
+SESSION_MAX = timedelta(days=60)
+VERIFIED_IDLE = timedelta(hours=2)
+VERIFIED_MAX = timedelta(hours=12)
+LAST_SEEN_GRANULARITY = timedelta(minutes=5)
+
+
+async def open_session(user_id: int, verified: bool = False) -> str:
+    """A new session (so a new identifier); returns the cookie value, only its hash is stored."""
     token = secrets.token_urlsafe(32)
-    await Session.insert(Session(token_hash=_token_hash(token), user=user_id))
+    now = datetime.now(UTC)
+    await Session.insert(
+        Session(
+            token_hash=_token_hash(token),
+            user=user_id,
+            created_at=now,
+            last_seen_at=now,
+            verified_at=now if verified else None,
+        )
+    )
+    await Session.delete().where(
+        (Session.user == user_id) & (Session.last_seen_at < now - SESSION_IDLE)
+    )
     return token
+
+
+async def rotate_session(token: str, user_id: int, verified: bool) -> str:
+    """At a change of privilege the old identifier dies and a new one is issued."""
+    await close_session(token)
+    return await open_session(user_id, verified=verified)
 
 
 async def close_session(token: str) -> None:
     await Session.delete().where(Session.token_hash == _token_hash(token))
 
 
+async def close_all_sessions(user_id: int) -> None:
+    await Session.delete().where(Session.user == user_id)
+
+
 async def load_principal(token: str | None) -> Principal:
     if not token or len(token) > 100:
         return ANONYMOUS
+    now = datetime.now(UTC)
     row = await (
-        Session.select(Session.user.id, Session.user.display_name, Session.user.is_admin)
-        .where(Session.token_hash == _token_hash(token))
+        Session.select(
+            Session.id,
+            Session.last_seen_at,
+            Session.verified_at,
+            Session.user.id,
+            Session.user.display_name,
+            Session.user.is_admin,
+            Session.user.totp_enabled_at,
+        )
+        .where(
+            (Session.token_hash == _token_hash(token))
+            & (Session.created_at > now - SESSION_MAX)
+            & (Session.last_seen_at > now - SESSION_IDLE)
+        )
         .first()
     )
     if row is None:
         return ANONYMOUS
+    last_seen = _aware(row["last_seen_at"])
+    verified_at = _aware(row["verified_at"]) if row["verified_at"] else None
+    verified = bool(
+        verified_at and verified_at > now - VERIFIED_MAX and last_seen > now - VERIFIED_IDLE
+    )
+    if verified_at and not verified:
+        # A lapsed verification is forgotten, not just ignored: seeing a page does not revive it.
+        await Session.update({Session.verified_at: None, Session.last_seen_at: now}).where(
+            Session.id == row["id"]
+        )
+    elif last_seen < now - LAST_SEEN_GRANULARITY:  # one write every few minutes, not per request
+        await Session.update({Session.last_seen_at: now}).where(Session.id == row["id"])
     user_id = row["user.id"]
     roles = await Membership.select(Membership.table, Membership.role).where(
         Membership.user == user_id
@@ -157,7 +213,13 @@ async def load_principal(token: str | None) -> Principal:
         is_admin=bool(row["user.is_admin"]),
         table_roles={r["table"]: r["role"] for r in roles},
         coordinated_organisations=frozenset(r["organisation"] for r in coordinated),
+        verified=verified,
+        totp_enabled=row["user.totp_enabled_at"] is not None,
     )
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def sign_up(data: Mapping[str, Any], table_ids: Mapping[str, int]) -> tuple[int, str]:
@@ -179,3 +241,8 @@ async def sign_up(data: Mapping[str, Any], table_ids: Mapping[str, int]) -> tupl
             Membership(user=user.id, table=table_ids[table_slug], role=RESIDENT)
         )
     return user.id, table_slug
+
+
+async def login_of(user_id: int) -> str:
+    row = await User.select(User.login).where(User.id == user_id).first()
+    return str(row["login"]) if row else ""

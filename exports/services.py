@@ -10,6 +10,7 @@ from typing import Any
 
 from litestar.exceptions import NotFoundException
 
+from audit import services as audit
 from exports.models import Brief, BriefItem
 from proposals import services as proposals
 from tables.services import get_table_by_id, scope_of
@@ -100,6 +101,7 @@ async def publish(who: Principal, table: dict[str, Any], data: dict[str, Any]) -
                 for position, proposal in enumerate(adopted, start=1)
             ]
         )
+        await audit.record(who, "brief.published", scope_of(table), subject=f"brief:{slug}")
     return slug
 
 

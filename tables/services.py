@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar.exceptions import NotFoundException
 
-from tables.models import RESIDENT, Membership, Table, TableDistrict
+from tables.models import RESIDENT, Membership, Organisation, Table, TableDistrict
 from voix.permissions import Principal, Scope, require
 
 
@@ -84,3 +84,15 @@ async def is_member(user_id: int, table_id: int) -> bool:
     return await Membership.exists().where(
         (Membership.user == user_id) & (Membership.table == table_id)
     )
+
+
+async def get_organisation(slug: str) -> dict[str, Any]:
+    organisation = await Organisation.select().where(Organisation.slug == slug).first()
+    if organisation is None:
+        raise NotFoundException()
+    return organisation
+
+
+def organisation_scope(organisation_id: int) -> Scope:
+    """For what concerns a whole organisation rather than one of its tables."""
+    return Scope(table_id=0, organisation_id=organisation_id)

@@ -122,8 +122,9 @@ async def add_proposal(
     return int(rows[0]["id"])
 
 
-async def sign_in(client: AsyncClient, user_id: int) -> None:
-    client.cookies.set(SESSION_COOKIE, await open_session(user_id))
+async def sign_in(client: AsyncClient, user_id: int, verified: bool = True) -> None:
+    """A session as after sign-in; `verified` as after the TOTP step (tests of that step say no)."""
+    client.cookies.set(SESSION_COOKIE, await open_session(user_id, verified=verified))
 
 
 def sign_out(client: AsyncClient) -> None:

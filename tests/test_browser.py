@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pyotp
 import pytest
 
 from tests.factories import PASSWORD, build_world
@@ -51,11 +52,27 @@ def fr(msgid: str) -> str:
 TITLE = "Des bancs à l'ombre devant l'école"
 
 
+RECOVERY_CODES: list[str] = []
+
+
 async def sign_in(page, base: str, login: str) -> None:
     await page.goto(f"{base}/login")
     await page.get_by_label(fr("Login or e-mail")).fill(login)
     await page.get_by_label(fr("Password")).fill(PASSWORD)
     await page.get_by_role("button", name=fr("Sign in")).click()
+    await page.wait_for_load_state()
+    if "/account" in page.url:  # first sign-in of a facilitator: enrol TOTP
+        secret = (await page.locator("#totp-secret").inner_text()).replace(" ", "")
+        await page.screenshot(path=OUTPUT / "totp-enrolment-fr.png", full_page=True)
+        await page.get_by_label(fr("Code"), exact=True).fill(pyotp.TOTP(secret).now())
+        await page.get_by_role("button", name=fr("Confirm and turn on")).click()
+        await page.wait_for_load_state()
+        RECOVERY_CODES.extend(await page.locator(".recovery-codes code").all_inner_texts())
+        assert len(RECOVERY_CODES) == 10
+        await page.get_by_role("link", name=fr("Continue")).click()
+    elif "/login/verify" in page.url:  # later sign-ins: a recovery code (TOTP would be a replay)
+        await page.get_by_label(fr("Code"), exact=True).fill(RECOVERY_CODES.pop())
+        await page.get_by_role("button", name=fr("Confirm"), exact=True).click()
     await page.wait_for_load_state()
 
 

@@ -13,16 +13,26 @@ SCOPE = Scope(table_id=TABLE, organisation_id=ORGANISATION)
 PEOPLE = {
     "anonymous": ANONYMOUS,
     "resident of this table": Principal(user_id=1, table_roles={TABLE: RESIDENT}),
+    "facilitator of this table, not verified": Principal(
+        user_id=9, table_roles={TABLE: FACILITATOR}
+    ),
+    "coordinator of the organisation, not verified": Principal(
+        user_id=10, coordinated_organisations=frozenset({ORGANISATION})
+    ),
     "resident of another table": Principal(user_id=2, table_roles={OTHER_TABLE: RESIDENT}),
-    "facilitator of this table": Principal(user_id=3, table_roles={TABLE: FACILITATOR}),
-    "facilitator of another table": Principal(user_id=4, table_roles={OTHER_TABLE: FACILITATOR}),
+    "facilitator of this table": Principal(
+        user_id=3, table_roles={TABLE: FACILITATOR}, verified=True
+    ),
+    "facilitator of another table": Principal(
+        user_id=4, table_roles={OTHER_TABLE: FACILITATOR}, verified=True
+    ),
     "coordinator of the organisation": Principal(
-        user_id=5, coordinated_organisations=frozenset({ORGANISATION})
+        user_id=5, coordinated_organisations=frozenset({ORGANISATION}), verified=True
     ),
     "coordinator of the other organisation": Principal(
-        user_id=6, coordinated_organisations=frozenset({OTHER_ORGANISATION})
+        user_id=6, coordinated_organisations=frozenset({OTHER_ORGANISATION}), verified=True
     ),
-    "administrator": Principal(user_id=7, is_admin=True),
+    "administrator": Principal(user_id=7, is_admin=True, verified=True),
     "signed-in, no table": Principal(user_id=8),
 }
 
@@ -35,7 +45,12 @@ ALLOWED = {
         "coordinator of the other organisation",
         "signed-in, no table",
     },
-    "proposals.create": {"resident of this table", "facilitator of this table"},
+    # Unverified, a facilitator still takes part as a member; managing waits for the code.
+    "proposals.create": {
+        "resident of this table",
+        "facilitator of this table",
+        "facilitator of this table, not verified",
+    },
     "proposals.create_on_behalf": {
         "facilitator of this table",
         "coordinator of the organisation",
@@ -46,7 +61,11 @@ ALLOWED = {
         "coordinator of the organisation",
         "administrator",
     },
-    "votes.cast": {"resident of this table", "facilitator of this table"},
+    "votes.cast": {
+        "resident of this table",
+        "facilitator of this table",
+        "facilitator of this table, not verified",
+    },
     "votes.manage": {
         "facilitator of this table",
         "coordinator of the organisation",
@@ -57,6 +76,12 @@ ALLOWED = {
         "coordinator of the organisation",
         "administrator",
     },
+    "residents.register": {
+        "facilitator of this table",
+        "coordinator of the organisation",
+        "administrator",
+    },
+    "audit.read": {"coordinator of the organisation", "administrator"},
 }
 
 

@@ -234,7 +234,7 @@ async def test_opening_and_deciding_at_once_never_leave_a_decided_proposal_votin
     client: AsyncClient,
 ) -> None:
     world = await build_world()
-    manager = await load_principal(await open_session(world.users["facilitator_a"]))
+    manager = await load_principal(await open_session(world.users["facilitator_a"], verified=True))
     proposals = [await add_proposal(world.table_a, f"Proposition {n}") for n in range(12)]
 
     async def attempt(call):

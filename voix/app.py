@@ -23,6 +23,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template.config import TemplateConfig
 
 from accounts.controllers import ROUTES as ACCOUNT_ROUTES
+from audit.controllers import ROUTES as AUDIT_ROUTES
 from exports.controllers import ROUTES as EXPORT_ROUTES
 from proposals.controllers import ROUTES as PROPOSAL_ROUTES
 from tables.controllers import ROUTES as TABLE_ROUTES
@@ -30,6 +31,7 @@ from voix import db, opendata
 from voix.forms import Message, UserError
 from voix.i18n import N_
 from voix.middleware import language_middleware, security_headers_middleware
+from voix.permissions import VerificationRequired
 from voix.settings import PROJECT_ROOT, get_settings
 from voix.web import build_environment, page, provide_principal, redirect
 from votes.controllers import ROUTES as VOTE_ROUTES
@@ -45,6 +47,7 @@ ERROR_MESSAGES = {
     413: N_("What you sent is too large."),
     500: N_("Something went wrong on our side. Your last action may not have been saved."),
 }
+CONFIRM_FIRST = N_("Confirm your identity with the code of your authentication app first.")
 CSRF_EXPIRED = N_("This form has expired. Go back, reload the page and try again.")
 
 
@@ -80,11 +83,25 @@ def error_page(request: Request, exc: Exception) -> Response:
             status_code=status,
             media_type=MediaType.JSON,
         )
+    principal = getattr(request.state, "principal", None)
+    if isinstance(exc, VerificationRequired):
+        step = "/login/verify" if principal is not None and principal.totp_enabled else "/account"
+        if request.method == "GET":
+            return redirect(f"{step}?next={request.url.path}")
+        message = Message(CONFIRM_FIRST)
+        return page(
+            request, "errors/error.html", status_code=401, message=message, status=401, action=step
+        )
     if isinstance(exc, NotAuthorizedException) and request.method == "GET":
         return redirect(f"/login?next={request.url.path}")
     if isinstance(exc, NotAuthorizedException):
         status = 401
-    return page(request, "errors/error.html", status_code=status, message=message, status=status)
+    response = page(
+        request, "errors/error.html", status_code=status, message=message, status=status
+    )
+    if retry_after := getattr(exc, "retry_after_seconds", None):
+        response.headers["retry-after"] = str(retry_after)
+    return response
 
 
 async def _start_database() -> None:
@@ -115,6 +132,7 @@ def create_app() -> Litestar:
                     *ACCOUNT_ROUTES,
                     *PROPOSAL_ROUTES,
                     *VOTE_ROUTES,
+                    *AUDIT_ROUTES,
                     *EXPORT_ROUTES,
                 ],
                 include_in_schema=False,

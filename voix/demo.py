@@ -10,6 +10,7 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 
+from accounts.models import User
 from accounts.services import create_user, hash_password, hash_password_async
 from exports.models import Brief, BriefItem
 from maps.models import District
@@ -23,10 +24,17 @@ from tables.models import (
     Table,
     TableDistrict,
 )
-from voix import db
+from voix import crypto, db
 from votes.models import CLOSED, Ballot, Participation, Vote
 from votes.services import new_receipt
 
+# Public demo TOTP secrets for those who manage tables (enter them in an authenticator app).
+DEMO_TOTP_SECRETS = {
+    "coordination@avec-nous.example": "GTP353YLV43OP3ZFDHJW2T6F3LQ5EWWQ",
+    "coordination@collectif-des-femmes.example": "CPNFEF36EXI723BBUTGKDDCB6RUY2G25",
+    "animation.flamants@avec-nous.example": "DHI36QN5TTI5IUTQQXJORXRUM4U2PTVL",
+    "animation.aygalades@collectif-des-femmes.example": "EGVGHFCTJ74DURJFPQKQF5HCINM4TFPO",
+}
 DEMO_PASSWORD = "quartiers-nord-2026"  # noqa: S105 - the demo's, printed for everyone
 
 ORGANISATIONS = {
@@ -289,6 +297,10 @@ async def _seed() -> None:
             language="ar" if login == "youssef" else "fr",
         )
         users[login] = user.id
+        if secret := DEMO_TOTP_SECRETS.get(login):
+            await User.update(
+                {User.totp_secret: crypto.encrypt(secret, "totp"), User.totp_enabled_at: joined}
+            ).where(User.id == user.id)
         if role == "coordinator":
             await Coordinator.insert(Coordinator(user=user.id, organisation=organisations[place]))
         else:
@@ -383,4 +395,7 @@ def print_logins() -> None:
     print(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
     for login, name, _, role, place in PEOPLE:
         print(f"  {login:<50} {role:<12} {place:<22} {name}")
+    print("\nDemo TOTP secrets of those who manage tables (add them to an authenticator app):")
+    for login, secret in DEMO_TOTP_SECRETS.items():
+        print(f"  {login:<50} {secret}")
     print()

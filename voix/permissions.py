@@ -2,12 +2,13 @@
 
 Roles are held per table (resident, facilitator) and per organisation (coordinator);
 an administrator manages everything but, holding no seat at a table, does not vote.
+Managing anything needs a *verified* session: one that proved a TOTP or recovery code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
@@ -29,6 +30,17 @@ class Principal:
     is_admin: bool = False
     table_roles: Mapping[int, str] = field(default_factory=dict)
     coordinated_organisations: frozenset[int] = frozenset()
+    verified: bool = False  # this session proved a second factor
+    totp_enabled: bool = False
+
+    @property
+    def privileged(self) -> bool:
+        """Holds keys to votes or to people's data: must use TOTP to act as such."""
+        return (
+            self.is_admin
+            or bool(self.coordinated_organisations)
+            or FACILITATOR in self.table_roles.values()
+        )
 
     @property
     def authenticated(self) -> bool:
@@ -48,11 +60,15 @@ def _member(who: Principal, scope: Scope) -> bool:
 
 
 def _manager(who: Principal, scope: Scope) -> bool:
-    return (
+    return who.verified and (
         who.is_admin
         or who.role_at(scope.table_id) == FACILITATOR
         or scope.organisation_id in who.coordinated_organisations
     )
+
+
+def _coordinator(who: Principal, scope: Scope) -> bool:
+    return who.verified and (who.is_admin or scope.organisation_id in who.coordinated_organisations)
 
 
 def _may_join(who: Principal, scope: Scope) -> bool:
@@ -73,6 +89,8 @@ RULES: dict[str, Rule] = {
     "votes.cast": _member,
     "votes.manage": _manager,
     "briefs.manage": _manager,
+    "residents.register": _manager,
+    "audit.read": _coordinator,
 }
 
 
@@ -80,10 +98,23 @@ def can(who: Principal, action: str, scope: Scope) -> bool:
     return RULES[action](who, scope)
 
 
+class VerificationRequired(NotAuthorizedException):
+    """Allowed, once this session has proved a second factor."""
+
+
 def require(who: Principal, action: str, scope: Scope) -> None:
-    """Refuses with 401 (sign in first) or 403 (signed in, not allowed)."""
+    """Refuses with 401 (sign in, or confirm with a code first) or 403 (not allowed)."""
     if can(who, action, scope):
         return
     if not who.authenticated:
         raise NotAuthorizedException()
+    if not who.verified and can(replace(who, verified=True), action, scope):
+        raise VerificationRequired()
     raise PermissionDeniedException()
+
+
+def signed_in(who: Principal) -> int:
+    """The user's id; anonymous callers are asked to sign in."""
+    if who.user_id is None:
+        raise NotAuthorizedException()
+    return who.user_id

@@ -14,6 +14,7 @@ from litestar.params import PathParameter
 from litestar.response import Redirect
 
 from accounts.services import load_principal
+from tables.services import organisation_scope
 from voix import i18n
 from voix.forms import Message
 from voix.i18n import N_
@@ -42,6 +43,9 @@ FLASH_MESSAGES = {
     "vote_closed": N_("The vote is closed; the results are published."),
     "decision_recorded": N_("The table's decision has been recorded."),
     "brief_published": N_("The position document has been published."),
+    "verified": N_("Identity confirmed. You can act for your table."),
+    "totp_reset": N_("Two-step sign-in has been removed. Set it up again to act for your table."),
+    "signed_out_everywhere": N_("You are signed out on every device."),
 }
 
 
@@ -70,6 +74,7 @@ def build_environment() -> Environment:
     env.filters["datetime"] = i18n.datetime
     env.filters["direction"] = i18n.direction
     env.globals["can"] = can
+    env.globals["organisation_scope"] = organisation_scope
     env.globals["languages"] = [i18n.language(code) for code in i18n.LANGUAGES]
     return env
 

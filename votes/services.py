@@ -18,6 +18,7 @@ from typing import Any
 from litestar.exceptions import NotFoundException
 from piccolo.query.functions.aggregate import Count
 
+from audit import services as audit
 from proposals.models import ADOPTED, REJECTED, SUBMITTED, VOTING, Proposal
 from tables.models import Membership
 from tables.services import get_table_by_id, scope_of
@@ -159,6 +160,7 @@ async def open_vote(who: Principal, table: dict[str, Any], proposal_id: int, que
         inserted = await Vote.insert(
             Vote(table=table["id"], proposal=proposal_id, question=question, opened_by=who.user_id)
         ).returning(Vote.id)
+        await audit.record(who, "vote.opened", scope_of(table), subject=f"vote:{inserted[0]['id']}")
     return int(inserted[0]["id"])
 
 
@@ -174,6 +176,7 @@ async def close_vote(who: Principal, table: dict[str, Any], vote_id: int) -> Non
         if not closed:
             raise UserError(ALREADY_CLOSED)
         await unseal(vote_id)
+        await audit.record(who, "vote.closed", scope_of(table), subject=f"vote:{vote_id}")
 
 
 async def unseal(vote_id: int) -> None:
@@ -251,3 +254,10 @@ async def decide(who: Principal, table: dict[str, Any], proposal_id: int, decisi
         )
         if not changed:
             raise UserError(ALREADY_DECIDED)
+        await audit.record(
+            who,
+            "proposal.decided",
+            scope_of(table),
+            subject=f"proposal:{proposal_id}",
+            decision=decision,
+        )

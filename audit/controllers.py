@@ -1,0 +1,42 @@
+"""The audit journal of an organisation, for its coordinators."""
+
+from __future__ import annotations
+
+from litestar import Request, get
+from litestar.di import NamedDependency
+from litestar.response import Template
+
+from audit import services
+from tables import services as tables
+from voix.i18n import N_
+from voix.permissions import Principal, require
+from voix.web import Slug, page
+
+ACTIONS = {
+    "vote.opened": N_("Vote opened"),
+    "vote.closed": N_("Vote closed"),
+    "proposal.decided": N_("Decision recorded"),
+    "brief.published": N_("Position document published"),
+    "totp.enabled": N_("Two-step sign-in turned on"),
+    "totp.reset": N_("Two-step sign-in removed"),
+    "resident.registered": N_("Resident registered"),
+    "card.issued": N_("Login card issued"),
+    "card.revoked": N_("Login card revoked"),
+    "account.erased": N_("Account erased"),
+}
+
+
+@get("/organisations/{slug:str}/audit", name="audit")
+async def journal(request: Request, principal: NamedDependency[Principal], slug: Slug) -> Template:
+    organisation = await tables.get_organisation(slug)
+    require(principal, "audit.read", tables.organisation_scope(organisation["id"]))
+    return page(
+        request,
+        "audit/journal.html",
+        organisation=organisation,
+        entries=await services.for_organisation(organisation["id"]),
+        actions=ACTIONS,
+    )
+
+
+ROUTES = [journal]
