@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
-from accounts import mfa, services, throttle
+from accounts import cards, mfa, rights, services, throttle
 from accounts.throttle import Limit
 from tables import services as tables
 from voix.forms import FormErrors, Message, UserError, clean_text
 from voix.i18n import N_
 from voix.permissions import Principal, signed_in
 from voix.settings import get_settings
-from voix.web import SESSION_COOKIE, form_data, page, redirect
+from voix.web import SESSION_COOKIE, CardCode, form_data, page, redirect
 
 WRONG_CREDENTIALS = N_("This login and password do not match.")
+CARD_REFUSED = N_("This card code does not work. It may have been mistyped, or the card replaced.")
 
 
 def safe_next(target: str | None) -> str:
@@ -129,6 +130,7 @@ async def _account_page(
         "accounts/account.html",
         status_code=status_code,
         enrolment=enrolment,
+        has_password=await rights.has_password(user_id),
         next=safe_next(request.query_params.get("next")),
         **context,
     )
@@ -239,3 +241,70 @@ ROUTES = [
     signup_form,
     signup,
 ]
+
+
+@get("/card", name="card")
+async def card_form(request: Request, principal: NamedDependency[Principal]) -> Template:
+    return page(request, "accounts/card.html", code="")
+
+
+@get("/card/{code:str}", name="card_link")
+async def card_link(
+    request: Request, principal: NamedDependency[Principal], code: CardCode
+) -> Template:
+    # Only a confirmation page: a GET never signs in (link previews and prefetchers follow links).
+    return page(request, "accounts/card.html", code=cards.normalise_code(code)[:32])
+
+
+@post("/card")
+async def card_sign_in(request: Request) -> Template | Redirect:
+    data = await form_data(request)
+    limit = Limit(f"card:client:{client_of(request)}", failures=10)
+    await throttle.check(limit)
+    user_id = await cards.user_for_code(str(data.get("code") or ""))
+    if user_id is None:
+        await throttle.failed(limit)
+        return page(
+            request,
+            "accounts/card.html",
+            status_code=400,
+            code="",
+            errors={"code": Message(CARD_REFUSED)},
+        )
+    return with_session(redirect("/", flash="card_signed_in"), await services.open_session(user_id))
+
+
+ROUTES += [card_form, card_link, card_sign_in]
+
+
+@get("/account/data.json", name="account_data")
+async def my_data(principal: NamedDependency[Principal]) -> Response[dict]:
+    data = await rights.export(principal)
+    return Response(
+        data,
+        headers={
+            "content-disposition": 'attachment; filename="mes-donnees-voix-des-quartiers.json"',
+            "cache-control": "no-store",
+        },
+    )
+
+
+@post("/account/erase", name="account_erase")
+async def erase_account(
+    request: Request, principal: NamedDependency[Principal]
+) -> Template | Redirect:
+    user_id = signed_in(principal)
+    data = await form_data(request)
+    password = str(data.get("password") or "") if await rights.has_password(user_id) else None
+    try:
+        await rights.erase(principal, password, confirmed=data.get("confirm") == "yes")
+    except UserError as refused:
+        return await _account_page(
+            request, principal, status_code=400, errors={"erase": refused.message}
+        )
+    response = redirect("/", flash="account_erased")
+    response.cookies.append(Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/"))
+    return response
+
+
+ROUTES += [my_data, erase_account]

@@ -1,10 +1,11 @@
-"""PDF rendering of briefs with WeasyPrint, with nothing fetched from outside the project."""
+"""PDF rendering with WeasyPrint, with nothing fetched from outside the project."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import segno
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
@@ -17,7 +18,7 @@ ASSETS = (Path(__file__).parent / "assets").resolve()
 
 
 class LocalAssetsOnly(URLFetcher):
-    """Serves the brief's fonts and styles; refuses every other URL, network above all."""
+    """Serves the documents' fonts and images; refuses every other URL, network above all."""
 
     def __init__(self) -> None:
         super().__init__(allowed_protocols={"file", "data"})
@@ -33,17 +34,32 @@ class LocalAssetsOnly(URLFetcher):
 _environment = build_environment()
 
 
-def render_brief(document: BriefDocument, lang: str) -> bytes:
+def _render(template: str, lang: str, **context: Any) -> bytes:
     token = i18n.current_language.set(lang)
     try:
-        html = _environment.get_template("exports/pdf/brief.html").render(
-            brief=document,
-            lang=i18n.language(lang),
-            themes=THEMES,
-            assets=ASSETS.as_uri(),
-        )
+        html = _environment.get_template(template).render(lang=i18n.language(lang), **context)
         return HTML(
             string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=LocalAssetsOnly()
         ).write_pdf()
     finally:
         i18n.current_language.reset(token)
+
+
+def render_brief(document: BriefDocument, lang: str) -> bytes:
+    return _render("exports/pdf/brief.html", lang, brief=document, themes=THEMES)
+
+
+def render_login_card(
+    *, name: str, table_name: str, organisation: str, code: str, url: str, lang: str
+) -> bytes:
+    """A business-card-size login card in the resident's language."""
+    qr = segno.make(url, error="q").svg_data_uri(scale=4, border=1)
+    return _render(
+        "exports/pdf/card.html",
+        lang,
+        name=name,
+        table_name=table_name,
+        organisation=organisation,
+        code=code,
+        qr=qr,
+    )

@@ -5,16 +5,23 @@ from __future__ import annotations
 from itertools import groupby
 from typing import Any
 
-from litestar import Request, get, post
+import anyio.to_thread
+from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
 
+from accounts import cards
+from accounts.models import User
 from exports import services as briefs
+from exports.pdf import render_login_card
 from proposals import services as proposals
 from proposals.themes import THEMES
 from tables import services
-from voix.permissions import Principal
-from voix.web import Slug, form_data, page, redirect
+from voix.forms import FormErrors
+from voix.i18n import LANGUAGES, language
+from voix.permissions import Principal, require
+from voix.web import ObjectId, Slug, form_data, page, redirect
 from votes import services as votes
 
 
@@ -67,3 +74,95 @@ async def join(request: Request, principal: NamedDependency[Principal], slug: Sl
 
 
 ROUTES = [home, table_page, join]
+
+
+async def _residents_page(
+    request: Request,
+    principal: Principal,
+    table: dict[str, Any],
+    status_code: int = 200,
+    **context: Any,
+) -> Template:
+    require(principal, "residents.register", services.scope_of(table))
+    return page(
+        request,
+        "tables/residents.html",
+        status_code=status_code,
+        table=table,
+        residents=await cards.residents_with_cards(table["id"]),
+        languages_offered=[language(code) for code in LANGUAGES],
+        **context,
+    )
+
+
+async def _card_pdf(
+    request: Request, table: dict[str, Any], user_id: int, code: str
+) -> Response[bytes]:
+    user = await User.select(User.display_name, User.language).where(User.id == user_id).first()
+    if user is None:
+        raise NotFoundException()
+    content = await anyio.to_thread.run_sync(
+        lambda: render_login_card(
+            name=user["display_name"],
+            table_name=table["name"],
+            organisation=table["organisation_name"],
+            code=cards.printed(code),
+            url=f"{str(request.base_url).rstrip('/')}/card/{code}",
+            lang=user["language"],
+        )
+    )
+    # The code is printed once, here; the server keeps only its hash.
+    return Response(
+        content,
+        status_code=200,
+        media_type="application/pdf",
+        headers={
+            "content-disposition": 'inline; filename="carte.pdf"',
+            "cache-control": "no-store",
+        },
+    )
+
+
+@get("/tables/{slug:str}/residents", name="residents")
+async def residents(
+    request: Request, principal: NamedDependency[Principal], slug: Slug
+) -> Template:
+    return await _residents_page(request, principal, await services.get_table(slug))
+
+
+@post("/tables/{slug:str}/residents", name="resident_register")
+async def register_resident(
+    request: Request, principal: NamedDependency[Principal], slug: Slug
+) -> Template | Response[bytes]:
+    table = await services.get_table(slug)
+    data = await form_data(request)
+    try:
+        user_id, code = await cards.register_resident(principal, table, data)
+    except FormErrors as invalid:
+        return await _residents_page(
+            request, principal, table, status_code=400, errors=invalid.errors, values=data
+        )
+    return await _card_pdf(request, table, user_id, code)
+
+
+@post("/tables/{slug:str}/residents/{user_id:int}/card", name="card_issue")
+async def issue_card(
+    request: Request, principal: NamedDependency[Principal], slug: Slug, user_id: ObjectId
+) -> Response[bytes]:
+    await form_data(request)
+    table = await services.get_table(slug)
+    code = await cards.issue_card(principal, table, user_id)
+    return await _card_pdf(request, table, user_id, code)
+
+
+@post("/tables/{slug:str}/residents/{user_id:int}/card/revoke", name="card_revoke")
+async def revoke_card(
+    request: Request, principal: NamedDependency[Principal], slug: Slug, user_id: ObjectId
+) -> Redirect:
+    await form_data(request)
+    table = await services.get_table(slug)
+    await cards.revoke_cards(principal, table, user_id)
+    return redirect(f"/tables/{slug}/residents", flash="card_revoked")
+
+
+ROUTES += [residents, register_resident, issue_card, revoke_card]

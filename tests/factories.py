@@ -144,12 +144,12 @@ async def post_form(client: AsyncClient, url: str, data: dict[str, Any], **kwarg
 
 def t(msgid: str, lang: str = "fr", **params: Any) -> str:
     """The message as the catalog of `lang` renders it, HTML-escaped as pages show it."""
-    from html import escape
+    from markupsafe import escape  # as Jinja escapes, so it matches the page byte for byte
 
     from voix.i18n import catalog
 
     text = catalog(lang).gettext(msgid)
-    return escape(text % params if params else text)
+    return str(escape(text % params if params else text))
 
 
 def run_voix(

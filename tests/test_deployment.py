@@ -21,7 +21,11 @@ import pytest
 from tests.factories import add_proposal, add_table, run_voix
 from voix.settings import PROJECT_ROOT
 
-COMPOSE_ENV = {"POSTGRES_PASSWORD": "example", "VOIX_SECRET_KEY": "x" * 40}
+COMPOSE_ENV = {
+    "POSTGRES_PASSWORD": "example",
+    "VOIX_SECRET_KEY": "x" * 40,
+    "VOIX_ALLOWED_HOSTS": "127.0.0.1",
+}
 
 
 def compose_command() -> list[str] | None:
@@ -106,6 +110,7 @@ async def test_compose_start_up_sequence_with_two_replicas() -> None:
         **os.environ,
         "VOIX_ENV": "production",
         "VOIX_SECRET_KEY": COMPOSE_ENV["VOIX_SECRET_KEY"],
+        "VOIX_ALLOWED_HOSTS": "127.0.0.1",
     }
     migrate = run_voix("migrate", env=env)
     assert migrate.returncode == 0, migrate.stderr
@@ -126,3 +131,21 @@ def test_production_refuses_to_start_without_a_secret_key() -> None:
     result = run_voix("migrate", env=env)
     assert result.returncode != 0
     assert "VOIX_SECRET_KEY is required in production" in result.stderr
+
+
+async def test_other_host_names_are_refused(client) -> None:
+    response = await client.get("/health", headers={"host": "evil.example"})
+    assert response.status_code == 400
+    assert (await client.get("/health")).status_code == 200
+
+
+def test_host_names_are_compared_without_their_port() -> None:
+    from voix.middleware import host_allowed, host_name
+
+    allowed = ("voix.example", "*.quartiers.example", "[::1]")
+    assert host_name("Voix.Example:8443") == "voix.example"
+    assert host_name("[::1]:8000") == "[::1]"
+    for good in ("voix.example:80", "table.quartiers.example", "[::1]:8000"):
+        assert host_allowed(host_name(good), allowed), good
+    for bad in ("evil.example", "voix.example.evil.example", "quartiers.example.evil", "[::2]"):
+        assert not host_allowed(host_name(bad), allowed), bad

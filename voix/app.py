@@ -30,7 +30,11 @@ from tables.controllers import ROUTES as TABLE_ROUTES
 from voix import db, opendata
 from voix.forms import Message, UserError
 from voix.i18n import N_
-from voix.middleware import language_middleware, security_headers_middleware
+from voix.middleware import (
+    allowed_hosts_middleware,
+    language_middleware,
+    security_headers_middleware,
+)
 from voix.permissions import VerificationRequired
 from voix.settings import PROJECT_ROOT, get_settings
 from voix.web import build_environment, page, provide_principal, redirect
@@ -149,7 +153,11 @@ def create_app() -> Litestar:
         template_config=TemplateConfig(
             engine=JinjaTemplateEngine.from_environment(build_environment())
         ),
-        middleware=[security_headers_middleware, language_middleware],
+        middleware=[
+            allowed_hosts_middleware(settings.allowed_hosts),
+            security_headers_middleware,
+            language_middleware,
+        ],
         exception_handlers={
             HTTPException: error_page,
             UserError: error_page,

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs
 
+from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from voix import i18n
+from voix.i18n import N_
+
+UNKNOWN_HOST = N_("This site does not answer to that address.")
 
 LANGUAGE_COOKIE = "lang"
 ONE_YEAR = 365 * 24 * 3600
@@ -91,3 +96,39 @@ def security_headers_middleware(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, send_with_headers)
 
     return middleware
+
+
+def host_name(header: str) -> str:
+    """The host without its port: "voix.example:8000" → "voix.example", "[::1]:80" → "[::1]"."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[: header.find("]") + 1]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def host_allowed(name: str, allowed: tuple[str, ...]) -> bool:
+    return any(
+        name == host or (host.startswith("*.") and name.endswith(host[1:])) for host in allowed
+    )
+
+
+def allowed_hosts_middleware(allowed: tuple[str, ...]) -> Callable[[ASGIApp], ASGIApp]:
+    """Refuses requests addressed to another host name (DNS rebinding, forged links)."""
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] in ("http", "websocket") and not host_allowed(
+                host_name(_header(scope, b"host") or ""), allowed
+            ):
+                refusal = ASGIResponse(
+                    body=i18n.gettext(UNKNOWN_HOST).encode(),
+                    status_code=400,
+                    media_type="text/plain",
+                )
+                await refusal(scope, receive, send)
+                return
+            await app(scope, receive, send)
+
+        return middleware
+
+    return wrap

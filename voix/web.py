@@ -26,6 +26,7 @@ from voix.settings import PROJECT_ROOT
 MAX_ID = 2**31 - 1
 ObjectId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 Slug = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9-]{0,79}$")]
+CardCode = Annotated[str, PathParameter(pattern=r"^[0-9A-Za-z-]{1,40}$")]
 
 DOMAINS = ("voix", "accounts", "tables", "proposals", "votes", "exports", "audit")
 SESSION_COOKIE = "voix_session"
@@ -46,6 +47,9 @@ FLASH_MESSAGES = {
     "verified": N_("Identity confirmed. You can act for your table."),
     "totp_reset": N_("Two-step sign-in has been removed. Set it up again to act for your table."),
     "signed_out_everywhere": N_("You are signed out on every device."),
+    "account_erased": N_("Your account is erased. Your proposals stay, signed “a resident”."),
+    "card_revoked": N_("The card is revoked: it no longer signs anyone in."),
+    "card_signed_in": N_("Welcome! You are signed in with your card."),
 }
 
 
