@@ -7,16 +7,17 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
 
-from accounts import cards, mfa, rights, services, throttle
+from accounts import cards, mail, mfa, reset, rights, services, throttle
 from accounts.throttle import Limit
 from tables import services as tables
 from voix.forms import FormErrors, Message, UserError, clean_text
 from voix.i18n import N_
 from voix.permissions import Principal, signed_in
 from voix.settings import get_settings
-from voix.web import SESSION_COOKIE, CardCode, form_data, page, redirect
+from voix.web import SESSION_COOKIE, CardCode, ResetToken, form_data, page, redirect
 
 WRONG_CREDENTIALS = N_("This login and password do not match.")
 CARD_REFUSED = N_("This card code does not work. It may have been mistyped, or the card replaced.")
@@ -49,7 +50,12 @@ def client_of(request: Request) -> str:
 
 @get("/login", name="login")
 async def login_form(request: Request, principal: NamedDependency[Principal]) -> Template:
-    return page(request, "accounts/login.html", next=safe_next(request.query_params.get("next")))
+    return page(
+        request,
+        "accounts/login.html",
+        next=safe_next(request.query_params.get("next")),
+        mail_available=mail.available(),
+    )
 
 
 @post("/login")
@@ -71,6 +77,7 @@ async def login(request: Request) -> Template | Redirect:
             "accounts/login.html",
             status_code=400,
             next=target,
+            mail_available=mail.available(),
             errors={"login": Message(WRONG_CREDENTIALS)},
             values={"login": data.get("login") or ""},
         )
@@ -95,10 +102,13 @@ async def verify(request: Request, principal: NamedDependency[Principal]) -> Tem
     user_id = signed_in(principal)
     data = await form_data(request)
     target = safe_next(str(data.get("next") or ""))
-    limit = Limit(f"totp:account:{user_id}", failures=5)
-    await throttle.check(limit)
+    limits = (
+        Limit(f"totp:account:{user_id}", failures=5),
+        Limit(f"totp:client:{client_of(request)}", failures=20),
+    )
+    await throttle.check(*limits)
     if not await mfa.check_code(user_id, str(data.get("code") or "")):
-        await throttle.failed(limit)
+        await throttle.failed(*limits)
         return page(
             request,
             "accounts/verify.html",
@@ -106,7 +116,7 @@ async def verify(request: Request, principal: NamedDependency[Principal]) -> Tem
             next=target,
             errors={"code": Message(mfa.WRONG_CODE)},
         )
-    await throttle.succeeded(limit)
+    await throttle.succeeded(limits[0])
     token = await services.rotate_session(request.cookies[SESSION_COOKIE], user_id, verified=True)
     return with_session(redirect(target, flash="verified"), token)
 
@@ -308,3 +318,64 @@ async def erase_account(
 
 
 ROUTES += [my_data, erase_account]
+
+
+def _mail_or_404() -> None:
+    if not mail.available():
+        raise NotFoundException()  # no SMTP in production: the feature does not exist
+
+
+@get("/password/forgot", name="password_forgot")
+async def forgot_form(request: Request, principal: NamedDependency[Principal]) -> Template:
+    _mail_or_404()
+    return page(request, "accounts/forgot.html", sent=False)
+
+
+@post("/password/forgot")
+async def forgot(request: Request) -> Template:
+    _mail_or_404()
+    data = await form_data(request)
+    email = clean_text(str(data.get("email") or "")).lower()[:254]
+    limits = (
+        Limit(f"reset:client:{client_of(request)}", failures=10),
+        Limit(f"reset:email:{email}", failures=3),
+    )
+    await throttle.check(*limits)
+    await throttle.failed(*limits)  # every request counts: each may send an e-mail
+    await reset.request_reset(email, str(request.base_url).rstrip("/"))
+    # The same answer whether or not an account has this address.
+    return page(request, "accounts/forgot.html", sent=True)
+
+
+@get("/password/reset/{token:str}", name="password_reset")
+async def reset_form(
+    request: Request, principal: NamedDependency[Principal], token: ResetToken
+) -> Template:
+    _mail_or_404()
+    valid = await reset.user_for_token(token) is not None
+    return page(
+        request, "accounts/reset.html", token=token, valid=valid, status_code=200 if valid else 400
+    )
+
+
+@post("/password/reset/{token:str}")
+async def reset_password(request: Request, token: ResetToken) -> Template | Redirect:
+    _mail_or_404()
+    data = await form_data(request)
+    try:
+        user_id = await reset.reset_password(token, dict(data))
+    except FormErrors as invalid:
+        return page(
+            request,
+            "accounts/reset.html",
+            token=token,
+            valid=True,
+            status_code=400,
+            errors=invalid.errors,
+        )
+    if user_id is None:
+        return page(request, "accounts/reset.html", token=token, valid=False, status_code=400)
+    return redirect("/login", flash="password_changed")
+
+
+ROUTES += [forgot_form, forgot, reset_form, reset_password]

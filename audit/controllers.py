@@ -23,6 +23,7 @@ ACTIONS = {
     "card.issued": N_("Login card issued"),
     "card.revoked": N_("Login card revoked"),
     "account.erased": N_("Account erased"),
+    "role.changed": N_("Role changed"),
 }
 
 

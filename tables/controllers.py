@@ -90,6 +90,7 @@ async def _residents_page(
         status_code=status_code,
         table=table,
         residents=await cards.residents_with_cards(table["id"]),
+        scope=services.scope_of(table),
         languages_offered=[language(code) for code in LANGUAGES],
         **context,
     )
@@ -117,7 +118,7 @@ async def _card_pdf(
         status_code=200,
         media_type="application/pdf",
         headers={
-            "content-disposition": 'inline; filename="carte.pdf"',
+            "content-disposition": 'attachment; filename="carte-voix-des-quartiers.pdf"',
             "cache-control": "no-store",
         },
     )
@@ -165,4 +166,19 @@ async def revoke_card(
     return redirect(f"/tables/{slug}/residents", flash="card_revoked")
 
 
-ROUTES += [residents, register_resident, issue_card, revoke_card]
+@post("/tables/{slug:str}/residents/{user_id:int}/role", name="member_role")
+async def change_role(
+    request: Request, principal: NamedDependency[Principal], slug: Slug, user_id: ObjectId
+) -> Template | Redirect:
+    data = await form_data(request)
+    table = await services.get_table(slug)
+    try:
+        await services.change_role(principal, table, user_id, str(data.get("role") or ""))
+    except FormErrors as invalid:
+        return await _residents_page(
+            request, principal, table, status_code=400, errors=invalid.errors
+        )
+    return redirect(f"/tables/{slug}/residents", flash="role_changed")
+
+
+ROUTES += [residents, register_resident, issue_card, revoke_card, change_role]

@@ -6,7 +6,11 @@ from typing import Any
 
 from litestar.exceptions import NotFoundException
 
-from tables.models import RESIDENT, Membership, Organisation, Table, TableDistrict
+from audit import services as audit
+from tables.models import RESIDENT, TABLE_ROLES, Membership, Organisation, Table, TableDistrict
+from voix import db
+from voix.forms import Form, UserError
+from voix.i18n import N_
 from voix.permissions import Principal, Scope, require
 
 
@@ -96,3 +100,25 @@ async def get_organisation(slug: str) -> dict[str, Any]:
 def organisation_scope(organisation_id: int) -> Scope:
     """For what concerns a whole organisation rather than one of its tables."""
     return Scope(table_id=0, organisation_id=organisation_id)
+
+
+NOT_A_MEMBER = N_("This person is not a member of this table.")
+
+
+async def change_role(who: Principal, table: dict[str, Any], user_id: int, role: str) -> None:
+    """A coordinator makes a member facilitator, or resident again. Audited."""
+    require(who, "members.change_role", scope_of(table))
+    form = Form({"role": role})
+    role = form.choice("role", TABLE_ROLES)
+    form.validate()
+    async with db.write_transaction():
+        changed = await (
+            Membership.update({Membership.role: role})
+            .where((Membership.user == user_id) & (Membership.table == table["id"]))
+            .returning(Membership.id)
+        )
+        if not changed:
+            raise UserError(NOT_A_MEMBER, status_code=404)
+        await audit.record(
+            who, "role.changed", scope_of(table), subject=f"user:{user_id}", role=role
+        )

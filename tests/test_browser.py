@@ -8,6 +8,7 @@ Screenshots land in test-output/ (French and Arabic) for people to look at.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -166,3 +167,46 @@ async def test_resident_proposes_and_votes_facilitator_exports_the_pdf(tmp_path)
     ).stdout
     assert TITLE in text
     assert "Conseil citoyen du 14e" in text
+
+
+async def test_a_facilitator_registers_a_resident_who_signs_in_with_the_card(tmp_path) -> None:
+    from playwright.async_api import async_playwright
+
+    await build_world()
+    RECOVERY_CODES.clear()
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with replica(dict(os.environ)) as base:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_FLAGS
+            )
+            desk = await browser.new_context(locale="fr-FR", accept_downloads=True)
+            page = await desk.new_page()
+            await sign_in(page, base, "facilitator-a")  # enrols TOTP with a real pyotp code
+            await page.goto(f"{base}/tables/flamants-iris")
+            await page.get_by_role("link", name=fr("Residents and login cards")).click()
+            await page.get_by_label(fr("Name shown to others")).fill("Fatou")
+            await page.get_by_label(fr("Preferred language")).select_option("ar")
+            await page.get_by_label(
+                fr("I have read the privacy notice to the resident, who agrees to it.")
+            ).check()
+            await page.screenshot(path=OUTPUT / "residents-fr.png", full_page=True)
+            # The card saves as a file: its code is printed once, and must survive a viewer failure.
+            async with page.expect_download() as download_info:
+                await page.get_by_role("button", name=fr("Register and print the card")).click()
+            card = tmp_path / "card.pdf"
+            await (await download_info.value).save_as(card)
+
+            text = subprocess.run(
+                ["pdftotext", str(card), "-"], capture_output=True, text=True, check=True
+            ).stdout
+            code = re.search(r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}", text).group(0)
+
+            phone = await browser.new_context(locale="ar", viewport={"width": 390, "height": 844})
+            resident = await phone.new_page()
+            await resident.goto(f"{base}/card/{code.replace('-', '')}")  # what the QR code opens
+            await resident.screenshot(path=OUTPUT / "card-sign-in-ar.png", full_page=True)
+            await resident.locator("main form button[type=submit]").click()
+            await resident.wait_for_load_state()
+            assert "Fatou" in await resident.locator("header").inner_text()
+            await browser.close()

@@ -33,6 +33,7 @@ async def register(client: AsyncClient, **changes: str) -> tuple[int, str]:
     assert response.status_code == 200, response.text[-400:]
     assert response.headers["content-type"] == "application/pdf"
     assert response.headers["cache-control"] == "no-store"
+    assert response.headers["content-disposition"].startswith("attachment")
     user = (
         await User.select(User.id)
         .where(User.display_name == changes.get("display_name", "Fatou"))

@@ -82,6 +82,7 @@ ALLOWED = {
         "administrator",
     },
     "audit.read": {"coordinator of the organisation", "administrator"},
+    "members.change_role": {"coordinator of the organisation", "administrator"},
 }
 
 

@@ -91,6 +91,7 @@ RULES: dict[str, Rule] = {
     "briefs.manage": _manager,
     "residents.register": _manager,
     "audit.read": _coordinator,
+    "members.change_role": _coordinator,
 }
 
 

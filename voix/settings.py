@@ -23,6 +23,15 @@ class Settings:
     secret_key: bytes
     var_dir: Path
     allowed_hosts: tuple[str, ...]
+    smtp_url: str | None = None  # smtp://user:password@host:587 (STARTTLS) or smtps://…:465
+    mail_from: str = "Voix des Quartiers <noreply@localhost>"
+
+    @property
+    def mail_mode(self) -> str | None:
+        """ "smtp" when configured; "log" in development; None (no e-mail features) otherwise."""
+        if self.smtp_url:
+            return "smtp"
+        return None if self.production else "log"
 
     @property
     def production(self) -> bool:
@@ -58,6 +67,8 @@ def get_settings() -> Settings:
         secret_key=_secret_key(env, var_dir),
         var_dir=var_dir,
         allowed_hosts=_allowed_hosts(env),
+        smtp_url=os.environ.get("VOIX_SMTP_URL") or None,
+        mail_from=os.environ.get("VOIX_MAIL_FROM", "Voix des Quartiers <noreply@localhost>"),
     )
 
 

@@ -27,6 +27,7 @@ MAX_ID = 2**31 - 1
 ObjectId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 Slug = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9-]{0,79}$")]
 CardCode = Annotated[str, PathParameter(pattern=r"^[0-9A-Za-z-]{1,40}$")]
+ResetToken = Annotated[str, PathParameter(pattern=r"^[0-9]{1,10}\.[0-9]{1,12}\.[0-9a-f]{32}$")]
 
 DOMAINS = ("voix", "accounts", "tables", "proposals", "votes", "exports", "audit")
 SESSION_COOKIE = "voix_session"
@@ -48,6 +49,8 @@ FLASH_MESSAGES = {
     "totp_reset": N_("Two-step sign-in has been removed. Set it up again to act for your table."),
     "signed_out_everywhere": N_("You are signed out on every device."),
     "account_erased": N_("Your account is erased. Your proposals stay, signed “a resident”."),
+    "role_changed": N_("The role has been changed."),
+    "password_changed": N_("Your password is changed. You can sign in with it."),
     "card_revoked": N_("The card is revoked: it no longer signs anyone in."),
     "card_signed_in": N_("Welcome! You are signed in with your card."),
 }
