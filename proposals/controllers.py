@@ -12,7 +12,7 @@ from proposals import services
 from proposals.themes import THEMES
 from tables import services as tables
 from voix.forms import FormErrors
-from voix.i18n import LANGUAGES, current_language, language
+from voix.i18n import current_language
 from voix.permissions import Principal, can, require
 from voix.web import ObjectId, Slug, form_data, page, redirect
 from votes import services as votes
@@ -35,7 +35,6 @@ async def _form_page(
         status_code=status_code,
         table=table,
         themes=THEMES,
-        content_languages=[language(code) for code in LANGUAGES],
         residents=await tables.residents(table["id"]) if on_behalf else [],
         on_behalf=on_behalf,
         **context,

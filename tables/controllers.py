@@ -19,7 +19,6 @@ from proposals import services as proposals
 from proposals.themes import THEMES
 from tables import services
 from voix.forms import FormErrors
-from voix.i18n import LANGUAGES, language
 from voix.permissions import Principal, require
 from voix.web import ObjectId, Slug, form_data, page, redirect
 from votes import services as votes
@@ -91,7 +90,6 @@ async def _residents_page(
         table=table,
         residents=await cards.residents_with_cards(table["id"]),
         scope=services.scope_of(table),
-        languages_offered=[language(code) for code in LANGUAGES],
         **context,
     )
 
