@@ -18,7 +18,7 @@ from accounts.services import close_all_sessions, create_user
 from accounts.totp import normalise_code
 from audit import services as audit
 from tables.models import RESIDENT, Membership
-from tables.services import is_member, scope_of
+from tables.services import NOT_A_MEMBER, is_member, scope_of
 from voix import crypto, db
 from voix.forms import Form, UserError
 from voix.i18n import LANGUAGES, N_
@@ -29,7 +29,6 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 16
 CONSENT_REQUIRED = N_("The resident's consent to the privacy notice is needed to register them.")
 PHONE_INVALID = N_("This phone number does not look right.")
-NOT_A_RESIDENT = N_("This person is not a member of this table.")
 
 
 def new_card_code() -> str:
@@ -51,9 +50,7 @@ async def register_resident(
     phone = form.text("phone", max_length=32, required=False) or None
     if phone and not re.fullmatch(r"\+?[0-9 .()-]{6,30}", phone):
         form.error("phone", PHONE_INVALID)
-    email = form.text("email", max_length=254, required=False).lower() or None
-    if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
-        form.error("email", N_("This e-mail address does not look right."))
+    email = form.email("email")
     if data.get("consent") != "yes":
         form.error("consent", CONSENT_REQUIRED)
     form.validate()
@@ -79,7 +76,7 @@ async def issue_card(who: Principal, table: dict[str, Any], user_id: int) -> str
     """A new card for a resident of this table (a lost card, a forgotten code)."""
     require(who, "residents.register", scope_of(table))
     if not await is_member(user_id, table["id"]):
-        raise UserError(NOT_A_RESIDENT, status_code=404)
+        raise UserError(NOT_A_MEMBER, status_code=404)
     async with db.write_transaction():
         return await _issue(who, table, user_id)
 
@@ -97,7 +94,7 @@ async def _issue(who: Principal, table: dict[str, Any], user_id: int) -> str:
 async def revoke_cards(who: Principal, table: dict[str, Any], user_id: int) -> None:
     require(who, "residents.register", scope_of(table))
     if not await is_member(user_id, table["id"]):
-        raise UserError(NOT_A_RESIDENT, status_code=404)
+        raise UserError(NOT_A_MEMBER, status_code=404)
     async with db.write_transaction():
         await _revoke(user_id)
         await audit.record(who, "card.revoked", scope_of(table), subject=f"user:{user_id}")

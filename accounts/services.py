@@ -29,7 +29,6 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 200
 LOGIN_TAKEN = N_("This login is already taken.")
 LOGIN_INVALID = N_("Use 3 or more letters, digits, dots or dashes, without spaces or accents.")
 PASSWORD_LENGTH = N_("The password needs between %(min)d and %(max)d characters.")
-EMAIL_INVALID = N_("This e-mail address does not look right.")
 
 
 def hash_password(password: str) -> str:
@@ -66,9 +65,7 @@ def read_account_form(form: Form) -> dict[str, str | None]:
     if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         form.error("password", PASSWORD_LENGTH, min=PASSWORD_MIN, max=PASSWORD_MAX)
         password = ""
-    email = form.text("email", max_length=254, required=False).lower() or None
-    if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
-        form.error("email", EMAIL_INVALID)
+    email = form.email("email")
     language = form.choice("language", LANGUAGES, required=False) or "fr"
     return {
         "login": login,
@@ -188,8 +185,8 @@ async def load_principal(token: str | None) -> Principal:
     )
     if row is None:
         return ANONYMOUS
-    last_seen = _aware(row["last_seen_at"])
-    verified_at = _aware(row["verified_at"]) if row["verified_at"] else None
+    last_seen = db.utc(row["last_seen_at"])
+    verified_at = db.utc(row["verified_at"]) if row["verified_at"] else None
     verified = bool(
         verified_at and verified_at > now - VERIFIED_MAX and last_seen > now - VERIFIED_IDLE
     )
@@ -216,10 +213,6 @@ async def load_principal(token: str | None) -> Principal:
         verified=verified,
         totp_enabled=row["user.totp_enabled_at"] is not None,
     )
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def sign_up(data: Mapping[str, Any], table_ids: Mapping[str, int]) -> tuple[int, str]:

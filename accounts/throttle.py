@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from accounts.models import Throttle
+from voix.db import utc
 from voix.forms import UserError
 from voix.i18n import N_
 
@@ -42,7 +43,7 @@ async def check(*limits: Limit) -> None:
     for limit in limits:
         row = by_key.get(limit.key)
         if row and row["failures"] >= limit.failures:
-            ends = _aware(row["window_started_at"]) + limit.window
+            ends = utc(row["window_started_at"]) + limit.window
             if ends > now:
                 waits.append(ends - now)
     if waits:
@@ -70,7 +71,3 @@ async def failed(*limits: Limit) -> None:
 
 async def succeeded(*limits: Limit) -> None:
     await Throttle.delete().where(Throttle.key.is_in([limit.key for limit in limits]))
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

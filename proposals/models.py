@@ -9,7 +9,6 @@ SUBMITTED = "submitted"
 VOTING = "voting"
 ADOPTED = "adopted"
 REJECTED = "rejected"
-STATUSES = (SUBMITTED, VOTING, ADOPTED, REJECTED)
 
 
 class Proposal(Model, tablename="proposal"):

@@ -10,15 +10,14 @@ from litestar.exceptions import NotFoundException
 
 from proposals.models import ADOPTED, SUBMITTED, Proposal
 from proposals.themes import THEMES
-from tables.services import get_table_by_id, is_member, scope_of
+from tables.services import NOT_A_MEMBER, get_table_by_id, is_member, scope_of
 from voix.forms import Form
-from voix.i18n import LANGUAGES, N_, current_language
+from voix.i18n import LANGUAGES, current_language
 from voix.permissions import Principal, can, require
 
 TITLE_MAX = 140
 BODY_MAX = 4000
 PAGE_SIZE = 20
-NOT_A_MEMBER = N_("This person is not a member of this table.")
 
 _COLUMNS = (
     Proposal.id,

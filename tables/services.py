@@ -13,6 +13,8 @@ from voix.forms import Form, UserError
 from voix.i18n import N_
 from voix.permissions import Principal, Scope, require
 
+NOT_A_MEMBER = N_("This person is not a member of this table.")
+
 
 def scope_of(table: dict[str, Any]) -> Scope:
     return Scope(table_id=table["id"], organisation_id=table["organisation"])
@@ -100,9 +102,6 @@ async def get_organisation(slug: str) -> dict[str, Any]:
 def organisation_scope(organisation_id: int) -> Scope:
     """For what concerns a whole organisation rather than one of its tables."""
     return Scope(table_id=0, organisation_id=organisation_id)
-
-
-NOT_A_MEMBER = N_("This person is not a member of this table.")
 
 
 async def change_role(who: Principal, table: dict[str, Any], user_id: int, role: str) -> None:

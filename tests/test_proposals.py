@@ -5,7 +5,7 @@ from __future__ import annotations
 from httpx import AsyncClient
 
 from proposals.models import Proposal
-from proposals.services import NOT_A_MEMBER
+from tables.services import NOT_A_MEMBER
 from tests.factories import build_world, post_form, sign_in, t
 from voix.forms import REQUIRED, TOO_LONG, TOO_SHORT, UNKNOWN_CHOICE
 

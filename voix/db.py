@@ -7,6 +7,7 @@ asks which engine it runs on.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -72,6 +73,11 @@ def engine_from_url(url: str) -> SQLite | Postgres:
     if scheme in ("postgres", "postgresql"):
         return Postgres(dsn=url)
     raise ValueError(f"Unsupported DATABASE_URL scheme: {scheme!r}")
+
+
+def utc(value: datetime) -> datetime:
+    """Timestamps come back aware from PostgreSQL, naive (but UTC) from SQLite."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def engine() -> SQLite | Postgres:

@@ -44,6 +44,8 @@ REQUIRED = N_("This field is required.")
 TOO_LONG = N_("Please keep it under %(max)d characters.")
 TOO_SHORT = N_("Please write at least %(min)d characters.")
 UNKNOWN_CHOICE = N_("Please choose one of the options offered.")
+EMAIL_INVALID = N_("This e-mail address does not look right.")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def clean_text(value: str | None, multiline: bool = False) -> str:
@@ -104,6 +106,13 @@ class Form:
             self.errors[name] = Message(UNKNOWN_CHOICE)
             return None
         return int(value)
+
+    def email(self, name: str, *, required: bool = False) -> str | None:
+        """An e-mail address, lower-cased; optional unless said otherwise."""
+        value = self.text(name, max_length=254, required=required).lower()
+        if value and not _EMAIL.fullmatch(value):
+            self.errors[name] = Message(EMAIL_INVALID)
+        return value or None
 
     def error(self, name: str, msgid: str, **params: Any) -> None:
         self.errors.setdefault(name, Message(msgid, params))

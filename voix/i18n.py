@@ -22,6 +22,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from voix.db import utc
 from voix.settings import PROJECT_ROOT
 
 LOCALES_DIR = PROJECT_ROOT / "locales"
@@ -94,8 +95,7 @@ def negotiate(accept_language: str | None) -> str:
 def _local(value: Any) -> Any:
     """Timestamps are stored in UTC; people read them in Marseille's time."""
     if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        return aware.astimezone(LOCAL_TIMEZONE)
+        return utc(value).astimezone(LOCAL_TIMEZONE)
     return value
 
 
