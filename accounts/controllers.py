@@ -255,7 +255,9 @@ ROUTES = [
 
 @get("/card", name="card")
 async def card_form(request: Request, principal: NamedDependency[Principal]) -> Template:
-    return page(request, "accounts/card.html", code="")
+    return page(
+        request, "accounts/card.html", code="", next=safe_next(request.query_params.get("next"))
+    )
 
 
 @get("/card/{code:str}", name="card_link")
@@ -263,7 +265,7 @@ async def card_link(
     request: Request, principal: NamedDependency[Principal], code: CardCode
 ) -> Template:
     # Only a confirmation page: a GET never signs in (link previews and prefetchers follow links).
-    return page(request, "accounts/card.html", code=cards.normalise_code(code)[:32])
+    return page(request, "accounts/card.html", code=cards.normalise_code(code)[:32], next="/")
 
 
 @post("/card")
@@ -279,9 +281,13 @@ async def card_sign_in(request: Request) -> Template | Redirect:
             "accounts/card.html",
             status_code=400,
             code="",
+            next=safe_next(str(data.get("next") or "")),
             errors={"code": Message(CARD_REFUSED)},
         )
-    return with_session(redirect("/", flash="card_signed_in"), await services.open_session(user_id))
+    target = safe_next(str(data.get("next") or ""))
+    return with_session(
+        redirect(target, flash="card_signed_in"), await services.open_session(user_id)
+    )
 
 
 ROUTES += [card_form, card_link, card_sign_in]

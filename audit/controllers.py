@@ -24,6 +24,11 @@ ACTIONS = {
     "card.revoked": N_("Login card revoked"),
     "account.erased": N_("Account erased"),
     "role.changed": N_("Role changed"),
+    "meeting.scheduled": N_("Meeting scheduled"),
+    "meeting.opened": N_("Meeting started"),
+    "meeting.closed": N_("Meeting closed"),
+    "meeting.cancelled": N_("Meeting cancelled"),
+    "minutes.published": N_("Minutes published"),
 }
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import segno
+from markupsafe import Markup
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
@@ -34,15 +35,22 @@ class LocalAssetsOnly(URLFetcher):
 _environment = build_environment()
 
 
-def _render(template: str, lang: str, **context: Any) -> bytes:
+def _html(template: str, lang: str, **context: Any) -> str:
     token = i18n.current_language.set(lang)
     try:
-        html = _environment.get_template(template).render(lang=i18n.language(lang), **context)
-        return HTML(
-            string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=LocalAssetsOnly()
-        ).write_pdf()
+        return _environment.get_template(template).render(lang=i18n.language(lang), **context)
     finally:
         i18n.current_language.reset(token)
+
+
+def _pdf(html: str) -> bytes:
+    return HTML(
+        string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=LocalAssetsOnly()
+    ).write_pdf()
+
+
+def _render(template: str, lang: str, **context: Any) -> bytes:
+    return _pdf(_html(template, lang, **context))
 
 
 def render_brief(document: BriefDocument, lang: str) -> bytes:
@@ -62,4 +70,69 @@ def render_login_card(
         organisation=organisation,
         code=code,
         qr=qr,
+    )
+
+
+def render_poster(
+    meeting: dict[str, Any], table: dict[str, Any], agenda: list[dict[str, Any]], url: str
+) -> bytes:
+    """An A4 invitation: one block per language of the meeting, the QR code to its page."""
+    languages = meeting["languages"] or [i18n.DEFAULT_LANGUAGE]
+    sections = [
+        Markup(_html("exports/pdf/poster_section.html", code, meeting=meeting, table=table))  # noqa: S704 — rendered by our autoescaping environment
+        for code in languages
+    ]
+    qr = segno.make(url, error="q").svg_data_uri(scale=6, border=2)
+    return _render(
+        "exports/pdf/poster.html",
+        languages[0],
+        meeting=meeting,
+        table=table,
+        agenda=agenda,
+        sections=sections,
+        qr=qr,
+        url=url,
+    )
+
+
+def render_sign_in_sheet(
+    meeting: dict[str, Any],
+    table: dict[str, Any],
+    rows: list[dict[str, Any]],
+    *,
+    blank: bool,
+    lang: str,
+) -> bytes:
+    """The attendance list with a signature column; blank, it lists the members to sign."""
+    spare = max(8, 20 - len(rows)) if blank else 6
+    return _render(
+        "exports/pdf/sign_in_sheet.html",
+        lang,
+        meeting=meeting,
+        table=table,
+        rows=rows,
+        blank=blank,
+        spare=spare,
+    )
+
+
+def render_minutes(
+    meeting: dict[str, Any],
+    table: dict[str, Any],
+    *,
+    minutes: dict[str, Any],
+    html: Markup,
+    links: dict[str, list[dict[str, Any]]],
+    present: int,
+    lang: str,
+) -> bytes:
+    return _render(
+        "exports/pdf/minutes.html",
+        lang,
+        meeting=meeting,
+        table=table,
+        minutes=minutes,
+        html=html,
+        links=links,
+        present=present,
     )

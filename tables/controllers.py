@@ -15,6 +15,7 @@ from accounts import cards
 from accounts.models import User
 from exports import services as briefs
 from exports.pdf import render_login_card
+from meetings import services as meetings
 from proposals import services as proposals
 from proposals.themes import THEMES
 from tables import services
@@ -30,7 +31,12 @@ async def home(request: Request, principal: NamedDependency[Principal]) -> Templ
     organisations = [
         (name, list(group)) for name, group in groupby(tables, key=lambda t: t["organisation_name"])
     ]
-    return page(request, "tables/home.html", organisations=organisations)
+    return page(
+        request,
+        "tables/home.html",
+        organisations=organisations,
+        my_meetings=await meetings.upcoming_for_user(principal.user_id),
+    )
 
 
 @get("/tables/{slug:str}", name="table")
@@ -60,6 +66,7 @@ async def table_page(
         tallies=await votes.tallies([v["id"] for v in table_votes]),
         voted=await votes.voted_in(principal.user_id, [v["id"] for v in table_votes]),
         briefs=await briefs.for_table(table["id"]),
+        meetings=await meetings.for_table(table["id"], upcoming=True),
         **context,
     )
 

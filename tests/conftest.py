@@ -51,12 +51,19 @@ else:
     raise RuntimeError(f"VOIX_TEST_DATABASE must be sqlite or postgres, not {DATABASE_KIND!r}")
 
 import httpx  # noqa: E402
+from litestar.channels import ChannelsPlugin  # noqa: E402
 
 from voix import db  # noqa: E402
 from voix.app import create_app  # noqa: E402
 
 # Children first, so foreign keys never block the clean-up.
 ALL_TABLES = [
+    "minutes_link",
+    "minutes",
+    "speaker",
+    "attendance",
+    "agenda_item",
+    "meeting",
     "audit_entry",
     "throttle",
     "login_card",
@@ -109,8 +116,11 @@ async def app() -> AsyncIterator[object]:
     PostgreSQL pool made for one loop cannot serve the other.)
     """
     await db.engine().start()
+    application = create_app()
     try:
-        yield create_app()
+        # The live channels start with the app's lifespan, which ASGITransport does not run.
+        async with application.plugins.get(ChannelsPlugin):
+            yield application
     finally:
         await db.engine().stop()
 

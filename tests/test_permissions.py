@@ -76,6 +76,25 @@ ALLOWED = {
         "coordinator of the organisation",
         "administrator",
     },
+    "meetings.manage": {
+        "facilitator of this table",
+        "coordinator of the organisation",
+        "administrator",
+    },
+    # Checking in is a member's own act; the facilitator ticks others through meetings.manage.
+    "meetings.check_in": {
+        "resident of this table",
+        "facilitator of this table",
+        "facilitator of this table, not verified",
+    },
+    # The room screen shows names said aloud in the room: members and managers only.
+    "meetings.follow": {
+        "resident of this table",
+        "facilitator of this table",
+        "facilitator of this table, not verified",
+        "coordinator of the organisation",
+        "administrator",
+    },
     "residents.register": {
         "facilitator of this table",
         "coordinator of the organisation",

@@ -25,9 +25,10 @@ from litestar.template.config import TemplateConfig
 from accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from audit.controllers import ROUTES as AUDIT_ROUTES
 from exports.controllers import ROUTES as EXPORT_ROUTES
+from meetings.controllers import ROUTES as MEETING_ROUTES
 from proposals.controllers import ROUTES as PROPOSAL_ROUTES
 from tables.controllers import ROUTES as TABLE_ROUTES
-from voix import db, opendata
+from voix import db, live, opendata
 from voix.forms import Message, UserError
 from voix.i18n import N_
 from voix.middleware import (
@@ -136,6 +137,7 @@ def create_app() -> Litestar:
                     *ACCOUNT_ROUTES,
                     *PROPOSAL_ROUTES,
                     *VOTE_ROUTES,
+                    *MEETING_ROUTES,
                     *AUDIT_ROUTES,
                     *EXPORT_ROUTES,
                 ],
@@ -164,7 +166,7 @@ def create_app() -> Litestar:
             PermissionDeniedException: error_page,
             Exception: error_page,
         },
-        plugins=[HTMXPlugin()],
+        plugins=[HTMXPlugin(), live.channels_plugin()],
         openapi_config=OpenAPIConfig(
             title="Voix des Quartiers — open data",
             version="1",

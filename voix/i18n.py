@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale, negotiate_locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -105,6 +105,10 @@ def date(value: Any, form: str = "long") -> str:
 
 def datetime(value: Any, form: str = "medium") -> str:
     return format_datetime(_local(value), format=form, locale=current_language.get())
+
+
+def time(value: Any, form: str = "short") -> str:
+    return format_time(_local(value), format=form, locale=current_language.get())
 
 
 def direction(text: str) -> str:

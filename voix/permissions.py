@@ -71,6 +71,10 @@ def _coordinator(who: Principal, scope: Scope) -> bool:
     return who.verified and (who.is_admin or scope.organisation_id in who.coordinated_organisations)
 
 
+def _member_or_manager(who: Principal, scope: Scope) -> bool:
+    return _member(who, scope) or _manager(who, scope)
+
+
 def _may_join(who: Principal, scope: Scope) -> bool:
     """Residents join tables; those who manage a table do not sit at it to vote."""
     return (
@@ -89,6 +93,9 @@ RULES: dict[str, Rule] = {
     "votes.cast": _member,
     "votes.manage": _manager,
     "briefs.manage": _manager,
+    "meetings.manage": _manager,
+    "meetings.check_in": _member,
+    "meetings.follow": _member_or_manager,
     "residents.register": _manager,
     "audit.read": _coordinator,
     "members.change_role": _coordinator,

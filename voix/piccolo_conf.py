@@ -14,6 +14,7 @@ APP_REGISTRY = AppRegistry(
         "tables.piccolo_app",
         "proposals.piccolo_app",
         "votes.piccolo_app",
+        "meetings.piccolo_app",
         "exports.piccolo_app",
         "audit.piccolo_app",
     ]

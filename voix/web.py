@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -29,7 +28,7 @@ Slug = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9-]{0,79}$")]
 CardCode = Annotated[str, PathParameter(pattern=r"^[0-9A-Za-z-]{1,40}$")]
 ResetToken = Annotated[str, PathParameter(pattern=r"^[0-9]{1,10}\.[0-9]{1,12}\.[0-9a-f]{32}$")]
 
-DOMAINS = ("voix", "accounts", "tables", "proposals", "votes", "exports", "audit")
+DOMAINS = ("voix", "accounts", "tables", "proposals", "votes", "meetings", "exports", "audit")
 SESSION_COOKIE = "voix_session"
 FLASH_COOKIE = "voix_flash"
 
@@ -53,6 +52,13 @@ FLASH_MESSAGES = {
     "password_changed": N_("Your password is changed. You can sign in with it."),
     "card_revoked": N_("The card is revoked: it no longer signs anyone in."),
     "card_signed_in": N_("Welcome! You are signed in with your card."),
+    "meeting_scheduled": N_("The meeting is scheduled. It appears in the table's calendar."),
+    "meeting_opened": N_("The meeting has started: check-in is open."),
+    "meeting_closed": N_("The meeting is closed. You can now write the minutes."),
+    "meeting_cancelled": N_("The meeting is cancelled. The calendar says so."),
+    "checked_in": N_("You are checked in. Welcome!"),
+    "minutes_saved": N_("The draft is saved."),
+    "minutes_published": N_("The minutes are published."),
 }
 
 
@@ -79,6 +85,7 @@ def build_environment() -> Environment:
     )
     env.filters["date"] = i18n.date
     env.filters["datetime"] = i18n.datetime
+    env.filters["time"] = i18n.time
     env.filters["direction"] = i18n.direction
     env.globals["can"] = can
     env.globals["organisation_scope"] = organisation_scope
@@ -143,6 +150,10 @@ async def provide_principal(request: Request) -> Principal:
     return principal
 
 
-async def form_data(request: Request) -> Mapping[str, Any]:
+async def form_data(request: Request, *lists: str) -> dict[str, Any]:
+    """The submitted fields; those named in `lists` (checkboxes) as lists of every value."""
     form = await request.form()
-    return {key: form.get(key) for key in form}
+    data: dict[str, Any] = {key: form.get(key) for key in form}
+    for key in lists:
+        data[key] = form.getall(key, [])
+    return data

@@ -8,9 +8,11 @@ from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
+from meetings.services import meetings_showing_vote
 from proposals import services as proposals
 from proposals.controllers import proposal_page
 from tables import services as tables
+from voix import live
 from voix.forms import FormErrors
 from voix.permissions import Principal
 from voix.web import ObjectId, form_data, page, redirect
@@ -65,6 +67,12 @@ async def vote_page(
     return await _vote_page(request, principal, await services.get(vote_id))
 
 
+async def _tell_rooms(request: Request, vote_id: int) -> None:
+    """The screens of the meetings that have this vote on their agenda refresh its count."""
+    if rooms := await meetings_showing_vote(vote_id):
+        live.publish(request.app, "votes", vote=vote_id, meetings=rooms)
+
+
 @post("/votes/{vote_id:int}/ballot", name="vote_cast")
 async def cast(
     request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
@@ -75,6 +83,7 @@ async def cast(
         receipt = await services.cast(principal, table, vote_id, str(data.get("choice") or ""))
     except FormErrors as invalid:
         return await _vote_page(request, principal, vote, status_code=400, errors=invalid.errors)
+    await _tell_rooms(request, vote_id)
     # Shown once: nothing stored links this receipt to the voter.
     return await _vote_page(request, principal, vote, receipt=receipt)
 
@@ -86,6 +95,7 @@ async def close(
     await form_data(request)
     _, table = await services.get_with_table(vote_id)
     await services.close_vote(principal, table, vote_id)
+    await _tell_rooms(request, vote_id)
     return redirect(f"/votes/{vote_id}", flash="vote_closed")
 
 

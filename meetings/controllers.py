@@ -1,0 +1,600 @@
+"""Meeting pages: the calendar, scheduling, the room (screen, control, attendance), minutes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
+
+import anyio.to_thread
+from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, ServerSentEvent, Template
+from litestar.response.sse import ServerSentEventMessage
+
+from exports.pdf import render_minutes, render_poster, render_sign_in_sheet
+from meetings import calendar, services
+from tables import services as tables
+from voix import i18n, live
+from voix.forms import FormErrors
+from voix.permissions import Principal, can, require
+from voix.web import ObjectId, Slug, form_data, page, redirect
+
+# Where a form of the room sends the facilitator back to (a key, never a URL).
+BACK = {"control": "/control", "attendance": "/attendance", "meeting": ""}
+
+
+def _back(meeting_id: int, data: dict[str, Any]) -> str:
+    return f"/meetings/{meeting_id}{BACK.get(str(data.get('back') or ''), '/control')}"
+
+
+def _pdf(content: bytes, filename: str) -> Response[bytes]:
+    return Response(
+        content,
+        status_code=200,
+        media_type="application/pdf",
+        headers={"content-disposition": f'inline; filename="{filename}"'},
+    )
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+# The calendar of a table
+
+
+@get("/tables/{slug:str}/meetings", name="table_meetings")
+async def table_meetings(
+    request: Request, principal: NamedDependency[Principal], slug: Slug
+) -> Template:
+    table = await tables.get_table(slug)
+    upcoming = await services.for_table(table["id"], upcoming=True)
+    past = await services.for_table(table["id"], upcoming=False)
+    history = await services.history(table["id"])
+    return page(
+        request,
+        "meetings/calendar.html",
+        table=table,
+        scope=tables.scope_of(table),
+        upcoming=upcoming,
+        past=past,
+        history=history,
+        chart=calendar.chart(history),
+        counts=await services.attendance_counts([m["id"] for m in past]),
+        feed_url=f"{_base_url(request)}/tables/{slug}/meetings.ics",
+    )
+
+
+@get("/tables/{slug:str}/meetings.ics", name="table_meetings_ics")
+async def table_meetings_ics(request: Request, slug: Slug) -> Response[bytes]:
+    table = await tables.get_table(slug)
+    meetings = await services.for_table(table["id"])
+    agendas = {m["id"]: await services.agenda(m["id"]) for m in meetings}
+    return Response(
+        calendar.ics(table, meetings, agendas, _base_url(request)),
+        status_code=200,
+        media_type="text/calendar; charset=utf-8",
+        headers={"content-disposition": f'inline; filename="{slug}.ics"'},
+    )
+
+
+async def _schedule_page(
+    request: Request, table: dict[str, Any], status_code: int = 200, **context: Any
+) -> Template:
+    values = context.pop("values", None) or {
+        **services.default_times(),
+        "languages": ["fr"],
+    }
+    return page(
+        request,
+        "meetings/schedule.html",
+        status_code=status_code,
+        table=table,
+        values=values,
+        language_choices=i18n.LANGUAGES,
+        **context,
+    )
+
+
+@get("/tables/{slug:str}/meetings/new", name="meeting_new")
+async def schedule_form(
+    request: Request, principal: NamedDependency[Principal], slug: Slug
+) -> Template:
+    table = await tables.get_table(slug)
+    require(principal, "meetings.manage", tables.scope_of(table))
+    return await _schedule_page(request, table)
+
+
+@post("/tables/{slug:str}/meetings", name="meeting_schedule")
+async def schedule(
+    request: Request, principal: NamedDependency[Principal], slug: Slug
+) -> Template | Redirect:
+    table = await tables.get_table(slug)
+    data = await form_data(request, "languages")
+    try:
+        meeting_id = await services.schedule(principal, table, data)
+    except FormErrors as invalid:
+        return await _schedule_page(
+            request, table, status_code=400, errors=invalid.errors, values=data
+        )
+    return redirect(f"/meetings/{meeting_id}", flash="meeting_scheduled")
+
+
+ROUTES = [table_meetings, table_meetings_ics, schedule_form, schedule]
+
+
+# One meeting
+
+
+async def _meeting_page(
+    request: Request,
+    principal: Principal,
+    meeting_id: int,
+    status_code: int = 200,
+    **context: Any,
+) -> Template:
+    meeting, table = await services.get_with_table(meeting_id)
+    scope = tables.scope_of(table)
+    manager = can(principal, "meetings.manage", scope)
+    return page(
+        request,
+        "meetings/meeting.html",
+        status_code=status_code,
+        meeting=meeting,
+        table=table,
+        scope=scope,
+        agenda=await services.agenda(meeting_id),
+        present=(await services.attendance_counts([meeting_id]))[meeting_id],
+        checked_in=await services.is_present(principal.user_id, meeting_id),
+        minutes=await services.published_minutes(meeting_id),
+        choices=await services.agenda_choices(table["id"]) if manager else None,
+        **context,
+    )
+
+
+@get("/meetings/{meeting_id:int}", name="meeting")
+async def meeting_page(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Template:
+    return await _meeting_page(request, principal, meeting_id)
+
+
+@get("/meetings/{meeting_id:int}/poster.pdf", name="meeting_poster")
+async def poster(request: Request, meeting_id: ObjectId) -> Response[bytes]:
+    meeting, table = await services.get_with_table(meeting_id)
+    items = await services.agenda(meeting_id)
+    url = f"{_base_url(request)}/meetings/{meeting_id}"
+    content = await anyio.to_thread.run_sync(lambda: render_poster(meeting, table, items, url))
+    return _pdf(content, f"affiche-reunion-{meeting_id}.pdf")
+
+
+def _action(
+    operation: Callable[..., Awaitable[None]], flash: str | None = None
+) -> Callable[..., Awaitable[Redirect]]:
+    """A POST of the room: run the service, tell the room, go back where the form was."""
+
+    async def handler(
+        request: Request, principal: Principal, meeting_id: int, *args: Any
+    ) -> Redirect:
+        data = await form_data(request)
+        meeting, table = await services.get_with_table(meeting_id)
+        await operation(principal, table, meeting, *args, *([data] if args == () else []))
+        live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
+        return redirect(_back(meeting_id, data), flash=flash)
+
+    return handler
+
+
+@post("/meetings/{meeting_id:int}/open", name="meeting_open")
+async def open_meeting(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Redirect:
+    await form_data(request)
+    meeting, table = await services.get_with_table(meeting_id)
+    await services.open_meeting(principal, table, meeting)
+    live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
+    return redirect(f"/meetings/{meeting_id}/control", flash="meeting_opened")
+
+
+@post("/meetings/{meeting_id:int}/close", name="meeting_close")
+async def close_meeting(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Redirect:
+    await form_data(request)
+    meeting, table = await services.get_with_table(meeting_id)
+    await services.close_meeting(principal, table, meeting)
+    live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
+    return redirect(f"/meetings/{meeting_id}", flash="meeting_closed")
+
+
+@post("/meetings/{meeting_id:int}/cancel", name="meeting_cancel")
+async def cancel_meeting(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Redirect:
+    await form_data(request)
+    meeting, table = await services.get_with_table(meeting_id)
+    await services.cancel(principal, table, meeting)
+    return redirect(f"/meetings/{meeting_id}", flash="meeting_cancelled")
+
+
+@post("/meetings/{meeting_id:int}/agenda", name="agenda_add")
+async def add_item(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Template | Redirect:
+    data = await form_data(request)
+    meeting, table = await services.get_with_table(meeting_id)
+    try:
+        await services.add_item(principal, table, meeting, data)
+    except FormErrors as invalid:
+        return await _meeting_page(
+            request, principal, meeting_id, status_code=400, errors=invalid.errors, values=data
+        )
+    live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
+    return redirect(_back(meeting_id, data))
+
+
+def _direction(data: dict[str, Any]) -> str:
+    return "up" if data.get("direction") == "up" else "down"
+
+
+@post("/meetings/{meeting_id:int}/agenda/{item_id:int}", name="agenda_change")
+async def change_item(
+    request: Request,
+    principal: NamedDependency[Principal],
+    meeting_id: ObjectId,
+    item_id: ObjectId,
+) -> Redirect:
+    """One form per item, its button saying what to do: current, up, down, remove."""
+    data = await form_data(request)
+    meeting, table = await services.get_with_table(meeting_id)
+    action = data.get("action")
+    if action == "current":
+        await services.set_current_item(principal, table, meeting, item_id)
+    elif action == "remove":
+        await services.remove_item(principal, table, meeting, item_id)
+    elif action in ("up", "down"):
+        await services.move_item(principal, table, meeting, item_id, str(action))
+    else:
+        raise NotFoundException()
+    live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
+    return redirect(_back(meeting_id, data))
+
+
+ROUTES += [
+    meeting_page,
+    poster,
+    open_meeting,
+    close_meeting,
+    cancel_meeting,
+    add_item,
+    change_item,
+]
+
+
+# Attendance
+
+
+@get("/meetings/{meeting_id:int}/check-in", name="check_in_page")
+async def check_in_page(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Template:
+    """Where the meeting's QR code leads: sign in with the card, then one button."""
+    meeting, table = await services.get_with_table(meeting_id)
+    return page(
+        request,
+        "meetings/check_in.html",
+        meeting=meeting,
+        table=table,
+        scope=tables.scope_of(table),
+        checked_in=await services.is_present(principal.user_id, meeting_id),
+    )
+
+
+@post("/meetings/{meeting_id:int}/check-in", name="check_in")
+async def check_in(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Redirect:
+    await form_data(request)
+    meeting, table = await services.get_with_table(meeting_id)
+    await services.check_in_self(principal, table, meeting)
+    live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
+    return redirect(f"/meetings/{meeting_id}/check-in", flash="checked_in")
+
+
+async def _attendance_page(
+    request: Request,
+    principal: Principal,
+    meeting_id: int,
+    status_code: int = 200,
+    **context: Any,
+) -> Template:
+    meeting, table = await services.get_with_table(meeting_id)
+    require(principal, "meetings.manage", tables.scope_of(table))
+    present = await services.attendance(meeting_id)
+    present_users = {row["user"] for row in present if row["user"]}
+    return page(
+        request,
+        "meetings/attendance.html",
+        status_code=status_code,
+        meeting=meeting,
+        table=table,
+        present=present,
+        absent=[m for m in await services.members(table["id"]) if m["id"] not in present_users],
+        **context,
+    )
+
+
+@get("/meetings/{meeting_id:int}/attendance", name="attendance")
+async def attendance(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Template:
+    return await _attendance_page(request, principal, meeting_id)
+
+
+@post("/meetings/{meeting_id:int}/attendance/members/{user_id:int}", name="attendance_tick")
+async def tick(
+    request: Request,
+    principal: NamedDependency[Principal],
+    meeting_id: ObjectId,
+    user_id: ObjectId,
+) -> Redirect:
+    return await _action(services.check_in_member)(request, principal, meeting_id, user_id)
+
+
+@post("/meetings/{meeting_id:int}/attendance/walk-in", name="attendance_walk_in")
+async def walk_in(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Template | Redirect:
+    try:
+        return await _action(services.check_in_walk_in)(request, principal, meeting_id)
+    except FormErrors as invalid:
+        return await _attendance_page(
+            request, principal, meeting_id, status_code=400, errors=invalid.errors
+        )
+
+
+@post("/meetings/{meeting_id:int}/attendance/{attendance_id:int}/remove", name="attendance_remove")
+async def remove_attendance(
+    request: Request,
+    principal: NamedDependency[Principal],
+    meeting_id: ObjectId,
+    attendance_id: ObjectId,
+) -> Redirect:
+    return await _action(services.remove_attendance)(request, principal, meeting_id, attendance_id)
+
+
+@get("/meetings/{meeting_id:int}/sign-in-sheet.pdf", name="sign_in_sheet")
+async def sign_in_sheet(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Response[bytes]:
+    """The paper funders ask for; `?blank=1` before the meeting, with the members to sign."""
+    meeting, table = await services.get_with_table(meeting_id)
+    require(principal, "meetings.manage", tables.scope_of(table))
+    blank = request.query_params.get("blank") == "1"
+    if blank:
+        rows = [{"shown_name": m["display_name"]} for m in await services.members(table["id"])]
+    else:
+        rows = await services.attendance(meeting_id)
+    lang = i18n.current_language.get()
+    content = await anyio.to_thread.run_sync(
+        lambda: render_sign_in_sheet(meeting, table, rows, blank=blank, lang=lang)
+    )
+    return _pdf(content, f"feuille-emargement-{meeting_id}.pdf")
+
+
+ROUTES += [check_in_page, check_in, attendance, tick, walk_in, remove_attendance, sign_in_sheet]
+
+
+# The room: screen, control, speakers
+
+
+async def _room_context(principal: Principal, meeting_id: int, action: str) -> dict[str, Any]:
+    meeting, table = await services.get_with_table(meeting_id)
+    require(principal, action, tables.scope_of(table))
+    return {
+        "meeting": meeting,
+        "table": table,
+        "scope": tables.scope_of(table),
+        "room": await services.room(meeting),
+        "speaking_time": services.speaking_time,
+    }
+
+
+def _live_block(request: Request) -> bool:
+    return bool(request.headers.get("hx-request")) and request.headers.get("hx-target") == "room"
+
+
+@get("/meetings/{meeting_id:int}/screen", name="meeting_screen")
+async def screen(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Template:
+    context = await _room_context(principal, meeting_id, "meetings.follow")
+    check_in_url = f"{_base_url(request)}/meetings/{meeting_id}/check-in"
+    return page(
+        request,
+        "meetings/screen.html",
+        block="room" if _live_block(request) else None,
+        check_in_qr=calendar.qr_data_uri(check_in_url),
+        check_in_url=check_in_url,
+        **context,
+    )
+
+
+@get("/meetings/{meeting_id:int}/control", name="meeting_control")
+async def control(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Template:
+    context = await _room_context(principal, meeting_id, "meetings.manage")
+    return page(
+        request,
+        "meetings/control.html",
+        block="room" if _live_block(request) else None,
+        **context,
+    )
+
+
+@get("/meetings/{meeting_id:int}/events", name="meeting_events")
+async def events(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> ServerSentEvent:
+    """Server-sent events: "changed" whenever the room should refresh, from any app process."""
+    _, table = await services.get_with_table(meeting_id)
+    require(principal, "meetings.follow", tables.scope_of(table))
+    app = request.app
+
+    async def stream() -> AsyncGenerator[ServerSentEventMessage, None]:
+        yield ServerSentEventMessage(comment="connected")
+        async for event in live.events(app, [f"meeting:{meeting_id}", "votes"]):
+            if event is None:
+                yield ServerSentEventMessage(comment="keep-alive")
+            elif event.get("meeting") == meeting_id or meeting_id in event.get("meetings", []):
+                yield ServerSentEventMessage(event="changed", data="1")
+
+    return ServerSentEvent(stream(), headers={"cache-control": "no-store"})
+
+
+@post("/meetings/{meeting_id:int}/speakers", name="speaker_add")
+async def add_speaker(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Template | Redirect:
+    try:
+        return await _action(services.add_speaker)(request, principal, meeting_id)
+    except FormErrors as invalid:
+        context = await _room_context(principal, meeting_id, "meetings.manage")
+        return page(
+            request, "meetings/control.html", status_code=400, errors=invalid.errors, **context
+        )
+
+
+SPEAKER_ACTIONS = {
+    "start": services.start_turn,
+    "end": services.end_turn,
+    "remove": services.remove_speaker,
+}
+
+
+@post("/meetings/{meeting_id:int}/speakers/{speaker_id:int}", name="speaker_change")
+async def change_speaker(
+    request: Request,
+    principal: NamedDependency[Principal],
+    meeting_id: ObjectId,
+    speaker_id: ObjectId,
+) -> Redirect:
+    data = await form_data(request)
+    meeting, table = await services.get_with_table(meeting_id)
+    action = str(data.get("action") or "")
+    if action in SPEAKER_ACTIONS:
+        await SPEAKER_ACTIONS[action](principal, table, meeting, speaker_id)
+    elif action in ("up", "down"):
+        await services.move_speaker(principal, table, meeting, speaker_id, action)
+    else:
+        raise NotFoundException()
+    live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
+    return redirect(_back(meeting_id, data))
+
+
+ROUTES += [screen, control, events, add_speaker, change_speaker]
+
+
+# Minutes
+
+
+@get("/meetings/{meeting_id:int}/minutes", name="minutes")
+async def minutes(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Template:
+    meeting, table = await services.get_with_table(meeting_id)
+    version = _version(request)
+    shown = await services.published_minutes(meeting_id, version)
+    if shown is None and version is not None:
+        raise NotFoundException()
+    versions = [v for v in await services.minutes_versions(meeting_id) if v["published"]]
+    return page(
+        request,
+        "meetings/minutes.html",
+        meeting=meeting,
+        table=table,
+        scope=tables.scope_of(table),
+        minutes=shown,
+        html=services.render_markdown(shown["body"]) if shown else "",
+        links=await services.minutes_links(shown["id"]) if shown else None,
+        versions=versions,
+        latest=versions[0]["version"] if versions else None,
+    )
+
+
+def _version(request: Request) -> int | None:
+    raw = request.query_params.get("version") or ""
+    return int(raw) if raw.isdigit() and len(raw) < 6 else None
+
+
+async def _minutes_editor(
+    request: Request, principal: Principal, meeting_id: int, status_code: int = 200, **context: Any
+) -> Template:
+    meeting, table = await services.get_with_table(meeting_id)
+    require(principal, "meetings.manage", tables.scope_of(table))
+    versions = await services.minutes_versions(meeting_id)
+    linked = await services.draft_links(meeting_id)
+    values = context.pop("values", None) or {
+        "body": versions[0]["body"] if versions else "",
+        "proposals": [str(i) for i in linked["proposals"]],
+        "votes": [str(i) for i in linked["votes"]],
+    }
+    return page(
+        request,
+        "meetings/minutes_edit.html",
+        status_code=status_code,
+        meeting=meeting,
+        table=table,
+        choices=await services.agenda_choices(table["id"]),
+        draft=versions[0] if versions and not versions[0]["published"] else None,
+        values=values,
+        **context,
+    )
+
+
+@get("/meetings/{meeting_id:int}/minutes/edit", name="minutes_edit")
+async def minutes_edit(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Template:
+    return await _minutes_editor(request, principal, meeting_id)
+
+
+@post("/meetings/{meeting_id:int}/minutes", name="minutes_save")
+async def minutes_save(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Template | Redirect:
+    data = await form_data(request, "proposals", "votes")
+    meeting, table = await services.get_with_table(meeting_id)
+    publish = data.get("action") == "publish"
+    try:
+        await services.save_minutes(principal, table, meeting, data, publish=publish)
+    except FormErrors as invalid:
+        return await _minutes_editor(
+            request, principal, meeting_id, status_code=400, errors=invalid.errors, values=data
+        )
+    if publish:
+        return redirect(f"/meetings/{meeting_id}/minutes", flash="minutes_published")
+    return redirect(f"/meetings/{meeting_id}/minutes/edit", flash="minutes_saved")
+
+
+@get("/meetings/{meeting_id:int}/minutes.pdf", name="minutes_pdf")
+async def minutes_pdf(request: Request, meeting_id: ObjectId) -> Response[bytes]:
+    meeting, table = await services.get_with_table(meeting_id)
+    shown = await services.published_minutes(meeting_id, _version(request))
+    if shown is None:
+        raise NotFoundException()
+    links = await services.minutes_links(shown["id"])
+    present = (await services.attendance_counts([meeting_id]))[meeting_id]
+    html = services.render_markdown(shown["body"])
+    lang = i18n.current_language.get()
+    content = await anyio.to_thread.run_sync(
+        lambda: render_minutes(
+            meeting, table, minutes=shown, html=html, links=links, present=present, lang=lang
+        )
+    )
+    return _pdf(content, f"compte-rendu-{meeting_id}-v{shown['version']}.pdf")
+
+
+ROUTES += [minutes, minutes_edit, minutes_save, minutes_pdf]

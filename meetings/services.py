@@ -1,0 +1,997 @@
+"""Meetings: scheduling, the agenda, attendance, the speakers' queue, the minutes.
+
+Every change that the room should see at once returns normally and is announced by the
+controller on the meeting's live channel (voix.live). Attendance is exactly-once by a unique
+index on (meeting, person); a meeting's state is checked by a conditional UPDATE inside the
+same write transaction, so a check-in and the closing of the meeting cannot interleave.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import nh3
+from litestar.exceptions import NotFoundException
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from piccolo.query.functions.aggregate import Count
+
+from accounts.models import User
+from audit import services as audit
+from meetings.models import (
+    BY_LIST,
+    BY_QR,
+    CANCELLED,
+    CLOSED,
+    OPEN,
+    SCHEDULED,
+    WALK_IN,
+    AgendaItem,
+    Attendance,
+    Meeting,
+    Minutes,
+    MinutesLink,
+    Speaker,
+)
+from proposals.models import Proposal
+from tables.models import Membership
+from tables.services import NOT_A_MEMBER, get_table_by_id, scope_of
+from voix import db, i18n
+from voix.db import utc
+from voix.forms import TOO_LONG, Form, FormErrors, Message, UserError
+from voix.i18n import N_
+from voix.permissions import Principal, require, signed_in
+from votes import services as votes
+from votes.models import Vote
+
+IN_THE_PAST = N_("The meeting must start in the future.")
+ENDS_BEFORE_START = N_("The meeting must end after it starts.")
+DATE_INVALID = N_("Please give the date as day, month and year (for example 2026-12-03).")
+TIME_INVALID = N_("Please give the time as hours and minutes (for example 18:30).")
+NO_LANGUAGE = N_("Choose at least one language.")
+TOO_MANY_ITEMS = N_("An agenda holds at most %(max)d items.")
+NOT_THIS_TABLE_PROPOSAL = N_("This proposal belongs to another table.")
+NOT_THIS_TABLE_VOTE = N_("This vote belongs to another table.")
+ITEM_NEEDS_TITLE = N_("Give the item a title, or choose a proposal or a vote.")
+NOT_SCHEDULED = N_("This meeting has already started or ended; it can no longer be changed.")
+NOT_OPEN = N_("This meeting is not being held now: check-in is not possible.")
+NOT_OPENABLE = N_("Only a scheduled meeting can be opened.")
+ALREADY_CLOSED = N_("This meeting is already closed.")
+ALREADY_CHECKED_IN = N_("%(name)s is already checked in. Nobody is counted twice.")
+NOT_FOUND_HERE = N_("This does not belong to this meeting.")
+ALREADY_SPEAKING = N_("This turn has already been given.")
+NOT_SPEAKING = N_("This person is not speaking.")
+MINUTES_NOT_AFTER = N_("Minutes can be published once the meeting has been held.")
+
+TITLE_MAX, PLACE_MAX, ADDRESS_MAX, ITEM_MAX, NAME_MAX = 160, 160, 240, 200, 80
+MINUTES_MAX = 50_000
+MAX_ITEMS = 30
+QUEUE_DONE_SHOWN = 5
+CHART_MEETINGS = 12
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIME = re.compile(r"\d{1,2}:\d{2}")
+
+_COLUMNS = (
+    Meeting.id,
+    Meeting.table,
+    Meeting.title,
+    Meeting.starts_at,
+    Meeting.ends_at,
+    Meeting.place,
+    Meeting.address,
+    Meeting.languages,
+    Meeting.status,
+    Meeting.current_item,
+    Meeting.opened_at,
+    Meeting.closed_at,
+    Meeting.table.name.as_alias("table_name"),
+    Meeting.table.slug.as_alias("table_slug"),
+)
+
+
+def _shape(meeting: dict[str, Any]) -> dict[str, Any]:
+    meeting["starts_at"] = utc(meeting["starts_at"])
+    meeting["ends_at"] = utc(meeting["ends_at"])
+    meeting["languages"] = meeting["languages"].split()
+    return meeting
+
+
+async def get(meeting_id: int) -> dict[str, Any]:
+    meeting = await Meeting.select(*_COLUMNS).where(Meeting.id == meeting_id).first()
+    if meeting is None:
+        raise NotFoundException()
+    return _shape(meeting)
+
+
+async def get_with_table(meeting_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    meeting = await get(meeting_id)
+    return meeting, await get_table_by_id(meeting["table"])
+
+
+async def for_table(table_id: int, *, upcoming: bool | None = None) -> list[dict[str, Any]]:
+    """The table's meetings, soonest first when upcoming, latest first when past."""
+    query = Meeting.select(*_COLUMNS).where(Meeting.table == table_id)
+    now = datetime.now(UTC)
+    if upcoming is True:
+        query = query.where(
+            (Meeting.ends_at >= now) & Meeting.status.is_in([SCHEDULED, OPEN])
+        ).order_by(Meeting.starts_at)
+    elif upcoming is False:
+        query = query.where(
+            (Meeting.ends_at < now) | Meeting.status.is_in([CLOSED, CANCELLED])
+        ).order_by(Meeting.starts_at, ascending=False)
+    else:
+        query = query.order_by(Meeting.starts_at)
+    return [_shape(m) for m in await query]
+
+
+async def upcoming_for_user(user_id: int | None) -> list[dict[str, Any]]:
+    """The coming meetings of every table the person sits at."""
+    if user_id is None:
+        return []
+    tables = await Membership.select(Membership.table).where(Membership.user == user_id)
+    if not tables:
+        return []
+    rows = await (
+        Meeting.select(*_COLUMNS)
+        .where(
+            Meeting.table.is_in([row["table"] for row in tables])
+            & (Meeting.ends_at >= datetime.now(UTC))
+            & Meeting.status.is_in([SCHEDULED, OPEN])
+        )
+        .order_by(Meeting.starts_at)
+        .limit(10)
+    )
+    return [_shape(m) for m in rows]
+
+
+# Scheduling
+
+
+def _moment(form: Form, day: str, name: str) -> datetime | None:
+    raw = form.text(name, max_length=5)
+    if not raw:
+        return None
+    if not _TIME.fullmatch(raw):
+        form.error(name, TIME_INVALID)
+        return None
+    hours, minutes = (int(part) for part in raw.split(":"))
+    if hours > 23 or minutes > 59:
+        form.error(name, TIME_INVALID)
+        return None
+    try:
+        local_day = date.fromisoformat(day)
+    except ValueError:
+        return None
+    return datetime.combine(local_day, time(hours, minutes), tzinfo=i18n.LOCAL_TIMEZONE)
+
+
+def _read_meeting(data: dict[str, Any]) -> dict[str, Any]:
+    form = Form(data)
+    title = form.text("title", max_length=TITLE_MAX, min_length=3)
+    day = form.text("date", max_length=10)
+    if day:
+        try:
+            if not _DATE.fullmatch(day):
+                raise ValueError(day)
+            date.fromisoformat(day)
+        except ValueError:
+            form.error("date", DATE_INVALID)
+            day = ""
+    starts_at = _moment(form, day, "start") if day else None
+    ends_at = _moment(form, day, "end") if day else None
+    if not day:
+        form.text("start", max_length=5)
+        form.text("end", max_length=5)
+    if starts_at and starts_at <= datetime.now(UTC):
+        form.error("date", IN_THE_PAST)
+    if starts_at and ends_at and ends_at <= starts_at:
+        form.error("end", ENDS_BEFORE_START)
+    place = form.text("place", max_length=PLACE_MAX)
+    address = form.text("address", max_length=ADDRESS_MAX)
+    chosen = data.get("languages") or []
+    chosen = [chosen] if isinstance(chosen, str) else list(chosen)
+    languages = [code for code in i18n.LANGUAGES if code in chosen]
+    if not languages or len(languages) != len(set(chosen)):
+        form.error("languages", NO_LANGUAGE)
+    agenda = [
+        line
+        for line in form.text(
+            "agenda", max_length=ITEM_MAX * MAX_ITEMS, required=False, multiline=True
+        ).split("\n")
+        if line.strip()
+    ]
+    if len(agenda) > MAX_ITEMS:
+        form.error("agenda", TOO_MANY_ITEMS, max=MAX_ITEMS)
+    elif any(len(line) > ITEM_MAX for line in agenda):
+        form.error("agenda", TOO_LONG, max=ITEM_MAX)
+    form.validate()
+    if starts_at is None or ends_at is None:  # never without an error above; for the types
+        raise FormErrors({"date": Message(DATE_INVALID)})
+    return {
+        "title": title,
+        "starts_at": starts_at.astimezone(UTC),
+        "ends_at": ends_at.astimezone(UTC),
+        "place": place,
+        "address": address,
+        "languages": " ".join(languages),
+        "agenda": agenda,
+    }
+
+
+async def schedule(who: Principal, table: dict[str, Any], data: dict[str, Any]) -> int:
+    require(who, "meetings.manage", scope_of(table))
+    values = _read_meeting(data)
+    agenda = values.pop("agenda")
+    async with db.write_transaction():
+        inserted = await Meeting.insert(
+            Meeting(table=table["id"], created_by=who.user_id, **values)
+        ).returning(Meeting.id)
+        meeting_id = int(inserted[0]["id"])
+        if agenda:
+            await AgendaItem.insert(
+                *[
+                    AgendaItem(meeting=meeting_id, position=position, title=title)
+                    for position, title in enumerate(agenda, start=1)
+                ]
+            )
+        await audit.record(
+            who, "meeting.scheduled", scope_of(table), subject=f"meeting:{meeting_id}"
+        )
+    return meeting_id
+
+
+async def _lock(meeting: dict[str, Any], *statuses: str) -> bool:
+    """Takes the meeting's row (a write lock) if it is in one of these states."""
+    rows = await (
+        Meeting.update({Meeting.table: meeting["table"]})
+        .where((Meeting.id == meeting["id"]) & Meeting.status.is_in(list(statuses)))
+        .returning(Meeting.id)
+    )
+    return bool(rows)
+
+
+async def cancel(who: Principal, table: dict[str, Any], meeting: dict[str, Any]) -> None:
+    require(who, "meetings.manage", scope_of(table))
+    async with db.write_transaction():
+        changed = await (
+            Meeting.update({Meeting.status: CANCELLED})
+            .where((Meeting.id == meeting["id"]) & (Meeting.status == SCHEDULED))
+            .returning(Meeting.id)
+        )
+        if not changed:
+            raise UserError(NOT_SCHEDULED)
+        await audit.record(
+            who, "meeting.cancelled", scope_of(table), subject=f"meeting:{meeting['id']}"
+        )
+
+
+async def open_meeting(who: Principal, table: dict[str, Any], meeting: dict[str, Any]) -> None:
+    """The meeting begins: check-in opens, the room screen shows the first item."""
+    require(who, "meetings.manage", scope_of(table))
+    first = await (
+        AgendaItem.select(AgendaItem.id)
+        .where(AgendaItem.meeting == meeting["id"])
+        .order_by(AgendaItem.position)
+        .first()
+    )
+    async with db.write_transaction():
+        changed = await (
+            Meeting.update(
+                {
+                    Meeting.status: OPEN,
+                    Meeting.opened_at: datetime.now(UTC),
+                    Meeting.current_item: first["id"] if first else None,
+                }
+            )
+            .where((Meeting.id == meeting["id"]) & (Meeting.status == SCHEDULED))
+            .returning(Meeting.id)
+        )
+        if not changed:
+            raise UserError(NOT_OPENABLE)
+        await audit.record(
+            who, "meeting.opened", scope_of(table), subject=f"meeting:{meeting['id']}"
+        )
+
+
+async def close_meeting(who: Principal, table: dict[str, Any], meeting: dict[str, Any]) -> None:
+    require(who, "meetings.manage", scope_of(table))
+    now = datetime.now(UTC)
+    async with db.write_transaction():
+        changed = await (
+            Meeting.update({Meeting.status: CLOSED, Meeting.closed_at: now})
+            .where((Meeting.id == meeting["id"]) & (Meeting.status == OPEN))
+            .returning(Meeting.id)
+        )
+        if not changed:
+            raise UserError(ALREADY_CLOSED)
+        await Speaker.update({Speaker.ended_at: now}).where(
+            (Speaker.meeting == meeting["id"])
+            & Speaker.started_at.is_not_null()
+            & Speaker.ended_at.is_null()
+        )
+        await audit.record(
+            who, "meeting.closed", scope_of(table), subject=f"meeting:{meeting['id']}"
+        )
+
+
+# The agenda
+
+
+async def agenda(meeting_id: int) -> list[dict[str, Any]]:
+    return await (
+        AgendaItem.select(
+            AgendaItem.id,
+            AgendaItem.position,
+            AgendaItem.title,
+            AgendaItem.proposal,
+            AgendaItem.vote,
+            AgendaItem.proposal.title.as_alias("proposal_title"),
+            AgendaItem.proposal.status.as_alias("proposal_status"),
+            AgendaItem.vote.question.as_alias("vote_question"),
+            AgendaItem.vote.status.as_alias("vote_status"),
+        )
+        .where(AgendaItem.meeting == meeting_id)
+        .order_by(AgendaItem.position)
+    )
+
+
+async def agenda_choices(table_id: int) -> dict[str, list[dict[str, Any]]]:
+    """What an agenda item may bring onto the table: its proposals still alive, its votes."""
+    proposals = await (
+        Proposal.select(Proposal.id, Proposal.title)
+        .where(Proposal.table == table_id)
+        .order_by(Proposal.created_at, ascending=False)
+        .limit(200)
+    )
+    table_votes = await (
+        Vote.select(Vote.id, Vote.question, Vote.status)
+        .where(Vote.table == table_id)
+        .order_by(Vote.opened_at, ascending=False)
+        .limit(100)
+    )
+    return {"proposals": proposals, "votes": table_votes}
+
+
+async def add_item(
+    who: Principal, table: dict[str, Any], meeting: dict[str, Any], data: dict[str, Any]
+) -> None:
+    require(who, "meetings.manage", scope_of(table))
+    form = Form(data)
+    title = form.text("title", max_length=ITEM_MAX, required=False)
+    proposal_id = form.integer("proposal", required=False)
+    vote_id = form.integer("vote", required=False)
+    form.validate()
+    if proposal_id is not None:
+        proposal = (
+            await Proposal.select(Proposal.table, Proposal.title)
+            .where(Proposal.id == proposal_id)
+            .first()
+        )
+        if proposal is None or proposal["table"] != table["id"]:
+            form.error("proposal", NOT_THIS_TABLE_PROPOSAL)
+        else:
+            title = title or proposal["title"]
+    if vote_id is not None:
+        vote = await Vote.select(Vote.table, Vote.question).where(Vote.id == vote_id).first()
+        if vote is None or vote["table"] != table["id"]:
+            form.error("vote", NOT_THIS_TABLE_VOTE)
+        else:
+            title = title or vote["question"]
+    if not title:
+        form.error("title", ITEM_NEEDS_TITLE)
+    form.validate()
+    async with db.write_transaction():
+        if not await _lock(meeting, SCHEDULED, OPEN):
+            raise UserError(ALREADY_CLOSED)
+        count = await AgendaItem.count().where(AgendaItem.meeting == meeting["id"])
+        if count >= MAX_ITEMS:
+            raise UserError(TOO_MANY_ITEMS, status_code=400, max=MAX_ITEMS)
+        last = await (
+            AgendaItem.select(AgendaItem.position)
+            .where(AgendaItem.meeting == meeting["id"])
+            .order_by(AgendaItem.position, ascending=False)
+            .first()
+        )
+        await AgendaItem.insert(
+            AgendaItem(
+                meeting=meeting["id"],
+                position=(last["position"] + 1) if last else 1,
+                title=title[:ITEM_MAX],
+                proposal=proposal_id,
+                vote=vote_id,
+            )
+        )
+
+
+async def _item(meeting: dict[str, Any], item_id: int) -> dict[str, Any]:
+    item = await (
+        AgendaItem.select(AgendaItem.id, AgendaItem.position)
+        .where((AgendaItem.id == item_id) & (AgendaItem.meeting == meeting["id"]))
+        .first()
+    )
+    if item is None:
+        raise UserError(NOT_FOUND_HERE, status_code=404)
+    return item
+
+
+async def remove_item(
+    who: Principal, table: dict[str, Any], meeting: dict[str, Any], item_id: int
+) -> None:
+    require(who, "meetings.manage", scope_of(table))
+    await _item(meeting, item_id)
+    async with db.write_transaction():
+        if not await _lock(meeting, SCHEDULED, OPEN):
+            raise UserError(ALREADY_CLOSED)
+        await Meeting.update({Meeting.current_item: None}).where(
+            (Meeting.id == meeting["id"]) & (Meeting.current_item == item_id)
+        )
+        await AgendaItem.delete().where(AgendaItem.id == item_id)
+
+
+async def _swap(model: Any, rows: list[dict[str, Any]], row_id: int, direction: str) -> None:
+    """Moves a row one place up or down among `rows` (ordered by position)."""
+    ids = [row["id"] for row in rows]
+    if row_id not in ids:
+        raise UserError(NOT_FOUND_HERE, status_code=404)
+    index = ids.index(row_id)
+    other = index - 1 if direction == "up" else index + 1
+    if not 0 <= other < len(rows):
+        return
+    first, second = rows[index], rows[other]
+    await model.update({model.position: second["position"]}).where(model.id == first["id"])
+    await model.update({model.position: first["position"]}).where(model.id == second["id"])
+
+
+async def move_item(
+    who: Principal, table: dict[str, Any], meeting: dict[str, Any], item_id: int, direction: str
+) -> None:
+    require(who, "meetings.manage", scope_of(table))
+    async with db.write_transaction():
+        if not await _lock(meeting, SCHEDULED, OPEN):
+            raise UserError(ALREADY_CLOSED)
+        rows = await (
+            AgendaItem.select(AgendaItem.id, AgendaItem.position)
+            .where(AgendaItem.meeting == meeting["id"])
+            .order_by(AgendaItem.position)
+        )
+        await _swap(AgendaItem, rows, item_id, direction)
+
+
+async def set_current_item(
+    who: Principal, table: dict[str, Any], meeting: dict[str, Any], item_id: int
+) -> None:
+    require(who, "meetings.manage", scope_of(table))
+    await _item(meeting, item_id)
+    async with db.write_transaction():
+        changed = await (
+            Meeting.update({Meeting.current_item: item_id})
+            .where((Meeting.id == meeting["id"]) & (Meeting.status == OPEN))
+            .returning(Meeting.id)
+        )
+        if not changed:
+            raise UserError(NOT_OPEN)
+
+
+# Attendance
+
+
+async def _check_in(
+    meeting: dict[str, Any],
+    *,
+    user_id: int | None,
+    name: str,
+    method: str,
+    recorded_by: int | None,
+) -> None:
+    person = f"user:{user_id}" if user_id is not None else f"name:{name.casefold()}"
+    async with db.write_transaction():
+        if not await _lock(meeting, OPEN):
+            raise UserError(NOT_OPEN)
+        inserted = await (
+            Attendance.insert(
+                Attendance(
+                    meeting=meeting["id"],
+                    user=user_id,
+                    name=name if user_id is None else "",
+                    person=person,
+                    method=method,
+                    recorded_by=recorded_by,
+                )
+            )
+            .on_conflict(action="DO NOTHING")
+            .returning(Attendance.id)
+        )
+        if not inserted:
+            raise UserError(ALREADY_CHECKED_IN, name=name)
+
+
+async def check_in_self(who: Principal, table: dict[str, Any], meeting: dict[str, Any]) -> None:
+    """A resident checks in from their own phone, after scanning the meeting's QR code."""
+    require(who, "meetings.check_in", scope_of(table))
+    await _check_in(
+        meeting,
+        user_id=signed_in(who),
+        name=who.display_name,
+        method=BY_QR,
+        recorded_by=who.user_id,
+    )
+
+
+async def check_in_member(
+    who: Principal, table: dict[str, Any], meeting: dict[str, Any], user_id: int
+) -> None:
+    """A facilitator ticks a member of the table on the list."""
+    require(who, "meetings.manage", scope_of(table))
+    member = await (
+        Membership.select(Membership.user.display_name.as_alias("name"))
+        .where((Membership.user == user_id) & (Membership.table == table["id"]))
+        .first()
+    )
+    if member is None:
+        raise UserError(NOT_A_MEMBER, status_code=404)
+    await _check_in(
+        meeting, user_id=user_id, name=member["name"], method=BY_LIST, recorded_by=who.user_id
+    )
+
+
+async def check_in_walk_in(
+    who: Principal, table: dict[str, Any], meeting: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """Someone without an account, by name only (a first name is enough)."""
+    require(who, "meetings.manage", scope_of(table))
+    form = Form(data)
+    name = form.text("name", max_length=NAME_MAX)
+    form.validate()
+    await _check_in(meeting, user_id=None, name=name, method=WALK_IN, recorded_by=who.user_id)
+
+
+async def remove_attendance(
+    who: Principal, table: dict[str, Any], meeting: dict[str, Any], attendance_id: int
+) -> None:
+    """Undoes a check-in ticked by mistake, while the meeting is being held."""
+    require(who, "meetings.manage", scope_of(table))
+    async with db.write_transaction():
+        if not await _lock(meeting, OPEN):
+            raise UserError(NOT_OPEN)
+        removed = await (
+            Attendance.delete()
+            .where((Attendance.id == attendance_id) & (Attendance.meeting == meeting["id"]))
+            .returning(Attendance.id)
+        )
+        if not removed:
+            raise UserError(NOT_FOUND_HERE, status_code=404)
+
+
+async def attendance(meeting_id: int) -> list[dict[str, Any]]:
+    """Who is present, in order of arrival; an erased member shows as a resident."""
+    rows = await (
+        Attendance.select(
+            Attendance.id,
+            Attendance.user,
+            Attendance.name,
+            Attendance.method,
+            Attendance.checked_in_at,
+            Attendance.user.display_name.as_alias("display_name"),
+        )
+        .where(Attendance.meeting == meeting_id)
+        .order_by(Attendance.checked_in_at)
+        .order_by(Attendance.id)
+    )
+    for row in rows:
+        row["shown_name"] = row["display_name"] or row["name"]
+        row["checked_in_at"] = utc(row["checked_in_at"])
+    return rows
+
+
+async def attendance_counts(meeting_ids: list[int]) -> dict[int, int]:
+    counts = dict.fromkeys(meeting_ids, 0)
+    if meeting_ids:
+        rows = await (
+            Attendance.select(Attendance.meeting, Count(Attendance.id).as_alias("n"))
+            .where(Attendance.meeting.is_in(meeting_ids))
+            .group_by(Attendance.meeting)
+        )
+        counts.update({row["meeting"]: row["n"] for row in rows})
+    return counts
+
+
+async def is_present(user_id: int | None, meeting_id: int) -> bool:
+    if user_id is None:
+        return False
+    return await Attendance.exists().where(
+        (Attendance.meeting == meeting_id) & (Attendance.person == f"user:{user_id}")
+    )
+
+
+async def members(table_id: int) -> list[dict[str, Any]]:
+    return await (
+        Membership.select(
+            Membership.user.id.as_alias("id"),
+            Membership.user.display_name.as_alias("display_name"),
+        )
+        .where(Membership.table == table_id)
+        .order_by(Membership.user.display_name)
+    )
+
+
+async def history(table_id: int) -> list[dict[str, Any]]:
+    """The latest meetings held, oldest first, with how many attended: the table's chart."""
+    held = await (
+        Meeting.select(Meeting.id, Meeting.title, Meeting.starts_at)
+        .where((Meeting.table == table_id) & (Meeting.status == CLOSED))
+        .order_by(Meeting.starts_at, ascending=False)
+        .limit(CHART_MEETINGS)
+    )
+    held.reverse()
+    counts = await attendance_counts([m["id"] for m in held])
+    for meeting in held:
+        meeting["present"] = counts[meeting["id"]]
+        meeting["starts_at"] = utc(meeting["starts_at"])
+    return held
+
+
+# The speakers' queue
+
+
+async def queue(meeting_id: int) -> dict[str, Any]:
+    rows = await (
+        Speaker.select()
+        .where(Speaker.meeting == meeting_id)
+        .order_by(Speaker.position)
+        .order_by(Speaker.id)
+    )
+    now = datetime.now(UTC)
+    speaking, waiting, done = None, [], []
+    for row in rows:
+        started = utc(row["started_at"]) if row["started_at"] else None
+        ended = utc(row["ended_at"]) if row["ended_at"] else None
+        if started is None:
+            waiting.append(row)
+        elif ended is None:
+            row["started_at"] = started
+            row["seconds"] = int((now - started).total_seconds())
+            speaking = row
+        else:
+            row["started_at"] = started
+            row["seconds"] = int((ended - started).total_seconds())
+            done.append(row)
+    done.sort(key=lambda row: row["started_at"], reverse=True)
+    return {"speaking": speaking, "waiting": waiting, "done": done[:QUEUE_DONE_SHOWN]}
+
+
+async def add_speaker(
+    who: Principal, table: dict[str, Any], meeting: dict[str, Any], data: dict[str, Any]
+) -> None:
+    require(who, "meetings.manage", scope_of(table))
+    form = Form(data)
+    name = form.text("name", max_length=NAME_MAX)
+    form.validate()
+    async with db.write_transaction():
+        if not await _lock(meeting, OPEN):
+            raise UserError(NOT_OPEN)
+        last = await (
+            Speaker.select(Speaker.position)
+            .where(Speaker.meeting == meeting["id"])
+            .order_by(Speaker.position, ascending=False)
+            .first()
+        )
+        await Speaker.insert(
+            Speaker(
+                meeting=meeting["id"], name=name, position=(last["position"] + 1) if last else 1
+            )
+        )
+
+
+async def _speaker(meeting: dict[str, Any], speaker_id: int) -> dict[str, Any]:
+    row = await (
+        Speaker.select()
+        .where((Speaker.id == speaker_id) & (Speaker.meeting == meeting["id"]))
+        .first()
+    )
+    if row is None:
+        raise UserError(NOT_FOUND_HERE, status_code=404)
+    return row
+
+
+async def start_turn(
+    who: Principal, table: dict[str, Any], meeting: dict[str, Any], speaker_id: int
+) -> None:
+    """Gives the floor; whoever was speaking has finished."""
+    require(who, "meetings.manage", scope_of(table))
+    await _speaker(meeting, speaker_id)
+    now = datetime.now(UTC)
+    async with db.write_transaction():
+        if not await _lock(meeting, OPEN):
+            raise UserError(NOT_OPEN)
+        await Speaker.update({Speaker.ended_at: now}).where(
+            (Speaker.meeting == meeting["id"])
+            & Speaker.started_at.is_not_null()
+            & Speaker.ended_at.is_null()
+        )
+        started = await (
+            Speaker.update({Speaker.started_at: now})
+            .where((Speaker.id == speaker_id) & Speaker.started_at.is_null())
+            .returning(Speaker.id)
+        )
+        if not started:
+            raise UserError(ALREADY_SPEAKING)
+
+
+async def end_turn(
+    who: Principal, table: dict[str, Any], meeting: dict[str, Any], speaker_id: int
+) -> None:
+    require(who, "meetings.manage", scope_of(table))
+    await _speaker(meeting, speaker_id)
+    ended = await (
+        Speaker.update({Speaker.ended_at: datetime.now(UTC)})
+        .where(
+            (Speaker.id == speaker_id)
+            & Speaker.started_at.is_not_null()
+            & Speaker.ended_at.is_null()
+        )
+        .returning(Speaker.id)
+    )
+    if not ended:
+        raise UserError(NOT_SPEAKING)
+
+
+async def move_speaker(
+    who: Principal, table: dict[str, Any], meeting: dict[str, Any], speaker_id: int, direction: str
+) -> None:
+    require(who, "meetings.manage", scope_of(table))
+    async with db.write_transaction():
+        rows = await (
+            Speaker.select(Speaker.id, Speaker.position)
+            .where((Speaker.meeting == meeting["id"]) & Speaker.started_at.is_null())
+            .order_by(Speaker.position)
+            .order_by(Speaker.id)
+        )
+        await _swap(Speaker, rows, speaker_id, direction)
+
+
+async def remove_speaker(
+    who: Principal, table: dict[str, Any], meeting: dict[str, Any], speaker_id: int
+) -> None:
+    require(who, "meetings.manage", scope_of(table))
+    removed = await (
+        Speaker.delete()
+        .where(
+            (Speaker.id == speaker_id)
+            & (Speaker.meeting == meeting["id"])
+            & Speaker.started_at.is_null()
+        )
+        .returning(Speaker.id)
+    )
+    if not removed:
+        raise UserError(NOT_FOUND_HERE, status_code=404)
+
+
+# The room
+
+
+async def room(meeting: dict[str, Any]) -> dict[str, Any]:
+    """Everything the room screen and the facilitator's control view show."""
+    items = await agenda(meeting["id"])
+    current = next((item for item in items if item["id"] == meeting["current_item"]), None)
+    vote = None
+    if current and current["vote"]:
+        vote = await votes.get(current["vote"])
+        vote["cast"] = (await votes.turnout([vote["id"]]))[vote["id"]]
+        vote["electorate"] = await Membership.count().where(
+            (Membership.table == meeting["table"]) & (Membership.created_at <= vote["opened_at"])
+        )
+        if vote["status"] != "open":
+            vote["tally"] = (await votes.tallies([vote["id"]]))[vote["id"]]
+    return {
+        "agenda": items,
+        "current": current,
+        "vote": vote,
+        "queue": await queue(meeting["id"]),
+        "present": (await attendance_counts([meeting["id"]]))[meeting["id"]],
+    }
+
+
+async def meetings_showing_vote(vote_id: int) -> list[int]:
+    """The open meetings whose agenda carries this vote: their screens show its count."""
+    rows = await AgendaItem.select(AgendaItem.meeting).where(
+        (AgendaItem.vote == vote_id) & (AgendaItem.meeting.status == OPEN)
+    )
+    return sorted({row["meeting"] for row in rows})
+
+
+# The minutes
+
+# Raw HTML passes Markdown and meets nh3, which keeps only the tags below (a <script> goes
+# with its content); markdown-it itself refuses javascript: and data: links.
+_markdown = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
+_MINUTES_TAGS = {
+    "p", "br", "strong", "em", "ul", "ol", "li", "h2", "h3", "h4", "blockquote", "a", "hr", "code",
+}  # fmt: skip
+
+
+def render_markdown(body: str) -> Markup:
+    """Markdown to HTML, then through nh3: whatever was typed comes out inert."""
+    html = _markdown.render(body)
+    # Headings in minutes sit under the page's own h1/h2.
+    html = re.sub(r"<(/?)h1>", r"<\1h2>", html)
+    cleaned = nh3.clean(
+        html,
+        tags=_MINUTES_TAGS,
+        attributes={"a": {"href"}},
+        url_schemes={"https", "http", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
+    return Markup(cleaned)  # noqa: S704 — sanitised by nh3 just above
+
+
+async def minutes_versions(meeting_id: int) -> list[dict[str, Any]]:
+    """Every version, newest first; a draft, if any, is the first."""
+    rows = await (
+        Minutes.select(
+            Minutes.id,
+            Minutes.version,
+            Minutes.body,
+            Minutes.published,
+            Minutes.updated_at,
+            Minutes.published_at,
+            Minutes.author.display_name.as_alias("author_name"),
+        )
+        .where(Minutes.meeting == meeting_id)
+        .order_by(Minutes.version, ascending=False)
+    )
+    for row in rows:
+        row["updated_at"] = utc(row["updated_at"])
+        row["published_at"] = utc(row["published_at"]) if row["published_at"] else None
+    return rows
+
+
+async def published_minutes(meeting_id: int, version: int | None = None) -> dict[str, Any] | None:
+    versions = [v for v in await minutes_versions(meeting_id) if v["published"]]
+    if version is not None:
+        versions = [v for v in versions if v["version"] == version]
+    return versions[0] if versions else None
+
+
+async def minutes_links(minutes_id: int) -> dict[str, list[dict[str, Any]]]:
+    links = await MinutesLink.select(MinutesLink.proposal, MinutesLink.vote).where(
+        MinutesLink.minutes == minutes_id
+    )
+    proposal_ids = [link["proposal"] for link in links if link["proposal"]]
+    vote_ids = [link["vote"] for link in links if link["vote"]]
+    proposals = (
+        await Proposal.select(Proposal.id, Proposal.title, Proposal.status).where(
+            Proposal.id.is_in(proposal_ids)
+        )
+        if proposal_ids
+        else []
+    )
+    linked_votes = (
+        await Vote.select(Vote.id, Vote.question, Vote.status).where(Vote.id.is_in(vote_ids))
+        if vote_ids
+        else []
+    )
+    tallies = await votes.tallies([v["id"] for v in linked_votes])
+    for vote in linked_votes:
+        vote["tally"] = tallies[vote["id"]]
+    return {"proposals": proposals, "votes": linked_votes}
+
+
+async def save_minutes(
+    who: Principal,
+    table: dict[str, Any],
+    meeting: dict[str, Any],
+    data: dict[str, Any],
+    *,
+    publish: bool,
+) -> int:
+    """Saves the draft, and publishes it as a new version when asked. Returns its version."""
+    require(who, "meetings.manage", scope_of(table))
+    form = Form(data)
+    body = form.text("body", max_length=MINUTES_MAX, multiline=True)
+    proposal_ids = _ids(data.get("proposals"))
+    vote_ids = _ids(data.get("votes"))
+    if proposal_ids and await Proposal.count().where(
+        Proposal.id.is_in(proposal_ids) & (Proposal.table == table["id"])
+    ) != len(proposal_ids):
+        form.error("proposals", NOT_THIS_TABLE_PROPOSAL)
+    if vote_ids and await Vote.count().where(
+        Vote.id.is_in(vote_ids) & (Vote.table == table["id"])
+    ) != len(vote_ids):
+        form.error("votes", NOT_THIS_TABLE_VOTE)
+    if publish and meeting["status"] != CLOSED:
+        form.error("body", MINUTES_NOT_AFTER)
+    form.validate()
+    now = datetime.now(UTC)
+    async with db.write_transaction():
+        if not await _lock(meeting, SCHEDULED, OPEN, CLOSED):
+            raise UserError(ALREADY_CLOSED)
+        latest = await (
+            Minutes.select(Minutes.id, Minutes.version, Minutes.published)
+            .where(Minutes.meeting == meeting["id"])
+            .order_by(Minutes.version, ascending=False)
+            .first()
+        )
+        if latest and not latest["published"]:
+            minutes_id, version = latest["id"], latest["version"]
+            await Minutes.update(
+                {Minutes.body: body, Minutes.author: who.user_id, Minutes.updated_at: now}
+            ).where(Minutes.id == minutes_id)
+            await MinutesLink.delete().where(MinutesLink.minutes == minutes_id)
+        else:
+            version = (latest["version"] + 1) if latest else 1
+            inserted = await Minutes.insert(
+                Minutes(
+                    meeting=meeting["id"],
+                    version=version,
+                    body=body,
+                    author=who.user_id,
+                    updated_at=now,
+                )
+            ).returning(Minutes.id)
+            minutes_id = inserted[0]["id"]
+        links = [MinutesLink(minutes=minutes_id, proposal=pid) for pid in proposal_ids]
+        links += [MinutesLink(minutes=minutes_id, vote=vid) for vid in vote_ids]
+        if links:
+            await MinutesLink.insert(*links)
+        if publish:
+            await Minutes.update({Minutes.published: True, Minutes.published_at: now}).where(
+                Minutes.id == minutes_id
+            )
+            await audit.record(
+                who,
+                "minutes.published",
+                scope_of(table),
+                subject=f"meeting:{meeting['id']}",
+                version=version,
+            )
+    return int(version)
+
+
+def _ids(raw: Any) -> list[int]:
+    values = [raw] if isinstance(raw, str) else list(raw or [])
+    ids = {
+        int(value)
+        for value in values
+        if isinstance(value, str) and value.isdigit() and len(value) < 10
+    }
+    return sorted(ids)
+
+
+async def draft_links(meeting_id: int) -> dict[str, set[int]]:
+    """What the editor ticks: the latest version's links, or else everything on the agenda."""
+    latest = await (
+        Minutes.select(Minutes.id)
+        .where(Minutes.meeting == meeting_id)
+        .order_by(Minutes.version, ascending=False)
+        .first()
+    )
+    if latest:
+        links = await MinutesLink.select(MinutesLink.proposal, MinutesLink.vote).where(
+            MinutesLink.minutes == latest["id"]
+        )
+    else:
+        links = await AgendaItem.select(AgendaItem.proposal, AgendaItem.vote).where(
+            AgendaItem.meeting == meeting_id
+        )
+    return {
+        "proposals": {link["proposal"] for link in links if link["proposal"]},
+        "votes": {link["vote"] for link in links if link["vote"]},
+    }
+
+
+def speaking_time(seconds: int) -> str:
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def default_times() -> dict[str, str]:
+    """The form's suggestion: next week, same weekday, 18:00–20:00."""
+    day = (datetime.now(i18n.LOCAL_TIMEZONE) + timedelta(days=7)).date()
+    return {"date": day.isoformat(), "start": "18:00", "end": "20:00"}
+
+
+async def user_name(user_id: int) -> str:
+    row = await User.select(User.display_name).where(User.id == user_id).first()
+    return row["display_name"] if row else ""
