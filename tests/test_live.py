@@ -1,0 +1,133 @@
+"""Live updates of the room through real servers: an act on one process reaches the screens
+held open on another (PostgreSQL LISTEN/NOTIFY), or on the same one (SQLite, in memory)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from accounts.services import open_session
+from meetings.models import AgendaItem, Meeting
+from tests.conftest import DATABASE_KIND
+from tests.factories import build_world
+from tests.test_deployment import replica
+from voix.web import SESSION_COOKIE
+from votes.models import Vote
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+@contextmanager
+def servers(count: int) -> Iterator[list[str]]:
+    with ExitStack() as stack:
+        yield [stack.enter_context(replica(dict(os.environ))) for _ in range(count)]
+
+
+async def post(base: str, session: str, path: str, data: dict[str, str]) -> httpx.Response:
+    """A form posted as a browser would: session cookie, and the CSRF token of a page."""
+    async with httpx.AsyncClient(base_url=base, cookies={SESSION_COOKIE: session}) as client:
+        await client.get("/login")
+        token = client.cookies["csrftoken"]
+        return await client.post(path, data={**data, "_csrf_token": token})
+
+
+async def next_event(lines, timeout: float = 10) -> str:
+    """The name of the next server-sent event (comments and blank lines skipped)."""
+
+    async def read() -> str:
+        async for line in lines:
+            if line.startswith("event:"):
+                return line.split(":", 1)[1].strip()
+        raise AssertionError("the stream ended")
+
+    return await asyncio.wait_for(read(), timeout)
+
+
+async def open_meeting_with_vote(world) -> tuple[int, int]:
+    vote = await Vote.insert(
+        Vote(table=world.table_a["id"], question="Adopter le plan des bancs ?")
+    ).returning(Vote.id)
+    starts = datetime.now(UTC) + timedelta(hours=1)
+    meeting = await Meeting.insert(
+        Meeting(
+            table=world.table_a["id"],
+            title="Réunion",
+            starts_at=starts,
+            ends_at=starts + timedelta(hours=2),
+            place="Centre social",
+            address="Marseille",
+            languages="fr",
+            status="open",
+        )
+    ).returning(Meeting.id)
+    item = await AgendaItem.insert(
+        AgendaItem(meeting=meeting[0]["id"], position=1, title="Vote", vote=vote[0]["id"])
+    ).returning(AgendaItem.id)
+    await Meeting.update({Meeting.current_item: item[0]["id"]}).where(
+        Meeting.id == meeting[0]["id"]
+    )
+    return meeting[0]["id"], vote[0]["id"]
+
+
+async def check_events_cross(acting: str, watching: str) -> None:
+    world = await build_world()
+    meeting_id, vote_id = await open_meeting_with_vote(world)
+    facilitator = await open_session(world.users["facilitator_a"], verified=True)
+    resident = await open_session(world.users["resident_a"])
+    async with (
+        httpx.AsyncClient(base_url=watching, cookies={SESSION_COOKIE: resident}) as screen,
+        screen.stream("GET", f"/meetings/{meeting_id}/events", timeout=15) as stream,
+    ):
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.aiter_lines()
+        assert await anext(lines) == ": connected"
+
+        # The facilitator adds a speaker on one process...
+        added = await post(
+            acting, facilitator, f"/meetings/{meeting_id}/speakers", {"name": "Nadia"}
+        )
+        assert added.status_code == 303
+        assert await next_event(lines) == "changed"  # ...the screen on the other hears it.
+
+        # A ballot cast on one process moves the count on the other's screen.
+        cast = await post(acting, resident, f"/votes/{vote_id}/ballot", {"choice": "yes"})
+        assert cast.status_code == 200
+        assert await next_event(lines) == "changed"
+        block = await screen.get(
+            f"/meetings/{meeting_id}/screen", headers={"hx-request": "true", "hx-target": "room"}
+        )
+        assert '<span class="number ballots-cast">1</span>' in block.text
+        assert "Nadia" in block.text
+
+
+@pytest.mark.postgres_only
+@pytest.mark.skipif(DATABASE_KIND != "postgres", reason="two processes share PostgreSQL only")
+async def test_the_room_screen_on_one_process_hears_acts_on_another() -> None:
+    with servers(2) as (first, second):
+        await check_events_cross(acting=first, watching=second)
+
+
+@pytest.mark.skipif(DATABASE_KIND != "sqlite", reason="the PostgreSQL run uses two processes")
+async def test_the_room_screen_hears_acts_on_the_same_process() -> None:
+    with servers(1) as (only,):
+        await check_events_cross(acting=only, watching=only)
+
+
+async def test_strangers_cannot_listen_to_a_room() -> None:
+    world = await build_world()
+    meeting_id, _ = await open_meeting_with_vote(world)
+    outsider = await open_session(world.users["resident_b"])
+    with servers(1) as (only,):
+        async with httpx.AsyncClient(base_url=only) as client:
+            anonymous = await client.get(f"/meetings/{meeting_id}/events")
+            assert anonymous.status_code in (303, 401)
+            client.cookies.set(SESSION_COOKIE, outsider)
+            refused = await client.get(f"/meetings/{meeting_id}/events")
+            assert refused.status_code == 403
