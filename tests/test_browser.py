@@ -16,7 +16,7 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from tests.factories import PASSWORD, build_world
+from tests.factories import PASSWORD, add_proposal, build_world
 from tests.test_deployment import replica
 from voix.i18n import catalog
 from voix.settings import PROJECT_ROOT
@@ -210,3 +210,136 @@ async def test_a_facilitator_registers_a_resident_who_signs_in_with_the_card(tmp
             await resident.wait_for_load_state()
             assert "Fatou" in await resident.locator("header").inner_text()
             await browser.close()
+
+
+async def test_a_facilitator_runs_a_meeting_from_the_agenda_to_the_minutes(tmp_path) -> None:
+    """Schedule on a phone, start, tick and add people, run the speakers' queue while the
+    room screen follows live, print the sign-in sheet, close, publish the minutes."""
+    from datetime import datetime, timedelta
+
+    from playwright.async_api import async_playwright
+
+    from voix.i18n import LOCAL_TIMEZONE
+
+    world = await build_world()
+    await add_proposal(world.table_a, "Réparer les ascenseurs de la tour G")
+    RECOVERY_CODES.clear()
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    day = (datetime.now(LOCAL_TIMEZONE) + timedelta(days=3)).date().isoformat()
+    with replica(dict(os.environ)) as base:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_FLAGS
+            )
+            phone = await browser.new_context(
+                locale="fr-FR", viewport={"width": 390, "height": 844}
+            )
+            page = await phone.new_page()
+            blocked = []
+            page.on("request", lambda r: None if r.url.startswith(base) else blocked.append(r.url))
+
+            # Scheduling, on the facilitator's phone.
+            await sign_in(page, base, "facilitator-a")
+            await page.goto(f"{base}/tables/flamants-iris")
+            await page.get_by_role("link", name=fr("Schedule a meeting")).first.click()
+            await page.get_by_label(fr("Title")).fill("Réunion de la table — ascenseurs")
+            await page.get_by_label(fr("Date")).fill(day)
+            await page.get_by_label(fr("Starts at")).fill("18:30")
+            await page.get_by_label(fr("Ends at")).fill("20:30")
+            await page.get_by_label(fr("Place")).fill("Centre social Flamants-Iris")
+            await page.get_by_label(fr("Address")).fill("Avenue Alexandre Ansaldi, 13014 Marseille")
+            await page.locator("input[name=languages][value=ar]").check()
+            await page.get_by_label(fr("Agenda")).fill("Accueil\nQuestions diverses")
+            await page.screenshot(path=OUTPUT / "meeting-schedule-fr.png", full_page=True)
+            await page.get_by_role("button", name=fr("Schedule the meeting")).click()
+            await page.wait_for_load_state()
+            meeting_url = page.url
+            assert re.search(r"/meetings/\d+$", meeting_url)
+            await page.get_by_text(fr("Add an item to the agenda")).click()
+            await page.get_by_label(fr("A proposal of the table")).select_option(
+                label="Réparer les ascenseurs de la tour G"
+            )
+            await page.get_by_role("button", name=fr("Add to the agenda")).click()
+            await page.wait_for_load_state()
+            assert await page.locator("ol.agenda > li").count() == 3
+            await page.screenshot(path=OUTPUT / "meeting-fr.png", full_page=True)
+
+            # The meeting starts; the room screen opens on the projector's laptop.
+            await page.get_by_role("button", name=fr("Start the meeting")).click()
+            await page.wait_for_load_state()
+            assert page.url.endswith("/control")
+            projector = await phone.new_page()  # same signed-in browser, a wide window
+            await projector.set_viewport_size({"width": 1280, "height": 720})
+            await projector.goto(meeting_url + "/screen")
+            assert "Accueil" in await projector.locator(".screen-item").inner_text()
+
+            # Attendance: a member ticked, a walk-in by name; a resident checks in on her phone.
+            await page.goto(meeting_url + "/attendance")
+            await (
+                page.locator("ul.tick-list form")
+                .filter(has_text="Resident-A")
+                .get_by_role("button")
+                .click()
+            )
+            await page.get_by_label(fr("Name (a first name is enough)")).fill("Mme Benali")
+            await page.get_by_role("button", name=fr("Add to the attendance")).click()
+            await page.wait_for_load_state()
+            await page.screenshot(path=OUTPUT / "attendance-fr.png", full_page=True)
+            await projector.locator(".screen-present .number", has_text="2").wait_for()
+
+            # The speakers' queue, on the phone; the screen follows without being reloaded.
+            await page.goto(meeting_url + "/control")
+            for name in ("Nadia", "Karim"):
+                await page.get_by_label(fr("Name (a first name is enough)")).fill(name)
+                await page.get_by_role("button", name=fr("Add to the queue")).click()
+                await page.locator(".control-list li", has_text=name).wait_for()
+            await page.get_by_role("button", name=fr("Give the floor")).first.click()
+            await projector.locator(".screen-speaker", has_text="Nadia").wait_for(timeout=10_000)
+            await projector.locator(".screen-queue", has_text="Karim").wait_for()
+            await (
+                page.locator(".control-list li", has_text="Réparer les ascenseurs")
+                .get_by_role("button", name=fr("Show on screen"))
+                .click()
+            )
+            await projector.locator(".screen-item", has_text="Réparer les ascenseurs").wait_for()
+            await page.screenshot(path=OUTPUT / "control-fr.png", full_page=True)
+            await projector.screenshot(path=OUTPUT / "room-screen-fr.png")
+            await projector.goto(meeting_url + "/screen?lang=ar")
+            assert await projector.locator("html").get_attribute("dir") == "rtl"
+            await projector.screenshot(path=OUTPUT / "room-screen-ar.png")
+
+            # The sign-in sheet, for the funders.
+            response = await page.request.get(meeting_url + "/sign-in-sheet.pdf?lang=fr")
+            assert response.headers["content-type"] == "application/pdf"
+            sheet = tmp_path / "sheet.pdf"
+            sheet.write_bytes(await response.body())
+            response = await page.request.get(meeting_url + "/sign-in-sheet.pdf?lang=ar")
+            (tmp_path / "sheet-ar.pdf").write_bytes(await response.body())
+            await page.request.get(meeting_url + "?lang=fr")  # ?lang= is remembered: back
+
+            # Closing, then the minutes.
+            await page.goto(meeting_url + "/control")
+            await page.get_by_role("button", name=fr("Close the meeting")).click()
+            await page.wait_for_load_state()
+            await page.get_by_role("link", name=fr("Write the minutes")).click()
+            await page.get_by_label(fr("Minutes"), exact=True).fill(
+                "## Ouverture\n\nLa séance est **ouverte** à 18h30.\n\n- Ascenseurs : courrier au bailleur"
+            )
+            await page.get_by_role("button", name=fr("Publish")).click()
+            await page.wait_for_load_state()
+            assert "ouverte" in await page.locator(".minutes-body strong").inner_text()
+            await page.screenshot(path=OUTPUT / "minutes-fr.png", full_page=True)
+            await browser.close()
+            assert blocked == [], f"the pages asked for other hosts: {blocked}"
+
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(sheet), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Mme Benali" in text
+    assert "Resident-A" in text
+    assert fr("Sign-in sheet") in text
+    for name, pdf in (("sign-in-sheet-fr", sheet), ("sign-in-sheet-ar", tmp_path / "sheet-ar.pdf")):
+        subprocess.run(
+            ["pdftoppm", "-png", "-r", "60", "-singlefile", str(pdf), str(OUTPUT / name)],
+            check=True,
+        )

@@ -37,7 +37,7 @@ async def post(base: str, session: str, path: str, data: dict[str, str]) -> http
         return await client.post(path, data={**data, "_csrf_token": token})
 
 
-async def next_event(lines, timeout: float = 10) -> str:
+async def next_event(lines, seconds: float = 10) -> str:
     """The name of the next server-sent event (comments and blank lines skipped)."""
 
     async def read() -> str:
@@ -46,7 +46,7 @@ async def next_event(lines, timeout: float = 10) -> str:
                 return line.split(":", 1)[1].strip()
         raise AssertionError("the stream ended")
 
-    return await asyncio.wait_for(read(), timeout)
+    return await asyncio.wait_for(read(), seconds)
 
 
 async def open_meeting_with_vote(world) -> tuple[int, int]:

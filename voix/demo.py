@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from accounts.models import User
 from accounts.services import create_user, hash_password, hash_password_async
 from exports.models import Brief, BriefItem
 from maps.models import District
+from meetings.models import (
+    BY_LIST,
+    BY_QR,
+    WALK_IN,
+    AgendaItem,
+    Attendance,
+    Meeting,
+    Minutes,
+    MinutesLink,
+)
+from meetings.models import CLOSED as CLOSED_MEETING
 from proposals.models import ADOPTED, REJECTED, SUBMITTED, VOTING, Proposal
 from tables.models import (
     FACILITATOR,
@@ -24,7 +35,7 @@ from tables.models import (
     Table,
     TableDistrict,
 )
-from voix import crypto, db
+from voix import crypto, db, i18n
 from votes.models import CLOSED, Ballot, Participation, Vote
 from votes.services import new_receipt
 
@@ -367,6 +378,11 @@ async def _seed() -> None:
     )
     await Proposal.update({Proposal.status: VOTING}).where(Proposal.id == proposals[5])
 
+    open_vote = await Vote.select(Vote.id).where(Vote.status == "open").first()
+    await _seed_meetings(
+        tables, users, facilitator, proposals, open_vote["id"] if open_vote else None
+    )
+
     brief = await Brief.insert(
         Brief(
             slug="flamants-renovation",
@@ -389,6 +405,141 @@ async def _seed() -> None:
             for position, proposal in enumerate(proposals[:2], start=1)
         ]
     )
+
+
+WALK_INS = ("Mme Benali", "Fatou", "Rachid", "Hélène", "Moussa", "Leïla", "Ahmed", "Zohra",
+            "Mme Garcia", "Sofiane", "Kenza", "Bernard", "Aïcha")  # fmt: skip
+
+
+async def _seed_meetings(
+    tables: dict[str, int],
+    users: dict[str, int],
+    facilitator: int,
+    proposals: list[int],
+    open_vote: int | None,
+) -> None:
+    """Three meetings held at the Flamants (attendance, minutes), and the next ones."""
+    local = i18n.LOCAL_TIMEZONE
+    today = datetime.now(local).date()
+    place = ("Centre social Flamants-Iris", "Avenue Alexandre Ansaldi, 13014 Marseille")
+    members = [users[login] for login in ("samira", "karim", "nadia", "youssef", "josiane")]
+    for weeks_ago, title, walk_ins in (
+        (11, "Réunion de rentrée de la table", 6),
+        (7, "Ascenseurs et cages d'escalier : état des lieux", 12),
+        (3, "Préparer la note au conseil citoyen", 9),
+    ):
+        starts = datetime.combine(today - timedelta(weeks=weeks_ago), time(18, 0), tzinfo=local)
+        meeting = await Meeting.insert(
+            Meeting(
+                table=tables["flamants-iris"],
+                title=title,
+                starts_at=starts,
+                ends_at=starts + timedelta(hours=2),
+                place=place[0],
+                address=place[1],
+                languages="fr ar",
+                status=CLOSED_MEETING,
+                created_by=facilitator,
+                opened_at=starts,
+                closed_at=starts + timedelta(hours=2),
+            )
+        ).returning(Meeting.id)
+        meeting_id = meeting[0]["id"]
+        await AgendaItem.insert(
+            AgendaItem(meeting=meeting_id, position=1, title="Accueil et tour de table"),
+            AgendaItem(meeting=meeting_id, position=2, title=title, proposal=proposals[0]),
+            AgendaItem(meeting=meeting_id, position=3, title="Questions diverses"),
+        )
+        rows = [
+            Attendance(
+                meeting=meeting_id,
+                user=user,
+                person=f"user:{user}",
+                method=BY_QR if index % 2 else BY_LIST,
+                recorded_by=facilitator,
+                checked_in_at=starts + timedelta(minutes=index),
+            )
+            for index, user in enumerate(members)
+        ]
+        rows += [
+            Attendance(
+                meeting=meeting_id,
+                name=name,
+                person=f"name:{name.casefold()}",
+                method=WALK_IN,
+                recorded_by=facilitator,
+                checked_in_at=starts + timedelta(minutes=10 + index),
+            )
+            for index, name in enumerate(WALK_INS[:walk_ins])
+        ]
+        await Attendance.insert(*rows)
+        if weeks_ago == 3:
+            minutes = await Minutes.insert(
+                Minutes(
+                    meeting=meeting_id,
+                    version=1,
+                    body=DEMO_MINUTES,
+                    published=True,
+                    author=facilitator,
+                    updated_at=starts + timedelta(days=1),
+                    published_at=starts + timedelta(days=1),
+                )
+            ).returning(Minutes.id)
+            await MinutesLink.insert(
+                MinutesLink(minutes=minutes[0]["id"], proposal=proposals[0]),
+                MinutesLink(minutes=minutes[0]["id"], proposal=proposals[1]),
+            )
+
+    for slug, days, title, address in (
+        ("flamants-iris", 6, "Réunion de la table : transports et sécurité", place),
+        ("les-aygalades", 9, "Table de quartier des Aygalades", ("Maison pour tous des Aygalades", "Boulevard de la Padouane, 13015 Marseille")),
+    ):  # fmt: skip
+        starts = datetime.combine(today + timedelta(days=days), time(18, 30), tzinfo=local)
+        meeting = await Meeting.insert(
+            Meeting(
+                table=tables[slug],
+                title=title,
+                starts_at=starts,
+                ends_at=starts + timedelta(hours=2),
+                place=address[0],
+                address=address[1],
+                languages="fr ar" if slug == "flamants-iris" else "fr",
+                created_by=facilitator if slug == "flamants-iris" else None,
+            )
+        ).returning(Meeting.id)
+        items = [AgendaItem(meeting=meeting[0]["id"], position=1, title="Accueil")]
+        if slug == "flamants-iris":
+            items.append(
+                AgendaItem(
+                    meeting=meeting[0]["id"],
+                    position=2,
+                    title=PROPOSALS[5][4],
+                    proposal=proposals[5],
+                    vote=open_vote,
+                )
+            )
+        items.append(
+            AgendaItem(
+                meeting=meeting[0]["id"], position=len(items) + 1, title="Questions diverses"
+            )
+        )
+        await AgendaItem.insert(*items)
+
+
+DEMO_MINUTES = """## Présent·e·s
+
+Quatorze habitant·e·s, l'animatrice d'Avec Nous. Interprétation en arabe assurée par Samira.
+
+## Ce qui a été dit
+
+- Les **ascenseurs de la tour G** sont encore tombés en panne trois fois ce mois-ci ; le bailleur
+  n'a pas répondu au dernier courrier.
+- La table valide la liste des priorités à envoyer au conseil citoyen.
+
+## Décisions
+
+La note de position sera envoyée au conseil citoyen du 14e avant la fin du mois.
+"""
 
 
 def print_logins() -> None:
