@@ -9,6 +9,7 @@ from accounts.models import LoginCard, Session, User
 from accounts.services import close_all_sessions, verify_password_async
 from audit import services as audit
 from audit.models import AuditEntry
+from meetings.models import Attendance
 from proposals.models import Proposal
 from tables.models import Coordinator, Membership
 from voix import db
@@ -62,6 +63,13 @@ async def export(who: Principal) -> dict[str, Any]:
         Participation.vote.question.as_alias("question"),
         Participation.cast_at,
     ).where(Participation.user == user_id)
+    attended = await Attendance.select(
+        Attendance.meeting.id.as_alias("meeting"),
+        Attendance.meeting.title.as_alias("title"),
+        Attendance.meeting.starts_at.as_alias("starts_at"),
+        Attendance.method,
+        Attendance.checked_in_at,
+    ).where(Attendance.user == user_id)
     cards = await LoginCard.select(LoginCard.issued_at, LoginCard.revoked_at).where(
         LoginCard.user == user_id
     )
@@ -74,6 +82,7 @@ async def export(who: Principal) -> dict[str, Any]:
         "tables": [{k: _plain(v) for k, v in row.items()} for row in memberships],
         "proposals": [{k: _plain(v) for k, v in row.items()} for row in proposals],
         "votes_taken_part_in": [{k: _plain(v) for k, v in row.items()} for row in votes],
+        "meetings_attended": [{k: _plain(v) for k, v in row.items()} for row in attended],
         "login_cards": [{k: _plain(v) for k, v in row.items()} for row in cards],
         "sessions": [{k: _plain(v) for k, v in row.items()} for row in sessions],
         "note": "Ballots are stored apart from voters: what you voted is not linked to you.",

@@ -80,7 +80,11 @@ async def table_meetings_ics(request: Request, slug: Slug) -> Response[bytes]:
 
 
 async def _schedule_page(
-    request: Request, table: dict[str, Any], status_code: int = 200, **context: Any
+    request: Request,
+    table: dict[str, Any],
+    status_code: int = 200,
+    meeting: dict[str, Any] | None = None,
+    **context: Any,
 ) -> Template:
     values = context.pop("values", None) or {
         **services.default_times(),
@@ -91,6 +95,7 @@ async def _schedule_page(
         "meetings/schedule.html",
         status_code=status_code,
         table=table,
+        meeting=meeting,
         values=values,
         language_choices=i18n.LANGUAGES,
         **context,
@@ -121,7 +126,33 @@ async def schedule(
     return redirect(f"/meetings/{meeting_id}", flash="meeting_scheduled")
 
 
-ROUTES = [table_meetings, table_meetings_ics, schedule_form, schedule]
+@get("/meetings/{meeting_id:int}/edit", name="meeting_edit")
+async def edit_form(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Template:
+    meeting, table = await services.get_with_table(meeting_id)
+    require(principal, "meetings.manage", tables.scope_of(table))
+    return await _schedule_page(
+        request, table, meeting=meeting, values=services.form_values(meeting)
+    )
+
+
+@post("/meetings/{meeting_id:int}/edit", name="meeting_update")
+async def update(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Template | Redirect:
+    meeting, table = await services.get_with_table(meeting_id)
+    data = await form_data(request, "languages")
+    try:
+        await services.update(principal, table, meeting, data)
+    except FormErrors as invalid:
+        return await _schedule_page(
+            request, table, status_code=400, meeting=meeting, errors=invalid.errors, values=data
+        )
+    return redirect(f"/meetings/{meeting_id}", flash="meeting_updated")
+
+
+ROUTES = [table_meetings, table_meetings_ics, schedule_form, schedule, edit_form, update]
 
 
 # One meeting

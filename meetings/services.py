@@ -243,6 +243,38 @@ async def schedule(who: Principal, table: dict[str, Any], data: dict[str, Any]) 
     return meeting_id
 
 
+async def update(
+    who: Principal, table: dict[str, Any], meeting: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """Changes a meeting not yet started: title, times, place, languages (not its agenda)."""
+    require(who, "meetings.manage", scope_of(table))
+    values = _read_meeting({**data, "agenda": ""})
+    values.pop("agenda")
+    async with db.write_transaction():
+        changed = await (
+            Meeting.update(values)
+            .where((Meeting.id == meeting["id"]) & (Meeting.status == SCHEDULED))
+            .returning(Meeting.id)
+        )
+        if not changed:
+            raise UserError(NOT_SCHEDULED)
+
+
+def form_values(meeting: dict[str, Any]) -> dict[str, Any]:
+    """A meeting as its edit form shows it, in local time."""
+    starts = meeting["starts_at"].astimezone(i18n.LOCAL_TIMEZONE)
+    ends = meeting["ends_at"].astimezone(i18n.LOCAL_TIMEZONE)
+    return {
+        "title": meeting["title"],
+        "date": starts.date().isoformat(),
+        "start": starts.strftime("%H:%M"),
+        "end": ends.strftime("%H:%M"),
+        "place": meeting["place"],
+        "address": meeting["address"],
+        "languages": meeting["languages"],
+    }
+
+
 async def _lock(meeting: dict[str, Any], *statuses: str) -> bool:
     """Takes the meeting's row (a write lock) if it is in one of these states."""
     rows = await (

@@ -538,3 +538,65 @@ async def test_minutes_are_sanitised_versioned_public_and_exported(client) -> No
     assert "Réparer les ascenseurs" in text
     assert "alert('x')" not in text  # the script was dropped, not printed
     assert "onerror" not in text
+
+
+async def test_a_meeting_not_yet_started_can_be_changed_and_the_feed_follows(client) -> None:
+    world = await build_world()
+    meeting_id = await schedule(client, world)
+    form = await client.get(f"/meetings/{meeting_id}/edit")
+    assert 'value="18:30"' in form.text
+    changed = await post_form(
+        client,
+        f"/meetings/{meeting_id}/edit",
+        meeting_form(place="Maison pour tous", start="17:00", languages=["ar"]),
+    )
+    assert changed.status_code == 303
+    meeting = await services.get(meeting_id)
+    assert meeting["place"] == "Maison pour tous"
+    assert meeting["languages"] == ["ar"]
+    assert meeting["starts_at"].astimezone(LOCAL_TIMEZONE).strftime("%H:%M") == "17:00"
+    assert await AgendaItem.count() == 3  # the agenda is left as it was
+    feed = Calendar.from_ical((await client.get("/tables/flamants-iris/meetings.ics")).content)
+    assert "Maison pour tous" in str(next(iter(feed.walk("VEVENT")))["location"])
+
+    refused = await post_form(
+        client, f"/meetings/{meeting_id}/edit", meeting_form(date="2020-01-01")
+    )
+    assert refused.status_code == 400
+    await start(client, meeting_id)
+    late = await post_form(client, f"/meetings/{meeting_id}/edit", meeting_form(place="Ailleurs"))
+    assert late.status_code == 409
+    assert (await services.get(meeting_id))["place"] == "Maison pour tous"
+
+
+async def test_a_resident_s_data_includes_the_meetings_they_attended(client) -> None:
+    world = await build_world()
+    meeting_id = await schedule(client, world)
+    await start(client, meeting_id)
+    await post_form(
+        client, f"/meetings/{meeting_id}/attendance/members/{world.users['resident_a']}", {}
+    )
+    await sign_in(client, world.users["resident_a"])
+    data = (await client.get("/account/data.json")).json()
+    assert [(m["meeting"], m["method"]) for m in data["meetings_attended"]] == [
+        (meeting_id, "list")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("markdown", "kept", "gone"),
+    [
+        ("<script>alert(1)</script>Bonjour", "Bonjour", "alert"),
+        ('<a href="javascript:alert(1)">lien</a>', "lien", "javascript"),
+        ("[lien](javascript:alert(1))", "lien", 'href="javascript'),
+        ('<img src="https://tracker.example/x.png">', "", "<img"),
+        ('<p style="color:red" onclick="x()">texte</p>', "texte", "onclick"),
+        ('<iframe src="https://evil.example"></iframe>ok', "ok", "iframe"),
+        ("[site](https://ville.example)", 'rel="noopener noreferrer nofollow"', "target="),
+        ("# Titre", "<h2>Titre</h2>", "<h1>"),
+    ],
+)
+def test_minutes_markdown_comes_out_inert(markdown: str, kept: str, gone: str) -> None:
+    html = str(services.render_markdown(markdown))
+    assert kept in html
+    assert gone not in html

@@ -53,6 +53,7 @@ FLASH_MESSAGES = {
     "card_revoked": N_("The card is revoked: it no longer signs anyone in."),
     "card_signed_in": N_("Welcome! You are signed in with your card."),
     "meeting_scheduled": N_("The meeting is scheduled. It appears in the table's calendar."),
+    "meeting_updated": N_("The meeting is changed. The calendar follows."),
     "meeting_opened": N_("The meeting has started: check-in is open."),
     "meeting_closed": N_("The meeting is closed. You can now write the minutes."),
     "meeting_cancelled": N_("The meeting is cancelled. The calendar says so."),
