@@ -16,6 +16,7 @@ import nh3
 from litestar.exceptions import NotFoundException
 from markdown_it import MarkdownIt
 from markupsafe import Markup
+from piccolo.columns import Column
 from piccolo.query.functions.aggregate import Count
 
 from accounts.models import User
@@ -248,7 +249,7 @@ async def update(
 ) -> None:
     """Changes a meeting not yet started: title, times, place, languages (not its agenda)."""
     require(who, "meetings.manage", scope_of(table))
-    values = _read_meeting({**data, "agenda": ""})
+    values: dict[Column | str, Any] = dict(_read_meeting({**data, "agenda": ""}))
     values.pop("agenda")
     async with db.write_transaction():
         changed = await (
