@@ -249,8 +249,8 @@ async def update(
 ) -> None:
     """Changes a meeting not yet started: title, times, place, languages (not its agenda)."""
     require(who, "meetings.manage", scope_of(table))
-    values: dict[Column | str, Any] = dict(_read_meeting({**data, "agenda": ""}))
-    values.pop("agenda")
+    read = _read_meeting({**data, "agenda": ""})
+    values: dict[Column | str, Any] = {k: v for k, v in read.items() if k != "agenda"}
     async with db.write_transaction():
         changed = await (
             Meeting.update(values)
