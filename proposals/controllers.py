@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.params import PathParameter
 from litestar.response import Redirect, Template
 
-from proposals import services
+from proposals import discussion, services
 from proposals.themes import THEMES
 from tables import services as tables
 from voix.forms import FormErrors
@@ -74,10 +77,12 @@ async def detail(
 async def proposal_page(
     request: Request, principal: Principal, proposal_id: int, status_code: int = 200, **context: Any
 ) -> Template:
-    """The proposal, its votes and, for facilitators, the forms acting on it."""
+    """The proposal, its votes, its discussion and, for facilitators, the forms acting on it."""
     proposal, table = await services.get_with_table(proposal_id)
+    scope = tables.scope_of(table)
     proposal_votes = await votes.for_proposal(proposal_id)
     vote_ids = [v["id"] for v in proposal_votes]
+    moderator = can(principal, "proposals.moderate", scope)
     return page(
         request,
         "proposals/detail.html",
@@ -87,10 +92,77 @@ async def proposal_page(
         votes=proposal_votes,
         tallies=await votes.tallies(vote_ids),
         voted=await votes.voted_in(principal.user_id, vote_ids),
-        scope=tables.scope_of(table),
+        scope=scope,
+        supports=(await discussion.support_counts([proposal_id]))[proposal_id],
+        supported=await discussion.supports(principal.user_id, proposal_id),
+        comments=await discussion.comments(proposal_id),
+        history=await discussion.history(proposal_id),
+        transitions=discussion.TRANSITIONS.get(proposal["status"], ()),
+        reports=await discussion.reports(proposal_id) if moderator else [],
+        merge_candidates=await services.merge_candidates(proposal) if moderator else [],
         status_code=status_code,
         **context,
     )
 
 
 ROUTES = [new, create, detail]
+
+Action = Annotated[str, PathParameter(pattern=r"^[a-z]{1,20}$")]
+
+# The discussion: each form posts here, and comes back to the proposal.
+DISCUSSION_ACTIONS: dict[str, Callable[..., Awaitable[None]]] = {
+    "support": discussion.support,
+    "withdraw": discussion.withdraw_support,
+}
+FORM_ACTIONS: dict[str, Callable[..., Awaitable[None]]] = {
+    "comments": discussion.comment,
+    "report": discussion.report,
+    "moderation": discussion.hide,
+    "status": discussion.change_status,
+    "merge": discussion.merge,
+}
+FLASHES = {
+    "support": "supported",
+    "withdraw": "support_withdrawn",
+    "comments": "commented",
+    "report": "reported",
+    "moderation": "moderated",
+    "status": "status_changed",
+    "merge": "merged",
+}
+
+
+@post("/proposals/{proposal_id:int}/support", name="proposal_support")
+async def support(
+    request: Request, principal: NamedDependency[Principal], proposal_id: ObjectId
+) -> Redirect:
+    data = await form_data(request)
+    proposal, table = await services.get_with_table(proposal_id)
+    action = "withdraw" if data.get("action") == "withdraw" else "support"
+    await DISCUSSION_ACTIONS[action](principal, table, proposal)
+    return redirect(f"/proposals/{proposal_id}#support", flash=FLASHES[action])
+
+
+@post("/proposals/{proposal_id:int}/{what:str}", name="proposal_discussion")
+async def discuss(
+    request: Request, principal: NamedDependency[Principal], proposal_id: ObjectId, what: Action
+) -> Template | Redirect:
+    if what not in FORM_ACTIONS:
+        raise NotFoundException()
+    data = await form_data(request)
+    proposal, table = await services.get_with_table(proposal_id)
+    try:
+        await FORM_ACTIONS[what](principal, table, proposal, data)
+    except FormErrors as invalid:
+        return await proposal_page(
+            request,
+            principal,
+            proposal_id,
+            status_code=400,
+            errors={f"{what}.{k}": v for k, v in invalid.errors.items()},
+            values=data,
+        )
+    return redirect(f"/proposals/{proposal_id}", flash=FLASHES[what])
+
+
+ROUTES += [support, discuss]

@@ -1,14 +1,22 @@
-from piccolo.columns import ForeignKey, Serial, Text, Timestamptz, Varchar
+from piccolo.columns import ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table as Model
 
 from accounts.models import User
 from tables.models import Table
 
+# The life of a proposal: déposée → en discussion → au vote → adoptée / non retenue → transmise →
+# réponse reçue → réalisée / refusée; a duplicate is merged into the proposal it repeats.
 SUBMITTED = "submitted"
+DISCUSSION = "discussion"
 VOTING = "voting"
 ADOPTED = "adopted"
 REJECTED = "rejected"
+TRANSMITTED = "transmitted"
+ANSWERED = "answered"
+DONE = "done"
+REFUSED = "refused"
+MERGED = "merged"
 
 
 class Proposal(Model, tablename="proposal"):
@@ -24,3 +32,54 @@ class Proposal(Model, tablename="proposal"):
     # Set when a facilitator entered the proposal on the author's behalf.
     recorded_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
     created_at = Timestamptz()
+    # Moderation: hidden by a facilitator, with the reason shown in its place.
+    hidden_at = Timestamptz(null=True, default=None)
+    hidden_reason = Varchar(length=300, default="")
+    # A merged duplicate points to the proposal it was merged into.
+    merged_into = Integer(null=True, default=None)
+
+
+class StatusChange(Model, tablename="proposal_status_change"):
+    """The history of a proposal's status: who, when, why."""
+
+    id: Serial
+    proposal = ForeignKey(Proposal, null=False, on_delete=OnDelete.cascade)
+    from_status = Varchar(length=16)
+    to_status = Varchar(length=16)
+    actor = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+    reason = Varchar(length=300, default="")
+    at = Timestamptz()
+
+
+class Support(Model, tablename="proposal_support"):
+    id: Serial
+    proposal = ForeignKey(Proposal, null=False, on_delete=OnDelete.cascade)
+    user = ForeignKey(User, null=False, on_delete=OnDelete.cascade)
+    created_at = Timestamptz()
+    # unique together: proposal, user
+
+
+class Comment(Model, tablename="proposal_comment"):
+    """A comment, or a reply to one (one level: a reply's parent is never a reply)."""
+
+    id: Serial
+    proposal = ForeignKey(Proposal, null=False, on_delete=OnDelete.cascade)
+    parent = Integer(null=True, default=None)
+    author = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+    body = Text()
+    created_at = Timestamptz()
+    hidden_at = Timestamptz(null=True, default=None)
+    hidden_reason = Varchar(length=300, default="")
+
+
+class Report(Model, tablename="proposal_report"):
+    """A resident's report of a proposal or a comment, for the facilitators to look at."""
+
+    id: Serial
+    proposal = ForeignKey(Proposal, null=False, on_delete=OnDelete.cascade)
+    comment = ForeignKey(Comment, null=True, on_delete=OnDelete.cascade)
+    target = Varchar(length=40)  # "proposal:12" or "comment:7"
+    reporter = ForeignKey(User, null=False, on_delete=OnDelete.cascade)
+    reason = Varchar(length=300, default="")
+    created_at = Timestamptz()
+    # unique together: target, reporter

@@ -8,7 +8,7 @@ from typing import Any
 
 from litestar.exceptions import NotFoundException
 
-from proposals.models import ADOPTED, SUBMITTED, Proposal
+from proposals.models import ADOPTED, MERGED, SUBMITTED, Proposal
 from proposals.themes import THEMES
 from tables.services import NOT_A_MEMBER, get_table_by_id, is_member, scope_of
 from voix.forms import Form
@@ -28,6 +28,9 @@ _COLUMNS = (
     Proposal.language,
     Proposal.status,
     Proposal.created_at,
+    Proposal.hidden_at,
+    Proposal.hidden_reason,
+    Proposal.merged_into,
     Proposal.author.display_name.as_alias("author_name"),
     Proposal.recorded_by.display_name.as_alias("recorded_by_name"),
 )
@@ -77,7 +80,10 @@ async def page_for_table(table_id: int, theme: str | None, number: int) -> Page:
 
 
 def _filter(table_id: int, theme: str | None) -> Any:
-    condition = Proposal.table == table_id
+    """What lists show: neither hidden proposals nor merged duplicates."""
+    condition = (
+        (Proposal.table == table_id) & Proposal.hidden_at.is_null() & (Proposal.status != MERGED)
+    )
     return condition & (Proposal.theme == theme) if theme else condition
 
 
@@ -135,3 +141,13 @@ async def create(who: Principal, table: dict[str, Any], data: Mapping[str, Any])
         )
     ).returning(Proposal.id)
     return int(inserted[0]["id"])
+
+
+async def merge_candidates(proposal: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where a duplicate may be merged: the table's other proposals still listed, newest first."""
+    return await (
+        Proposal.select(Proposal.id, Proposal.title)
+        .where(_filter(proposal["table"], None) & (Proposal.id != proposal["id"]))
+        .order_by(Proposal.created_at, ascending=False)
+        .limit(200)
+    )

@@ -61,6 +61,24 @@ ALLOWED = {
         "coordinator of the organisation",
         "administrator",
     },
+    # Supporting and commenting are a member's own acts.
+    "proposals.support": {
+        "resident of this table",
+        "facilitator of this table",
+        "facilitator of this table, not verified",
+    },
+    "proposals.comment": {
+        "resident of this table",
+        "facilitator of this table",
+        "facilitator of this table, not verified",
+    },
+    # Anyone signed in may point out a problem; only those who run the table act on it.
+    "proposals.report": {name for name, who in PEOPLE.items() if who.authenticated},
+    "proposals.moderate": {
+        "facilitator of this table",
+        "coordinator of the organisation",
+        "administrator",
+    },
     "votes.cast": {
         "resident of this table",
         "facilitator of this table",

@@ -71,6 +71,10 @@ def _coordinator(who: Principal, scope: Scope) -> bool:
     return who.verified and (who.is_admin or scope.organisation_id in who.coordinated_organisations)
 
 
+def _signed_in(who: Principal, scope: Scope) -> bool:
+    return who.authenticated
+
+
 def _member_or_manager(who: Principal, scope: Scope) -> bool:
     return _member(who, scope) or _manager(who, scope)
 
@@ -90,6 +94,10 @@ RULES: dict[str, Rule] = {
     "proposals.create": _member,
     "proposals.create_on_behalf": _manager,
     "proposals.decide": _manager,
+    "proposals.support": _member,
+    "proposals.comment": _member,
+    "proposals.report": _signed_in,
+    "proposals.moderate": _manager,
     "votes.cast": _member,
     "votes.manage": _manager,
     "briefs.manage": _manager,

@@ -19,7 +19,8 @@ from litestar.exceptions import NotFoundException
 from piccolo.query.functions.aggregate import Count
 
 from audit import services as audit
-from proposals.models import ADOPTED, REJECTED, SUBMITTED, VOTING, Proposal
+from proposals.discussion import record_change
+from proposals.models import ADOPTED, DISCUSSION, REJECTED, SUBMITTED, VOTING, Proposal
 from tables.models import Membership
 from tables.services import get_table_by_id, scope_of
 from voix import crypto, db
@@ -146,17 +147,24 @@ async def open_vote(who: Principal, table: dict[str, Any], proposal_id: int, que
     question = form.text("question", max_length=QUESTION_MAX, min_length=5)
     form.validate()
     async with db.write_transaction():
+        before = (
+            await Proposal.select(Proposal.status)
+            .where((Proposal.id == proposal_id) & (Proposal.table == table["id"]))
+            .first()
+        )
         moved = (
             await Proposal.update({Proposal.status: VOTING})
             .where(
                 (Proposal.id == proposal_id)
                 & (Proposal.table == table["id"])
-                & (Proposal.status == SUBMITTED)
+                & Proposal.status.is_in([SUBMITTED, DISCUSSION])
+                & Proposal.hidden_at.is_null()
             )
             .returning(Proposal.id)
         )
-        if not moved:
+        if not moved or before is None:
             raise UserError(NOT_OPENABLE)
+        await record_change(proposal_id, before["status"], VOTING, who, question)
         inserted = await Vote.insert(
             Vote(table=table["id"], proposal=proposal_id, question=question, opened_by=who.user_id)
         ).returning(Vote.id)
@@ -247,13 +255,15 @@ async def decide(who: Principal, table: dict[str, Any], proposal_id: int, decisi
             raise UserError(ALREADY_DECIDED)
         if await has_open_vote(proposal_id):
             raise UserError(VOTE_STILL_OPEN)
+        before = await Proposal.select(Proposal.status).where(mine).first()
         changed = await (
             Proposal.update({Proposal.status: DECISIONS[decision]})
-            .where(mine & Proposal.status.is_in([SUBMITTED, VOTING]))
+            .where(mine & Proposal.status.is_in([SUBMITTED, DISCUSSION, VOTING]))
             .returning(Proposal.id)
         )
-        if not changed:
+        if not changed or before is None:
             raise UserError(ALREADY_DECIDED)
+        await record_change(proposal_id, before["status"], DECISIONS[decision], who)
         await audit.record(
             who,
             "proposal.decided",

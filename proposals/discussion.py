@@ -1,0 +1,408 @@
+"""Discussing proposals: supports, comments, reports, moderation, the status workflow, merging.
+
+Every write checks its state in the same transaction as it changes it (a conditional UPDATE or
+a unique index), so a retried or concurrent request changes nothing twice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from piccolo.query.functions.aggregate import Count
+
+from audit import services as audit
+from proposals.models import (
+    ADOPTED,
+    ANSWERED,
+    DISCUSSION,
+    DONE,
+    MERGED,
+    REFUSED,
+    REJECTED,
+    SUBMITTED,
+    TRANSMITTED,
+    VOTING,
+    Comment,
+    Proposal,
+    Report,
+    StatusChange,
+    Support,
+)
+from tables.services import scope_of
+from voix import db
+from voix.db import utc
+from voix.forms import Form, Message, UserError
+from voix.i18n import N_
+from voix.permissions import Principal, require, signed_in
+
+ALREADY_SUPPORTED = N_("You already support this proposal. Each person supports it once.")
+NOT_SUPPORTED = N_("You do not support this proposal.")
+REPLY_TO_REPLY = N_("Replies go one level deep: reply to the first comment instead.")
+NO_SUCH_COMMENT = N_("This comment does not exist, or belongs to another proposal.")
+ALREADY_REPORTED = N_("You have already reported this. The facilitators have been told.")
+TRANSITION_FORBIDDEN = N_("A proposal cannot go from “%(current)s” to “%(target)s”.")
+STATUS_CHANGED = N_("The status has changed in the meantime. Reload the page and try again.")
+ALREADY_HIDDEN = N_("This is already hidden.")
+NOT_HIDDEN = N_("This is not hidden.")
+MERGE_ITSELF = N_("A proposal cannot be merged into itself.")
+MERGE_OTHER_TABLE = N_("Choose a proposal of the same table.")
+MERGE_CLOSED = N_("This proposal can no longer be merged.")
+NOT_DISCUSSABLE = N_("This proposal is no longer open to discussion.")
+
+COMMENT_MAX = 2000
+REASON_MAX = 300
+
+# Who may move a proposal where by hand. Going to the vote is opening a vote; leaving it is
+# recording the table's decision once the vote is closed (votes.services).
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    SUBMITTED: (DISCUSSION, REJECTED),
+    DISCUSSION: (ADOPTED, REJECTED),
+    VOTING: (),
+    ADOPTED: (TRANSMITTED,),
+    REJECTED: (),
+    TRANSMITTED: (ANSWERED,),
+    ANSWERED: (DONE, REFUSED),
+    DONE: (),
+    REFUSED: (),
+    MERGED: (),
+}
+STATUS_LABELS = {
+    SUBMITTED: N_("Submitted"),
+    DISCUSSION: N_("Under discussion"),
+    VOTING: N_("Being voted on"),
+    ADOPTED: N_("Adopted"),
+    REJECTED: N_("Not retained"),
+    TRANSMITTED: N_("Sent to the institution"),
+    ANSWERED: N_("Answer received"),
+    DONE: N_("Carried out"),
+    REFUSED: N_("Refused by the institution"),
+    MERGED: N_("Merged"),
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def record_change(
+    proposal_id: int, before: str, after: str, who: Principal, reason: str = ""
+) -> None:
+    """One line of the history; inside the transaction that made the change."""
+    await StatusChange.insert(
+        StatusChange(
+            proposal=proposal_id,
+            from_status=before,
+            to_status=after,
+            actor=who.user_id,
+            reason=reason[:REASON_MAX],
+            at=_now(),
+        )
+    )
+
+
+async def history(proposal_id: int) -> list[dict[str, Any]]:
+    rows = await (
+        StatusChange.select(
+            StatusChange.from_status,
+            StatusChange.to_status,
+            StatusChange.reason,
+            StatusChange.at,
+            StatusChange.actor.display_name.as_alias("actor_name"),
+        )
+        .where(StatusChange.proposal == proposal_id)
+        .order_by(StatusChange.at)
+        .order_by(StatusChange.id)
+    )
+    for row in rows:
+        row["at"] = utc(row["at"])
+    return rows
+
+
+async def change_status(
+    who: Principal, table: dict[str, Any], proposal: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """A facilitator moves the proposal one allowed step, saying why."""
+    require(who, "proposals.decide", scope_of(table))
+    current = proposal["status"]
+    form = Form(data)
+    target = form.choice("status", TRANSITIONS)
+    reason = form.text("reason", max_length=REASON_MAX, required=False)
+    form.validate()
+    if target not in TRANSITIONS.get(current, ()):
+        raise UserError(
+            TRANSITION_FORBIDDEN,
+            status_code=400,
+            current=Message(STATUS_LABELS[current]),
+            target=Message(STATUS_LABELS[target]),
+        )
+    async with db.write_transaction():
+        moved = await (
+            Proposal.update({Proposal.status: target})
+            .where((Proposal.id == proposal["id"]) & (Proposal.status == current))
+            .returning(Proposal.id)
+        )
+        if not moved:
+            raise UserError(STATUS_CHANGED)
+        await record_change(proposal["id"], current, target, who, reason)
+        await audit.record(
+            who,
+            "proposal.status",
+            scope_of(table),
+            subject=f"proposal:{proposal['id']}",
+            status=target,
+        )
+
+
+# Supports
+
+
+async def support(who: Principal, table: dict[str, Any], proposal: dict[str, Any]) -> None:
+    require(who, "proposals.support", scope_of(table))
+    if proposal["status"] == MERGED or proposal["hidden_at"]:
+        raise UserError(NOT_DISCUSSABLE)
+    inserted = await (
+        Support.insert(Support(proposal=proposal["id"], user=signed_in(who), created_at=_now()))
+        .on_conflict(action="DO NOTHING")
+        .returning(Support.id)
+    )
+    if not inserted:
+        raise UserError(ALREADY_SUPPORTED)
+
+
+async def withdraw_support(who: Principal, table: dict[str, Any], proposal: dict[str, Any]) -> None:
+    require(who, "proposals.support", scope_of(table))
+    removed = await (
+        Support.delete()
+        .where((Support.proposal == proposal["id"]) & (Support.user == signed_in(who)))
+        .returning(Support.id)
+    )
+    if not removed:
+        raise UserError(NOT_SUPPORTED)
+
+
+async def support_counts(proposal_ids: list[int]) -> dict[int, int]:
+    counts = dict.fromkeys(proposal_ids, 0)
+    if proposal_ids:
+        rows = await (
+            Support.select(Support.proposal, Count(Support.id).as_alias("n"))
+            .where(Support.proposal.is_in(proposal_ids))
+            .group_by(Support.proposal)
+        )
+        counts.update({row["proposal"]: row["n"] for row in rows})
+    return counts
+
+
+async def supports(user_id: int | None, proposal_id: int) -> bool:
+    if user_id is None:
+        return False
+    return await Support.exists().where(
+        (Support.proposal == proposal_id) & (Support.user == user_id)
+    )
+
+
+# Comments
+
+
+async def comment(
+    who: Principal, table: dict[str, Any], proposal: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """A comment, or a reply to a comment (not to a reply)."""
+    require(who, "proposals.comment", scope_of(table))
+    if proposal["status"] == MERGED or proposal["hidden_at"]:
+        raise UserError(NOT_DISCUSSABLE)
+    form = Form(data)
+    body = form.text("body", max_length=COMMENT_MAX, min_length=2, multiline=True)
+    parent = form.integer("parent", required=False)
+    form.validate()
+    if parent is not None:
+        row = await (
+            Comment.select(Comment.parent)
+            .where((Comment.id == parent) & (Comment.proposal == proposal["id"]))
+            .first()
+        )
+        if row is None:
+            raise UserError(NO_SUCH_COMMENT, status_code=400)
+        if row["parent"] is not None:
+            raise UserError(REPLY_TO_REPLY, status_code=400)
+    await Comment.insert(
+        Comment(
+            proposal=proposal["id"],
+            parent=parent,
+            author=signed_in(who),
+            body=body,
+            created_at=_now(),
+        )
+    )
+
+
+async def comments(proposal_id: int) -> list[dict[str, Any]]:
+    """Top-level comments, oldest first, each with its replies."""
+    rows = await (
+        Comment.select(
+            Comment.id,
+            Comment.parent,
+            Comment.body,
+            Comment.created_at,
+            Comment.hidden_at,
+            Comment.hidden_reason,
+            Comment.author.display_name.as_alias("author_name"),
+        )
+        .where(Comment.proposal == proposal_id)
+        .order_by(Comment.created_at)
+        .order_by(Comment.id)
+    )
+    threads: list[dict[str, Any]] = []
+    by_id: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        row["created_at"] = utc(row["created_at"])
+        row["replies"] = []
+        if row["parent"] is None:
+            threads.append(row)
+            by_id[row["id"]] = row
+        elif row["parent"] in by_id:
+            by_id[row["parent"]]["replies"].append(row)
+    return threads
+
+
+# Reports and moderation
+
+
+async def report(
+    who: Principal,
+    table: dict[str, Any],
+    proposal: dict[str, Any],
+    data: dict[str, Any],
+) -> None:
+    require(who, "proposals.report", scope_of(table))
+    form = Form(data)
+    reason = form.text("reason", max_length=REASON_MAX, required=False)
+    comment_id = form.integer("comment", required=False)
+    form.validate()
+    if comment_id is not None and not await Comment.exists().where(
+        (Comment.id == comment_id) & (Comment.proposal == proposal["id"])
+    ):
+        raise UserError(NO_SUCH_COMMENT, status_code=400)
+    target = f"comment:{comment_id}" if comment_id else f"proposal:{proposal['id']}"
+    inserted = await (
+        Report.insert(
+            Report(
+                proposal=proposal["id"],
+                comment=comment_id,
+                target=target,
+                reporter=signed_in(who),
+                reason=reason,
+                created_at=_now(),
+            )
+        )
+        .on_conflict(action="DO NOTHING")
+        .returning(Report.id)
+    )
+    if not inserted:
+        raise UserError(ALREADY_REPORTED)
+
+
+async def reports(proposal_id: int) -> list[dict[str, Any]]:
+    rows = await (
+        Report.select(Report.target, Report.reason, Report.created_at)
+        .where(Report.proposal == proposal_id)
+        .order_by(Report.created_at)
+    )
+    for row in rows:
+        row["created_at"] = utc(row["created_at"])
+    return rows
+
+
+async def hide(
+    who: Principal, table: dict[str, Any], proposal: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """Hides the proposal, or one of its comments, with a reason shown in its place. Audited."""
+    require(who, "proposals.moderate", scope_of(table))
+    form = Form(data)
+    reason = form.text("reason", max_length=REASON_MAX, min_length=3)
+    comment_id = form.integer("comment", required=False)
+    unhide = data.get("action") == "show"
+    if unhide:
+        form.errors.pop("reason", None)
+    form.validate()
+    model: Any = Comment if comment_id else Proposal
+    condition = (
+        (Comment.id == comment_id) & (Comment.proposal == proposal["id"])
+        if comment_id
+        else Proposal.id == proposal["id"]
+    )
+    async with db.write_transaction():
+        changed = await (
+            model.update(
+                {model.hidden_at: None, model.hidden_reason: ""}
+                if unhide
+                else {model.hidden_at: _now(), model.hidden_reason: reason}
+            )
+            .where(
+                condition & (model.hidden_at.is_not_null() if unhide else model.hidden_at.is_null())
+            )
+            .returning(model.id)
+        )
+        if not changed:
+            raise UserError(NOT_HIDDEN if unhide else ALREADY_HIDDEN)
+        await audit.record(
+            who,
+            "moderation.shown" if unhide else "moderation.hidden",
+            scope_of(table),
+            subject=f"comment:{comment_id}" if comment_id else f"proposal:{proposal['id']}",
+            reason=reason,
+        )
+
+
+# Merging
+
+
+async def merge(
+    who: Principal, table: dict[str, Any], duplicate: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """Merges a duplicate into the proposal kept: supports and comments go over, the duplicate
+    points to the one kept and leaves the lists."""
+    require(who, "proposals.moderate", scope_of(table))
+    form = Form(data)
+    kept_id = form.integer("into")
+    form.validate()
+    assert kept_id is not None  # noqa: S101 — required above
+    if kept_id == duplicate["id"]:
+        raise UserError(MERGE_ITSELF, status_code=400)
+    kept = (
+        await Proposal.select(Proposal.table, Proposal.status).where(Proposal.id == kept_id).first()
+    )
+    if kept is None or kept["table"] != table["id"]:
+        raise UserError(MERGE_OTHER_TABLE, status_code=400)
+    if kept["status"] == MERGED:
+        raise UserError(MERGE_CLOSED)
+    async with db.write_transaction():
+        moved = await (
+            Proposal.update({Proposal.status: MERGED, Proposal.merged_into: kept_id})
+            .where(
+                (Proposal.id == duplicate["id"]) & Proposal.status.is_in([SUBMITTED, DISCUSSION])
+            )
+            .returning(Proposal.id)
+        )
+        if not moved:
+            raise UserError(MERGE_CLOSED)
+        supporters = await Support.select(Support.user, Support.created_at).where(
+            Support.proposal == duplicate["id"]
+        )
+        if supporters:
+            await Support.insert(
+                *[
+                    Support(proposal=kept_id, user=row["user"], created_at=row["created_at"])
+                    for row in supporters
+                ]
+            ).on_conflict(action="DO NOTHING")
+        await Support.delete().where(Support.proposal == duplicate["id"])
+        await Comment.update({Comment.proposal: kept_id}).where(Comment.proposal == duplicate["id"])
+        await record_change(duplicate["id"], duplicate["status"], MERGED, who, f"#{kept_id}")
+        await audit.record(
+            who,
+            "proposal.merged",
+            scope_of(table),
+            subject=f"proposal:{duplicate['id']}",
+            into=kept_id,
+        )

@@ -1,0 +1,221 @@
+"""Discussing proposals over HTTP, on the real database: supports, comments, reports,
+moderation, the status workflow with its history, merging duplicates."""
+
+from __future__ import annotations
+
+import json
+
+from audit.models import AuditEntry
+from proposals.models import Comment, Proposal, Report, StatusChange, Support
+
+from .factories import add_proposal, add_user, build_world, post_form, seat, sign_in, sign_out, t
+
+
+async def status_of(proposal_id: int) -> str:
+    row = await Proposal.select(Proposal.status).where(Proposal.id == proposal_id).first()
+    return row["status"]
+
+
+async def test_a_resident_supports_once_and_can_withdraw(client) -> None:
+    world = await build_world()
+    proposal = await add_proposal(world.table_a)
+    await sign_in(client, world.users["resident_a"])
+    assert (await post_form(client, f"/proposals/{proposal}/support", {})).status_code == 303
+    second = await post_form(client, f"/proposals/{proposal}/support?lang=ar", {})
+    assert second.status_code == 409
+    assert (
+        t("You already support this proposal. Each person supports it once.", "ar") in second.text
+    )
+    assert await Support.count() == 1
+    page = await client.get(f"/proposals/{proposal}?lang=fr")
+    assert "1 soutien" in page.text
+    withdrawn = await post_form(client, f"/proposals/{proposal}/support", {"action": "withdraw"})
+    assert withdrawn.status_code == 303
+    assert await Support.count() == 0
+    again = await post_form(client, f"/proposals/{proposal}/support", {"action": "withdraw"})
+    assert again.status_code == 409
+    # Someone from another table, or nobody, cannot support it.
+    await sign_in(client, world.users["resident_b"])
+    assert (await post_form(client, f"/proposals/{proposal}/support", {})).status_code == 403
+    sign_out(client)
+    assert (await post_form(client, f"/proposals/{proposal}/support", {})).status_code == 401
+    assert await Support.count() == 0
+
+
+async def test_comments_take_one_level_of_replies_and_stay_inert(client) -> None:
+    world = await build_world()
+    proposal = await add_proposal(world.table_a)
+    await sign_in(client, world.users["resident_a"])
+    payload = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    first = await post_form(client, f"/proposals/{proposal}/comments", {"body": payload})
+    assert first.status_code == 303
+    comment_id = (await Comment.select(Comment.id).first())["id"]
+    reply = await post_form(
+        client,
+        f"/proposals/{proposal}/comments",
+        {"body": "D'accord avec vous.", "parent": str(comment_id)},
+    )
+    assert reply.status_code == 303
+    reply_id = (await Comment.select(Comment.id).where(Comment.parent == comment_id).first())["id"]
+    deeper = await post_form(
+        client, f"/proposals/{proposal}/comments", {"body": "Et moi ?", "parent": str(reply_id)}
+    )
+    assert deeper.status_code == 400
+    assert t("Replies go one level deep: reply to the first comment instead.") in deeper.text
+    elsewhere = await add_proposal(world.table_a, "Une autre idée")
+    stray = await post_form(
+        client, f"/proposals/{elsewhere}/comments", {"body": "Réponse", "parent": str(comment_id)}
+    )
+    assert stray.status_code == 400
+    empty = await post_form(client, f"/proposals/{proposal}/comments", {"body": " "})
+    assert empty.status_code == 400
+    assert t("This field is required.") in empty.text
+    assert await Comment.count() == 2
+
+    sign_out(client)
+    page = await client.get(f"/proposals/{proposal}")
+    assert "<script>alert" not in page.text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page.text
+    assert "<img src=x" not in page.text
+    assert "D&#39;accord avec vous." in page.text
+    await sign_in(client, world.users["resident_b"])
+    outsider = await post_form(client, f"/proposals/{proposal}/comments", {"body": "Bonjour"})
+    assert outsider.status_code == 403
+
+
+async def test_reports_once_then_hiding_with_a_reason_audited(client) -> None:
+    world = await build_world()
+    proposal = await add_proposal(world.table_a, "Texte injurieux")
+    kept = await add_proposal(world.table_a, "Une vraie idée")
+    await sign_in(client, world.users["resident_b"])  # any signed-in person may report
+    assert (
+        await post_form(client, f"/proposals/{proposal}/report", {"reason": "insultes"})
+    ).status_code == 303
+    twice = await post_form(client, f"/proposals/{proposal}/report", {"reason": "encore"})
+    assert twice.status_code == 409
+    assert await Report.count() == 1
+
+    await sign_in(client, world.users["resident_a"])
+    assert (
+        await post_form(client, f"/proposals/{proposal}/moderation", {"reason": "x"})
+    ).status_code == 403
+
+    await sign_in(client, world.users["facilitator_a"])
+    page = await client.get(f"/proposals/{proposal}")
+    assert "insultes" in page.text  # the facilitator sees the report
+    no_reason = await post_form(client, f"/proposals/{proposal}/moderation", {"reason": ""})
+    assert no_reason.status_code == 400
+    hidden = await post_form(
+        client, f"/proposals/{proposal}/moderation", {"reason": "Propos injurieux"}
+    )
+    assert hidden.status_code == 303
+    entry = await AuditEntry.select().where(AuditEntry.action == "moderation.hidden").first()
+    assert entry["subject"] == f"proposal:{proposal}"
+    details = entry["details"]
+    details = json.loads(details) if isinstance(details, str) else details
+    assert details["reason"] == "Propos injurieux"
+
+    sign_out(client)
+    listing = await client.get("/tables/flamants-iris")
+    assert "Texte injurieux" not in listing.text
+    assert "Une vraie idée" in listing.text
+    api = await client.get("/api/v1/tables/flamants-iris/proposals")
+    assert [p["id"] for p in api.json()] == [kept]
+    detail = await client.get(f"/proposals/{proposal}")
+    assert t("Hidden by the facilitators: %(reason)s", reason="Propos injurieux") in detail.text
+    assert "Les ascenseurs tombent" not in detail.text  # the body is not shown
+
+
+async def test_the_workflow_allows_only_its_steps_and_keeps_who_when_why(client) -> None:
+    world = await build_world()
+    proposal = await add_proposal(world.table_a)
+    await sign_in(client, world.users["resident_a"])
+    refused = await post_form(client, f"/proposals/{proposal}/status", {"status": "discussion"})
+    assert refused.status_code == 403
+
+    await sign_in(client, world.users["facilitator_a"])
+    skip = await post_form(client, f"/proposals/{proposal}/status?lang=en", {"status": "done"})
+    assert skip.status_code == 400
+    assert "A proposal cannot go from “Submitted” to “Carried out”." in skip.text
+    assert await status_of(proposal) == "submitted"
+    steps = [
+        ("discussion", "Discutée en réunion du 3 décembre"),
+        ("adopted", "Consensus de la table"),
+        ("transmitted", "Envoyée au bailleur"),
+        ("answered", "Courrier du bailleur reçu"),
+        ("done", "Ascenseurs réparés"),
+    ]
+    for target, reason in steps:
+        response = await post_form(
+            client, f"/proposals/{proposal}/status", {"status": target, "reason": reason}
+        )
+        assert response.status_code == 303, target
+    assert await status_of(proposal) == "done"
+    backwards = await post_form(client, f"/proposals/{proposal}/status", {"status": "adopted"})
+    assert backwards.status_code == 400
+    history = await StatusChange.select(
+        StatusChange.from_status, StatusChange.to_status, StatusChange.reason, StatusChange.actor
+    ).order_by(StatusChange.id)
+    assert [(h["to_status"], h["reason"]) for h in history] == steps
+    assert {h["actor"] for h in history} == {world.users["facilitator_a"]}
+    assert history[0]["from_status"] == "submitted"
+    page = await client.get(f"/proposals/{proposal}?lang=fr")
+    assert "Ascenseurs réparés" in page.text
+    assert t("Carried out") in page.text
+
+
+async def test_votes_write_the_history_too(client) -> None:
+    world = await build_world()
+    proposal = await add_proposal(world.table_a)
+    await sign_in(client, world.users["facilitator_a"])
+    await post_form(client, f"/proposals/{proposal}/status", {"status": "discussion"})
+    opened = await post_form(client, f"/proposals/{proposal}/votes", {"question": "On adopte ?"})
+    assert opened.status_code == 303
+    vote_id = opened.headers["location"].rsplit("/", 1)[1]
+    await post_form(client, f"/votes/{vote_id}/close", {})
+    await post_form(client, f"/proposals/{proposal}/decision", {"decision": "adopted"})
+    changes = await StatusChange.select(StatusChange.to_status).order_by(StatusChange.id)
+    assert [c["to_status"] for c in changes] == ["discussion", "voting", "adopted"]
+
+
+async def test_merging_carries_supports_and_comments_to_the_proposal_kept(client) -> None:
+    world = await build_world()
+    kept = await add_proposal(world.table_a, "Réparer les ascenseurs")
+    duplicate = await add_proposal(world.table_a, "Les ascenseurs sont en panne")
+    theirs = await add_proposal(world.table_b, "Autre table")
+    resident_c = await add_user("resident-c")
+    await seat(resident_c, world.table_a)
+    for user in (world.users["resident_a"], resident_c):
+        await sign_in(client, user)
+        await post_form(client, f"/proposals/{duplicate}/support", {})
+    await post_form(client, f"/proposals/{kept}/support", {})  # resident C supports both
+    await post_form(client, f"/proposals/{duplicate}/comments", {"body": "Tour G aussi"})
+
+    await sign_in(client, world.users["facilitator_a"])
+    for target, message in (
+        (duplicate, "A proposal cannot be merged into itself."),
+        (theirs, "Choose a proposal of the same table."),
+    ):
+        refused = await post_form(client, f"/proposals/{duplicate}/merge", {"into": str(target)})
+        assert refused.status_code == 400
+        assert t(message) in refused.text
+    merged = await post_form(client, f"/proposals/{duplicate}/merge", {"into": str(kept)})
+    assert merged.status_code == 303
+
+    row = await Proposal.select().where(Proposal.id == duplicate).first()
+    assert (row["status"], row["merged_into"]) == ("merged", kept)
+    supporters = await Support.select(Support.user).where(Support.proposal == kept)
+    assert sorted(s["user"] for s in supporters) == sorted([world.users["resident_a"], resident_c])
+    assert await Support.count().where(Support.proposal == duplicate) == 0
+    assert await Comment.count().where(Comment.proposal == kept) == 1
+    again = await post_form(client, f"/proposals/{duplicate}/merge", {"into": str(kept)})
+    assert again.status_code == 409
+
+    sign_out(client)
+    listing = await client.get("/tables/flamants-iris")
+    assert "Les ascenseurs sont en panne" not in listing.text
+    page = await client.get(f"/proposals/{duplicate}")
+    assert f'href="/proposals/{kept}"' in page.text
+    kept_page = await client.get(f"/proposals/{kept}")
+    assert "2 soutiens" in kept_page.text
+    assert "Tour G aussi" in kept_page.text
