@@ -1,7 +1,8 @@
 """Time the public list pages through the real ASGI app, and count their queries.
 
     DATABASE_URL=sqlite:///var/bench.sqlite3 .venv/bin/python bench/list_pages.py [N]
-Seeds N extra proposals (default 1,000) on the Flamants table first.
+Seeds the Flamants table up to N proposals (default 10,000) first, with varied themes,
+statuses, supports and words, then times the list pages, filtered, searched and sorted.
 """
 
 from __future__ import annotations
@@ -28,25 +29,34 @@ async def main(extra: int) -> None:
     await db.engine().start()
     table = await Table.select(Table.id).where(Table.slug == "flamants-iris").first()
     have = await Proposal.count().where(Proposal.table == table["id"])
-    if have < extra:
+    words = ("ascenseur", "banc", "bus", "école", "propreté", "jardin", "lumière", "parking")
+    statuses = ("submitted", "discussion", "adopted", "rejected", "transmitted")
+    themes = ("housing", "transport", "youth", "public_space", "school")
+    for start in range(have, extra, 1000):
         await Proposal.insert(
             *[
                 Proposal(
                     table=table["id"],
-                    title=f"Proposition de test {n}",
-                    body="Texte " * 40,
-                    theme=("housing", "transport", "youth")[n % 3],
+                    title=f"Proposition {n} : {words[n % len(words)]} et {words[(n * 7) % len(words)]}",
+                    body=f"Texte de la proposition {n}, {words[(n * 3) % len(words)]}. " * 8,
+                    theme=themes[n % len(themes)],
+                    status=statuses[n % len(statuses)],
+                    supports=n % 37,
                     language="fr",
                 )
-                for n in range(extra - have)
+                for n in range(start, min(start + 1000, extra))
             ]
         )
     transport = httpx.ASGITransport(app=create_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         for url in (
             "/",
             "/tables/flamants-iris",
             "/tables/flamants-iris?theme=housing",
+            "/tables/flamants-iris?q=ascenseur",
+            "/tables/flamants-iris?q=jardin&theme=transport&status=adopted",
+            "/tables/flamants-iris?sort=supports",
+            "/tables/flamants-iris?q=lumi%C3%A8re&sort=supports&page=5",
             "/api/v1/tables/flamants-iris/proposals",
         ):
             times = []
@@ -57,11 +67,11 @@ async def main(extra: int) -> None:
                 times.append(time.perf_counter() - start)
                 queries = db.engine().queries_run - before
             print(
-                f"{url:<45} {response.status_code} {len(response.content) / 1024:7.1f} KiB "
+                f"{url:<62} {response.status_code} {len(response.content) / 1024:7.1f} KiB "
                 f"median {statistics.median(times) * 1000:6.1f} ms  {queries} queries"
             )
     await db.engine().stop()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000))
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000))

@@ -161,24 +161,34 @@ async def support(who: Principal, table: dict[str, Any], proposal: dict[str, Any
     require(who, "proposals.support", scope_of(table))
     if proposal["status"] == MERGED or proposal["hidden_at"]:
         raise UserError(NOT_DISCUSSABLE)
-    inserted = await (
-        Support.insert(Support(proposal=proposal["id"], user=signed_in(who), created_at=_now()))
-        .on_conflict(action="DO NOTHING")
-        .returning(Support.id)
-    )
-    if not inserted:
-        raise UserError(ALREADY_SUPPORTED)
+    async with db.write_transaction():
+        inserted = await (
+            Support.insert(Support(proposal=proposal["id"], user=signed_in(who), created_at=_now()))
+            .on_conflict(action="DO NOTHING")
+            .returning(Support.id)
+        )
+        if not inserted:
+            raise UserError(ALREADY_SUPPORTED)
+        await _recount(proposal["id"])
 
 
 async def withdraw_support(who: Principal, table: dict[str, Any], proposal: dict[str, Any]) -> None:
     require(who, "proposals.support", scope_of(table))
-    removed = await (
-        Support.delete()
-        .where((Support.proposal == proposal["id"]) & (Support.user == signed_in(who)))
-        .returning(Support.id)
-    )
-    if not removed:
-        raise UserError(NOT_SUPPORTED)
+    async with db.write_transaction():
+        removed = await (
+            Support.delete()
+            .where((Support.proposal == proposal["id"]) & (Support.user == signed_in(who)))
+            .returning(Support.id)
+        )
+        if not removed:
+            raise UserError(NOT_SUPPORTED)
+        await _recount(proposal["id"])
+
+
+async def _recount(proposal_id: int) -> None:
+    """The list's support count, from the supports themselves, in the changing transaction."""
+    count = await Support.count().where(Support.proposal == proposal_id)
+    await Proposal.update({Proposal.supports: count}).where(Proposal.id == proposal_id)
 
 
 async def support_counts(proposal_ids: list[int]) -> dict[int, int]:
@@ -397,6 +407,8 @@ async def merge(
                 ]
             ).on_conflict(action="DO NOTHING")
         await Support.delete().where(Support.proposal == duplicate["id"])
+        await _recount(kept_id)
+        await _recount(duplicate["id"])
         await Comment.update({Comment.proposal: kept_id}).where(Comment.proposal == duplicate["id"])
         await record_change(duplicate["id"], duplicate["status"], MERGED, who, f"#{kept_id}")
         await audit.record(

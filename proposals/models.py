@@ -37,6 +37,8 @@ class Proposal(Model, tablename="proposal"):
     hidden_reason = Varchar(length=300, default="")
     # A merged duplicate points to the proposal it was merged into.
     merged_into = Integer(null=True, default=None)
+    # How many support it: kept exact by the transactions that add or remove a support.
+    supports = Integer(default=0)
 
 
 class StatusChange(Model, tablename="proposal_status_change"):

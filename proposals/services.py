@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar.exceptions import NotFoundException
+from piccolo.query import WhereRaw
 
-from proposals.models import ADOPTED, MERGED, SUBMITTED, Proposal
+from proposals.models import (
+    ADOPTED,
+    ANSWERED,
+    DISCUSSION,
+    DONE,
+    MERGED,
+    REFUSED,
+    REJECTED,
+    SUBMITTED,
+    TRANSMITTED,
+    VOTING,
+    Proposal,
+)
 from proposals.themes import THEMES
 from tables.services import NOT_A_MEMBER, get_table_by_id, is_member, scope_of
-from voix.forms import Form
+from voix.db import Postgres, engine
+from voix.forms import Form, clean_text
 from voix.i18n import LANGUAGES, current_language
 from voix.permissions import Principal, can, require
 
@@ -31,6 +46,7 @@ _COLUMNS = (
     Proposal.hidden_at,
     Proposal.hidden_reason,
     Proposal.merged_into,
+    Proposal.supports,
     Proposal.author.display_name.as_alias("author_name"),
     Proposal.recorded_by.display_name.as_alias("recorded_by_name"),
 )
@@ -61,6 +77,44 @@ def page_number(raw: str | None) -> int:
     return int(raw) if raw and raw.isdigit() and 0 < int(raw) < 100_000 else 1
 
 
+SORTS = ("recent", "supports")
+LISTED_STATUSES = (
+    SUBMITTED, DISCUSSION, VOTING, ADOPTED, REJECTED, TRANSMITTED, ANSWERED, DONE, REFUSED,
+)  # fmt: skip
+SEARCH_MAX = 100
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a reader asked the list for; anything unknown falls back to the default."""
+
+    q: str = ""
+    theme: str = ""
+    status: str = ""
+    sort: str = "recent"
+    page: int = 1
+
+    @classmethod
+    def from_query(cls, params: Mapping[str, str]) -> Filters:
+        q = clean_text(params.get("q") or "")[:SEARCH_MAX]
+        theme = params.get("theme") or ""
+        status = params.get("status") or ""
+        sort = params.get("sort") or ""
+        return cls(
+            q=q,
+            theme=theme if theme in THEMES else "",
+            status=status if status in LISTED_STATUSES else "",
+            sort=sort if sort in SORTS else "recent",
+            page=page_number(params.get("page")),
+        )
+
+    def query(self, **changes: Any) -> str:
+        """The query string of these filters (defaults left out), with some changed."""
+        values = {**asdict(self), **changes}
+        defaults = asdict(Filters())
+        return urlencode({k: v for k, v in values.items() if v != defaults[k]})
+
+
 async def list_for_table(
     table_id: int, theme: str | None = None, page: int | None = None, size: int = PAGE_SIZE
 ) -> list[dict[str, Any]]:
@@ -74,9 +128,23 @@ async def list_for_table(
     return await query
 
 
-async def page_for_table(table_id: int, theme: str | None, number: int) -> Page:
-    total = await Proposal.count().where(_filter(table_id, theme))
-    return Page(await list_for_table(table_id, theme, number), number, total, PAGE_SIZE)
+async def page_for_table(table_id: int, filters: Filters, size: int = PAGE_SIZE) -> Page:
+    """One page of the table's proposals, filtered, searched and sorted in the database."""
+    condition = _filter(table_id, filters.theme or None)
+    if filters.status:
+        condition &= Proposal.status == filters.status
+    query = Proposal.select(*_COLUMNS).where(condition)
+    count = Proposal.count().where(condition)
+    if filters.q:
+        query = query.where(_search(filters.q))
+        count = count.where(_search(filters.q))
+    if filters.sort == "supports":
+        query = query.order_by(Proposal.supports, ascending=False)
+    query = query.order_by(Proposal.created_at, ascending=False).order_by(
+        Proposal.id, ascending=False
+    )
+    items = await query.limit(size).offset((filters.page - 1) * size)
+    return Page(items, filters.page, await count, size)
 
 
 def _filter(table_id: int, theme: str | None) -> Any:
@@ -85,6 +153,29 @@ def _filter(table_id: int, theme: str | None) -> Any:
         (Proposal.table == table_id) & Proposal.hidden_at.is_null() & (Proposal.status != MERGED)
     )
     return condition & (Proposal.theme == theme) if theme else condition
+
+
+def _search(q: str) -> Any:
+    """Words in the title or the text: French stemmed words on PostgreSQL (and parts of words
+    in titles), parts of words on SQLite.
+
+    LIKE's wildcards typed by the reader are escaped: they match themselves.
+    """
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if isinstance(engine(), Postgres):
+        # `search`: a stored, GIN-indexed French tsvector of title and text (migration).
+        return WhereRaw(
+            "(proposal.search @@ plainto_tsquery('french', {}) "
+            "OR proposal.title ILIKE {} ESCAPE '\\')",
+            q,
+            pattern,
+        )
+    # SQLite's LIKE folds the case of ASCII letters only (É and é differ).
+    return WhereRaw(
+        "(proposal.title LIKE {} ESCAPE '\\' OR proposal.body LIKE {} ESCAPE '\\')",
+        pattern,
+        pattern,
+    )
 
 
 async def get(proposal_id: int) -> dict[str, Any]:

@@ -44,17 +44,15 @@ async def table_page(
     request: Request, principal: NamedDependency[Principal], slug: Slug
 ) -> Template:
     table = await services.get_table(slug)
-    theme = request.query_params.get("theme") or ""
-    theme = theme if theme in THEMES else ""
-    listed = await proposals.page_for_table(
-        table["id"], theme or None, proposals.page_number(request.query_params.get("page"))
-    )
+    filters = proposals.Filters.from_query(request.query_params)
+    listed = await proposals.page_for_table(table["id"], filters)
     context: dict[str, Any] = {
         "table": table,
         "scope": services.scope_of(table),
         "proposals": listed,
         "themes": THEMES,
-        "theme": theme,
+        "filters": filters,
+        "statuses": proposals.LISTED_STATUSES,
     }
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "proposals":
         return page(request, "tables/table.html", block="proposals", **context)

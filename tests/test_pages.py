@@ -177,4 +177,4 @@ async def test_proposals_are_paginated_with_plain_links(client: AsyncClient) -> 
         assert "numéro 24" in response.text
     beyond = await client.get("/tables/flamants-iris?page=7")
     assert beyond.status_code == 200
-    assert t("No proposal yet for this theme.") in beyond.text
+    assert t("No proposal matches these filters.") in beyond.text
