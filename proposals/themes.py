@@ -1,5 +1,6 @@
-"""The themes a proposal can carry. (Pictograms will be SVGs served by the app: emoji
-are missing on the older phones many residents use.)"""
+"""The themes a proposal can carry, each with a pictogram (an SVG symbol in
+voix/static/themes.svg: emoji are missing on the older phones many residents use) and a
+colour for maps."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from voix.i18n import N_, gettext
 class Theme:
     slug: str
     msgid: str
+    colour: str  # dark enough for white text and icons (WCAG AA)
 
     @property
     def label(self) -> str:
@@ -21,16 +23,16 @@ class Theme:
 THEMES = {
     theme.slug: theme
     for theme in (
-        Theme("housing", N_("Housing")),
-        Theme("public_space", N_("Public space")),
-        Theme("cleanliness", N_("Cleanliness")),
-        Theme("transport", N_("Transport")),
-        Theme("school", N_("School")),
-        Theme("health", N_("Health")),
-        Theme("safety", N_("Safety")),
-        Theme("shops", N_("Shops")),
-        Theme("culture_sport", N_("Culture & sport")),
-        Theme("youth", N_("Youth")),
-        Theme("other", N_("Other")),
+        Theme("housing", N_("Housing"), "#8c1d40"),
+        Theme("public_space", N_("Public space"), "#2f6b2f"),
+        Theme("cleanliness", N_("Cleanliness"), "#1d5f73"),
+        Theme("transport", N_("Transport"), "#1a4f9c"),
+        Theme("school", N_("School"), "#6b3fb4"),
+        Theme("health", N_("Health"), "#b3261e"),
+        Theme("safety", N_("Safety"), "#3d4453"),
+        Theme("shops", N_("Shops"), "#8a4b08"),
+        Theme("culture_sport", N_("Culture & sport"), "#0f6e5a"),
+        Theme("youth", N_("Youth"), "#a3367a"),
+        Theme("other", N_("Other"), "#5b6270"),
     )
 }
