@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter
 from litestar.response import Redirect, Template
 
-from proposals import discussion, services
+from proposals import discussion, media, services
 from proposals.themes import THEMES
 from tables import services as tables
 from voix.forms import FormErrors
@@ -44,6 +45,13 @@ async def _form_page(
     )
 
 
+async def _file(upload: Any) -> bytes | None:
+    """The bytes of a file field; None when no file was chosen."""
+    if isinstance(upload, UploadFile) and upload.filename:
+        return await upload.read() or None
+    return None
+
+
 @get("/tables/{slug:str}/proposals/new", name="proposal_new")
 async def new(request: Request, principal: NamedDependency[Principal], slug: Slug) -> Template:
     table = await tables.get_table(slug)
@@ -58,7 +66,13 @@ async def create(
     table = await tables.get_table(slug)
     data = await form_data(request)
     try:
-        proposal_id = await services.create(principal, table, data)
+        proposal_id = await services.create(
+            principal,
+            table,
+            data,
+            photo=await _file(data.get("photo")),
+            voice=await _file(data.get("voice")),
+        )
     except FormErrors as invalid:
         return await _form_page(
             request, principal, table, status_code=400, errors=invalid.errors, values=data
@@ -99,6 +113,7 @@ async def proposal_page(
         history=await discussion.history(proposal_id),
         transitions=discussion.TRANSITIONS.get(proposal["status"], ()),
         reports=await discussion.reports(proposal_id) if moderator else [],
+        media=await media.for_proposal(proposal_id),
         merge_candidates=await services.merge_candidates(proposal) if moderator else [],
         status_code=status_code,
         **context,
@@ -120,6 +135,7 @@ FORM_ACTIONS: dict[str, Callable[..., Awaitable[None]]] = {
     "moderation": discussion.hide,
     "status": discussion.change_status,
     "merge": discussion.merge,
+    "transcription": discussion.transcribe,
 }
 FLASHES = {
     "support": "supported",
@@ -129,6 +145,7 @@ FLASHES = {
     "moderation": "moderated",
     "status": "status_changed",
     "merge": "merged",
+    "transcription": "transcribed",
 }
 
 
@@ -166,3 +183,26 @@ async def discuss(
 
 
 ROUTES += [support, discuss]
+
+
+MediaToken = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{16,32}$")]
+
+
+@get("/media/{token:str}", name="media")
+async def media_file(token: MediaToken) -> Response[bytes]:
+    """A photo or voice note; gone with its proposal when the proposal is hidden."""
+    found = await media.get(token)
+    if found is None or found["hidden_at"]:
+        raise NotFoundException()
+    return Response(
+        bytes(found["data"]),
+        status_code=200,
+        media_type=found["content_type"],
+        headers={
+            "cache-control": "public, max-age=86400",
+            "content-disposition": "inline",
+        },
+    )
+
+
+ROUTES += [media_file]

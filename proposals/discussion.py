@@ -418,3 +418,17 @@ async def merge(
             subject=f"proposal:{duplicate['id']}",
             into=kept_id,
         )
+
+
+TRANSCRIPTION_MAX = 4000
+
+
+async def transcribe(
+    who: Principal, table: dict[str, Any], proposal: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """A facilitator writes down what the voice note says."""
+    require(who, "proposals.moderate", scope_of(table))
+    form = Form(data)
+    text = form.text("transcription", max_length=TRANSCRIPTION_MAX, multiline=True)
+    form.validate()
+    await Proposal.update({Proposal.transcription: text}).where(Proposal.id == proposal["id"])

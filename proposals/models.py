@@ -1,4 +1,4 @@
-from piccolo.columns import ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
+from piccolo.columns import Bytea, ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table as Model
 
@@ -39,6 +39,10 @@ class Proposal(Model, tablename="proposal"):
     merged_into = Integer(null=True, default=None)
     # How many support it: kept exact by the transactions that add or remove a support.
     supports = Integer(default=0)
+    # Entered on a resident's behalf: when their consent was recorded (by `recorded_by`).
+    consent_recorded_at = Timestamptz(null=True, default=None)
+    # A facilitator's transcription of the voice note, for those who read.
+    transcription = Text(default="")
 
 
 class StatusChange(Model, tablename="proposal_status_change"):
@@ -85,3 +89,22 @@ class Report(Model, tablename="proposal_report"):
     reason = Varchar(length=300, default="")
     created_at = Timestamptz()
     # unique together: target, reporter
+
+
+PHOTO = "photo"
+VOICE = "voice"
+
+
+class Media(Model, tablename="proposal_media"):
+    """A proposal's photo (re-encoded, no metadata) or voice note, kept in the database so
+    that every app process and machine serves it, and backups hold it."""
+
+    id: Serial
+    proposal = ForeignKey(Proposal, null=False, on_delete=OnDelete.cascade)
+    kind = Varchar(length=8)
+    token = Varchar(length=32, unique=True)  # the unguessable name in its URL
+    content_type = Varchar(length=40)
+    data = Bytea()
+    size = Integer()
+    seconds = Integer(default=0)  # a voice note's duration
+    created_at = Timestamptz()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from litestar.exceptions import NotFoundException
 from piccolo.query import WhereRaw
 
+from proposals.media import clean_photo, clean_voice, store
 from proposals.models import (
     ADOPTED,
     ANSWERED,
@@ -25,11 +27,13 @@ from proposals.models import (
 )
 from proposals.themes import THEMES
 from tables.services import NOT_A_MEMBER, get_table_by_id, is_member, scope_of
+from voix import db
 from voix.db import Postgres, engine
 from voix.forms import Form, clean_text
-from voix.i18n import LANGUAGES, current_language
+from voix.i18n import LANGUAGES, N_, current_language
 from voix.permissions import Principal, can, require
 
+CONSENT_NEEDED = N_("Confirm that the resident agrees to this proposal being recorded for them.")
 TITLE_MAX = 140
 BODY_MAX = 4000
 PAGE_SIZE = 20
@@ -47,6 +51,8 @@ _COLUMNS = (
     Proposal.hidden_reason,
     Proposal.merged_into,
     Proposal.supports,
+    Proposal.transcription,
+    Proposal.consent_recorded_at,
     Proposal.author.display_name.as_alias("author_name"),
     Proposal.recorded_by.display_name.as_alias("recorded_by_name"),
 )
@@ -199,8 +205,15 @@ async def list_adopted(table_id: int) -> list[dict[str, Any]]:
     )
 
 
-async def create(who: Principal, table: dict[str, Any], data: Mapping[str, Any]) -> int:
-    """A resident proposes; a facilitator may record it for someone (author field)."""
+async def create(
+    who: Principal,
+    table: dict[str, Any],
+    data: Mapping[str, Any],
+    photo: bytes | None = None,
+    voice: bytes | None = None,
+) -> int:
+    """A resident proposes; a facilitator may record it for someone (author field), with the
+    resident's consent. A photo and a voice note are checked before anything is stored."""
     scope = scope_of(table)
     on_behalf = can(who, "proposals.create_on_behalf", scope)
     if not on_behalf:
@@ -212,26 +225,37 @@ async def create(who: Principal, table: dict[str, Any], data: Mapping[str, Any])
     language = form.choice("language", LANGUAGES, required=False) or current_language.get()
     author: int | None = who.user_id
     recorded_by: int | None = None
+    consent_at: datetime | None = None
     if on_behalf and "author" in data:
         # Blank: a resident with no account; otherwise a member of this very table.
         author = form.integer("author", required=False)
         recorded_by = who.user_id
         if author is not None and not await is_member(author, table["id"]):
             form.error("author", NOT_A_MEMBER)
+        if data.get("consent") != "yes":
+            form.error("consent", CONSENT_NEEDED)
+        consent_at = datetime.now(UTC)
     form.validate()
-    inserted = await Proposal.insert(
-        Proposal(
-            table=table["id"],
-            title=title,
-            body=body,
-            theme=theme,
-            language=language,
-            status=SUBMITTED,
-            author=author,
-            recorded_by=recorded_by,
-        )
-    ).returning(Proposal.id)
-    return int(inserted[0]["id"])
+    uploads = [clean_photo(photo)] if photo else []
+    uploads += [clean_voice(voice)] if voice else []
+    async with db.write_transaction():
+        inserted = await Proposal.insert(
+            Proposal(
+                table=table["id"],
+                title=title,
+                body=body,
+                theme=theme,
+                language=language,
+                status=SUBMITTED,
+                author=author,
+                recorded_by=recorded_by,
+                consent_recorded_at=consent_at,
+            )
+        ).returning(Proposal.id)
+        proposal_id = int(inserted[0]["id"])
+        for upload in uploads:
+            await store(proposal_id, upload)
+    return proposal_id
 
 
 async def merge_candidates(proposal: dict[str, Any]) -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ async def test_facilitator_records_a_proposal_on_a_residents_behalf(client: Asyn
     form = await client.get("/tables/flamants-iris/proposals/new")
     assert 'name="author"' in form.text
     assert "Resident-A" in form.text
-    data = {**VALID, "author": str(world.users["resident_a"])}
+    data = {**VALID, "author": str(world.users["resident_a"]), "consent": "yes"}
     response = await post_form(
         client, "/tables/flamants-iris/proposals", data, follow_redirects=False
     )
@@ -67,7 +67,10 @@ async def test_facilitator_records_for_a_resident_without_account(client: AsyncC
     world = await build_world()
     await sign_in(client, world.users["facilitator_a"])
     response = await post_form(
-        client, "/tables/flamants-iris/proposals", {**VALID, "author": ""}, follow_redirects=False
+        client,
+        "/tables/flamants-iris/proposals",
+        {**VALID, "author": "", "consent": "yes"},
+        follow_redirects=False,
     )
     assert response.status_code == 303
     page = await client.get(response.headers["location"])
@@ -84,7 +87,7 @@ async def test_facilitator_records_for_a_resident_without_account(client: AsyncC
 async def test_on_behalf_of_someone_from_another_table_is_refused(client: AsyncClient) -> None:
     world = await build_world()
     await sign_in(client, world.users["facilitator_a"])
-    data = {**VALID, "author": str(world.users["resident_b"])}
+    data = {**VALID, "author": str(world.users["resident_b"]), "consent": "yes"}
     response = await post_form(client, "/tables/flamants-iris/proposals", data)
     assert response.status_code == 400
     assert t(NOT_A_MEMBER) in response.text

@@ -58,6 +58,7 @@ FLASH_MESSAGES = {
     "reported": N_("Thank you. The facilitators will look at it."),
     "moderated": N_("Done. The journal keeps a trace of it."),
     "status_changed": N_("The status is changed; the history keeps who, when and why."),
+    "transcribed": N_("The transcription is saved."),
     "merged": N_("The duplicate is merged: its supports and comments are on the proposal kept."),
     "meeting_scheduled": N_("The meeting is scheduled. It appears in the table's calendar."),
     "meeting_updated": N_("The meeting is changed. The calendar follows."),
