@@ -97,6 +97,8 @@ async def proposal_page(
     proposal_votes = await votes.for_proposal(proposal_id)
     vote_ids = [v["id"] for v in proposal_votes]
     moderator = can(principal, "proposals.moderate", scope)
+    reader_language = current_language.get()
+    translation = (await discussion.translations([proposal_id], reader_language)).get(proposal_id)
     return page(
         request,
         "proposals/detail.html",
@@ -114,6 +116,8 @@ async def proposal_page(
         transitions=discussion.TRANSITIONS.get(proposal["status"], ()),
         reports=await discussion.reports(proposal_id) if moderator else [],
         media=await media.for_proposal(proposal_id),
+        translation=translation,
+        original=request.query_params.get("original") == "1",
         merge_candidates=await services.merge_candidates(proposal) if moderator else [],
         status_code=status_code,
         **context,
@@ -136,6 +140,7 @@ FORM_ACTIONS: dict[str, Callable[..., Awaitable[None]]] = {
     "status": discussion.change_status,
     "merge": discussion.merge,
     "transcription": discussion.transcribe,
+    "translations": discussion.translate,
 }
 FLASHES = {
     "support": "supported",
@@ -146,6 +151,7 @@ FLASHES = {
     "status": "status_changed",
     "merge": "merged",
     "transcription": "transcribed",
+    "translations": "translated",
 }
 
 

@@ -28,12 +28,13 @@ from proposals.models import (
     Report,
     StatusChange,
     Support,
+    Translation,
 )
 from tables.services import scope_of
 from voix import db
 from voix.db import utc
 from voix.forms import Form, Message, UserError
-from voix.i18n import N_
+from voix.i18n import LANGUAGES, N_
 from voix.permissions import Principal, require, signed_in
 
 ALREADY_SUPPORTED = N_("You already support this proposal. Each person supports it once.")
@@ -432,3 +433,44 @@ async def transcribe(
     text = form.text("transcription", max_length=TRANSCRIPTION_MAX, multiline=True)
     form.validate()
     await Proposal.update({Proposal.transcription: text}).where(Proposal.id == proposal["id"])
+
+
+SAME_LANGUAGE = N_("This is the language the proposal was written in; choose another one.")
+
+
+async def translate(
+    who: Principal, table: dict[str, Any], proposal: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """A facilitator adds (or corrects) the proposal in another of the site's languages."""
+    require(who, "proposals.moderate", scope_of(table))
+    form = Form(data)
+    language = form.choice("language", LANGUAGES)
+    title = form.text("title", max_length=140, min_length=5)
+    body = form.text("body", max_length=4000, min_length=10, multiline=True)
+    if language == proposal["language"]:
+        form.error("language", SAME_LANGUAGE)
+    form.validate()
+    async with db.write_transaction():
+        await Translation.delete().where(
+            (Translation.proposal == proposal["id"]) & (Translation.language == language)
+        )
+        await Translation.insert(
+            Translation(
+                proposal=proposal["id"],
+                language=language,
+                title=title,
+                body=body,
+                translated_by=who.user_id,
+                updated_at=_now(),
+            )
+        )
+
+
+async def translations(proposal_ids: list[int], language: str) -> dict[int, dict[str, Any]]:
+    """The translations into `language` of these proposals, by proposal."""
+    if not proposal_ids:
+        return {}
+    rows = await Translation.select(
+        Translation.proposal, Translation.title, Translation.body
+    ).where(Translation.proposal.is_in(proposal_ids) & (Translation.language == language))
+    return {row["proposal"]: row for row in rows}

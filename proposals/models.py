@@ -108,3 +108,16 @@ class Media(Model, tablename="proposal_media"):
     size = Integer()
     seconds = Integer(default=0)  # a voice note's duration
     created_at = Timestamptz()
+
+
+class Translation(Model, tablename="proposal_translation"):
+    """A facilitator's translation of a proposal into one of the site's languages."""
+
+    id: Serial
+    proposal = ForeignKey(Proposal, null=False, on_delete=OnDelete.cascade)
+    language = Varchar(length=5)
+    title = Varchar(length=140)
+    body = Text()
+    translated_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+    updated_at = Timestamptz()
+    # unique together: proposal, language

@@ -16,10 +16,12 @@ from accounts.models import User
 from exports import services as briefs
 from exports.pdf import render_login_card
 from meetings import services as meetings
+from proposals import discussion
 from proposals import services as proposals
 from proposals.themes import THEMES
 from tables import services
 from voix.forms import FormErrors
+from voix.i18n import current_language
 from voix.permissions import Principal, require
 from voix.web import ObjectId, Slug, form_data, page, redirect
 from votes import services as votes
@@ -53,6 +55,10 @@ async def table_page(
         "themes": THEMES,
         "filters": filters,
         "statuses": proposals.LISTED_STATUSES,
+        # Titles in the reader's language, where a facilitator translated them.
+        "translated": await discussion.translations(
+            [p["id"] for p in listed.items], current_language.get()
+        ),
     }
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "proposals":
         return page(request, "tables/table.html", block="proposals", **context)

@@ -73,6 +73,7 @@ ALL_TABLES = [
     "ballot",
     "vote_participation",
     "vote",
+    "proposal_translation",
     "proposal_media",
     "proposal_report",
     "proposal_comment",

@@ -46,6 +46,14 @@ def language(code: str) -> Language:
     return Language(code, name[:1].upper() + name[1:], "rtl" if code in RTL_LANGUAGES else "ltr")
 
 
+def language_name(code: str) -> str:
+    """The name of a language in the reader's language: "arabe", "Arabic", "العربية"."""
+    try:
+        return Locale.parse(code).get_display_name(current_language.get()) or code
+    except (ValueError, TypeError):
+        return code
+
+
 @cache
 def catalog(code: str) -> Translations:
     with (LOCALES_DIR / code / "LC_MESSAGES" / "messages.po").open("rb") as po:

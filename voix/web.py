@@ -58,6 +58,7 @@ FLASH_MESSAGES = {
     "reported": N_("Thank you. The facilitators will look at it."),
     "moderated": N_("Done. The journal keeps a trace of it."),
     "status_changed": N_("The status is changed; the history keeps who, when and why."),
+    "translated": N_("The translation is saved."),
     "transcribed": N_("The transcription is saved."),
     "merged": N_("The duplicate is merged: its supports and comments are on the proposal kept."),
     "meeting_scheduled": N_("The meeting is scheduled. It appears in the table's calendar."),
@@ -99,6 +100,7 @@ def build_environment() -> Environment:
     env.globals["can"] = can
     env.globals["organisation_scope"] = organisation_scope
     env.globals["languages"] = [i18n.language(code) for code in i18n.LANGUAGES]
+    env.globals["language_name"] = i18n.language_name
     return env
 
 
