@@ -85,6 +85,29 @@ def cmd_export_brief(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_districts_import(args: argparse.Namespace) -> int:
+    from maps.services import DistrictFileError, import_contours
+    from voix import db
+
+    async def run() -> Any:
+        await db.migrate()
+        return await import_contours(Path(args.file))
+
+    try:
+        report = _run(run())
+    except FileNotFoundError:
+        print(f"No such file: {args.file}", file=sys.stderr)
+        return 1
+    except DistrictFileError as wrong:
+        print("Nothing was imported:", file=sys.stderr)
+        for problem in wrong.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"Updated {len(report.updated)} district(s): {', '.join(report.updated) or '-'}")
+    print(f"Added {len(report.created)} district(s): {', '.join(report.created) or '-'}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="voix", description="Voix des Quartiers")
     commands = root.add_subparsers(dest="command", required=True)
@@ -119,6 +142,15 @@ def parser() -> argparse.ArgumentParser:
     brief.add_argument("ref", help="the brief's slug")
     brief.add_argument("--lang", choices=["fr", "ar", "en"], default="fr")
     brief.add_argument("--output", required=True)
+
+    districts = commands.add_parser("districts", help="district boundaries").add_subparsers(
+        dest="action", required=True
+    )
+    contours = districts.add_parser(
+        "import", help="load official contours from a GeoJSON file (WGS 84), all or nothing"
+    )
+    contours.set_defaults(handler=cmd_districts_import)
+    contours.add_argument("file")
     return root
 
 

@@ -1,0 +1,161 @@
+"""Districts and their boundaries: importing official contours, and asking what lies inside.
+
+Official QPV contours come from data.gouv.fr as GeoJSON in WGS 84. An import is checked whole
+before anything is written: one bad feature and nothing changes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shapely.geometry import Point, shape
+from shapely.validation import explain_validity
+
+from maps.models import District
+from voix import db
+
+NAME_KEYS = ("nom_qp", "lib_qp", "NOM_QP", "LIB_QP", "nom", "name", "NOM")
+CODE_KEYS = ("code_qp", "CODE_QP", "code_quartier", "code", "CODE")
+POSTCODE_KEYS = ("code_postal", "CODE_POSTAL", "postcode")
+
+
+class DistrictFileError(Exception):
+    """What is wrong with a file, feature by feature; nothing was imported."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class ImportReport:
+    updated: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Contour:
+    slug: str
+    name: str
+    code: str
+    postcode: str
+    geometry: dict[str, Any]
+
+
+def slugify(name: str) -> str:
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:64]
+
+
+def _first(properties: dict[str, Any], keys: tuple[str, ...]) -> str:
+    for key in keys:
+        if properties.get(key):
+            return str(properties[key]).strip()
+    return ""
+
+
+def _in_wgs84(geometry: Any) -> bool:
+    minx, miny, maxx, maxy = geometry.bounds
+    return -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90
+
+
+def read_contours(text: str) -> list[Contour]:
+    """Every feature of a GeoJSON FeatureCollection, checked; raises with all the problems."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DistrictFileError([f"not JSON: {error}"]) from error
+    features = document.get("features") if isinstance(document, dict) else None
+    if document.get("type") != "FeatureCollection" or not isinstance(features, list):
+        raise DistrictFileError(["not a GeoJSON FeatureCollection"])
+    contours, problems, seen = [], [], set()
+    for number, feature in enumerate(features, start=1):
+        properties = feature.get("properties") or {}
+        name = _first(properties, NAME_KEYS)
+        where = f"feature {number}" + (f" ({name})" if name else "")
+        geometry_json = feature.get("geometry") or {}
+        if not name or not slugify(name):
+            problems.append(f"{where}: no name (looked for {', '.join(NAME_KEYS)})")
+            continue
+        if geometry_json.get("type") not in ("Polygon", "MultiPolygon"):
+            problems.append(f"{where}: the geometry must be a Polygon or a MultiPolygon")
+            continue
+        try:
+            geometry = shape(geometry_json)
+        except (ValueError, TypeError, AttributeError, IndexError) as error:
+            problems.append(f"{where}: unreadable geometry ({error})")
+            continue
+        if not _in_wgs84(geometry):
+            problems.append(
+                f"{where}: coordinates are not longitude/latitude (WGS 84); "
+                "reproject the file first (e.g. from Lambert 93, EPSG:2154)"
+            )
+            continue
+        if not geometry.is_valid:
+            problems.append(f"{where}: invalid contour ({explain_validity(geometry)})")
+            continue
+        slug = slugify(name)
+        if slug in seen:
+            problems.append(f"{where}: a second district with the same name")
+            continue
+        seen.add(slug)
+        contours.append(
+            Contour(
+                slug=slug,
+                name=name[:120],
+                code=_first(properties, CODE_KEYS)[:40],
+                postcode=_first(properties, POSTCODE_KEYS)[:5],
+                geometry=geometry_json,
+            )
+        )
+    if problems:
+        raise DistrictFileError(problems)
+    if not contours:
+        raise DistrictFileError(["no feature in the file"])
+    return contours
+
+
+async def import_contours(path: Path) -> ImportReport:
+    """Replaces the boundaries of districts with the same name, adds the others."""
+    contours = read_contours(path.read_text(encoding="utf-8"))
+    report = ImportReport()
+    async with db.write_transaction():
+        for contour in contours:
+            source = f"{path.name}" + (f" ({contour.code})" if contour.code else "")
+            existing = await District.select(District.id).where(District.slug == contour.slug)
+            if existing:
+                await District.update(
+                    {
+                        District.boundary: contour.geometry,
+                        District.approximate: False,
+                        District.source: source[:200],
+                    }
+                ).where(District.slug == contour.slug)
+                report.updated.append(contour.name)
+            else:
+                await District.insert(
+                    District(
+                        slug=contour.slug,
+                        name=contour.name,
+                        postcode=contour.postcode,
+                        boundary=contour.geometry,
+                        approximate=False,
+                        source=source[:200],
+                    )
+                )
+                report.created.append(contour.name)
+    return report
+
+
+def contains(boundary: Any, latitude: float, longitude: float) -> bool:
+    """Whether a point lies within a district's boundary (GeoJSON, WGS 84)."""
+    geometry = boundary if isinstance(boundary, dict) else json.loads(boundary)
+    try:
+        return bool(shape(geometry).covers(Point(longitude, latitude)))
+    except (ValueError, TypeError, AttributeError, IndexError):
+        return False
