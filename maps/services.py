@@ -120,9 +120,9 @@ def read_contours(text: str) -> list[Contour]:
     return contours
 
 
-async def import_contours(path: Path) -> ImportReport:
+async def import_contours(path: Path, text: str) -> ImportReport:
     """Replaces the boundaries of districts with the same name, adds the others."""
-    contours = read_contours(path.read_text(encoding="utf-8"))
+    contours = read_contours(text)
     report = ImportReport()
     async with db.write_transaction():
         for contour in contours:

@@ -89,11 +89,11 @@ async def test_a_bad_file_imports_nothing_and_says_why(tmp_path) -> None:
         ),
     ]
     for content, message in cases:
+        file = content
         if not content.endswith(".geojson"):
-            path = tmp_path / "bad.geojson"
-            path.write_text(content)
-            content = str(path)
-        result = run_voix("districts", "import", content)
+            (tmp_path / "bad.geojson").write_text(content)
+            file = str(tmp_path / "bad.geojson")
+        result = run_voix("districts", "import", file)
         assert result.returncode == 1, message
         assert "Nothing was imported" in result.stderr
         assert message in result.stderr, result.stderr

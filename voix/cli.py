@@ -89,12 +89,12 @@ def cmd_districts_import(args: argparse.Namespace) -> int:
     from maps.services import DistrictFileError, import_contours
     from voix import db
 
-    async def run() -> Any:
+    async def run(text: str) -> Any:
         await db.migrate()
-        return await import_contours(Path(args.file))
+        return await import_contours(Path(args.file), text)
 
     try:
-        report = _run(run())
+        report = _run(run(Path(args.file).read_text(encoding="utf-8")))
     except FileNotFoundError:
         print(f"No such file: {args.file}", file=sys.stderr)
         return 1
