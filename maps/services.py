@@ -16,7 +16,8 @@ from typing import Any
 from shapely.geometry import Point, shape
 from shapely.validation import explain_validity
 
-from maps.models import District
+from maps.models import District, Place
+from tables.models import TableDistrict
 from voix import db
 
 NAME_KEYS = ("nom_qp", "lib_qp", "NOM_QP", "LIB_QP", "nom", "name", "NOM")
@@ -159,3 +160,44 @@ def contains(boundary: Any, latitude: float, longitude: float) -> bool:
         return bool(shape(geometry).covers(Point(longitude, latitude)))
     except (ValueError, TypeError, AttributeError, IndexError):
         return False
+
+
+async def table_districts(table_id: int) -> list[dict[str, Any]]:
+    rows = await TableDistrict.select(
+        TableDistrict.district.id.as_alias("id"),
+        TableDistrict.district.name.as_alias("name"),
+        TableDistrict.district.boundary.as_alias("boundary"),
+        TableDistrict.district.approximate.as_alias("approximate"),
+    ).where(TableDistrict.table == table_id)
+    for row in rows:
+        if isinstance(row["boundary"], str):
+            row["boundary"] = json.loads(row["boundary"])
+    return rows
+
+
+async def places_for_table(table_id: int) -> list[dict[str, Any]]:
+    """The named places of the table's districts, by district then name."""
+    districts = [d["id"] for d in await table_districts(table_id)]
+    if not districts:
+        return []
+    return await (
+        Place.select(
+            Place.id,
+            Place.name,
+            Place.latitude,
+            Place.longitude,
+            Place.district,
+            Place.district.name.as_alias("district_name"),
+        )
+        .where(Place.district.is_in(districts))
+        .order_by(Place.district.name)
+        .order_by(Place.name)
+    )
+
+
+def district_at(districts: list[dict[str, Any]], latitude: float, longitude: float) -> int | None:
+    """The id of the district (among these) that holds the point."""
+    for district in districts:
+        if contains(district["boundary"], latitude, longitude):
+            return int(district["id"])
+    return None

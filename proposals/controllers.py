@@ -12,6 +12,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter
 from litestar.response import Redirect, Template
 
+from maps.services import places_for_table
 from proposals import discussion, media, services
 from proposals.themes import THEMES
 from tables import services as tables
@@ -40,6 +41,7 @@ async def _form_page(
         table=table,
         themes=THEMES,
         residents=await tables.residents(table["id"]) if on_behalf else [],
+        places=await places_for_table(table["id"]),
         on_behalf=on_behalf,
         **context,
     )

@@ -1,8 +1,18 @@
-from piccolo.columns import Bytea, ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
+from piccolo.columns import (
+    Bytea,
+    DoublePrecision,
+    ForeignKey,
+    Integer,
+    Serial,
+    Text,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table as Model
 
 from accounts.models import User
+from maps.models import District
 from tables.models import Table
 
 # The life of a proposal: déposée → en discussion → au vote → adoptée / non retenue → transmise →
@@ -43,6 +53,10 @@ class Proposal(Model, tablename="proposal"):
     consent_recorded_at = Timestamptz(null=True, default=None)
     # A facilitator's transcription of the voice note, for those who read.
     transcription = Text(default="")
+    # Where it is, if placed: a point inside one of the table's districts.
+    latitude = DoublePrecision(null=True, default=None)
+    longitude = DoublePrecision(null=True, default=None)
+    district = ForeignKey(District, null=True, on_delete=OnDelete.set_null)
 
 
 class StatusChange(Model, tablename="proposal_status_change"):

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from litestar.exceptions import NotFoundException
 from piccolo.query import WhereRaw
 
+from maps.services import district_at, places_for_table, table_districts
 from proposals.media import clean_photo, clean_voice, store
 from proposals.models import (
     ADOPTED,
@@ -33,6 +34,8 @@ from voix.forms import Form, clean_text
 from voix.i18n import LANGUAGES, N_, current_language
 from voix.permissions import Principal, can, require
 
+UNKNOWN_PLACE = N_("Choose one of the places of this table's districts.")
+OUTSIDE_DISTRICTS = N_("This point is outside the table's districts. Choose a place inside them.")
 CONSENT_NEEDED = N_("Confirm that the resident agrees to this proposal being recorded for them.")
 TITLE_MAX = 140
 BODY_MAX = 4000
@@ -53,6 +56,9 @@ _COLUMNS = (
     Proposal.supports,
     Proposal.transcription,
     Proposal.consent_recorded_at,
+    Proposal.latitude,
+    Proposal.longitude,
+    Proposal.district.name.as_alias("district_name"),
     Proposal.author.display_name.as_alias("author_name"),
     Proposal.recorded_by.display_name.as_alias("recorded_by_name"),
 )
@@ -235,6 +241,7 @@ async def create(
         if data.get("consent") != "yes":
             form.error("consent", CONSENT_NEEDED)
         consent_at = datetime.now(UTC)
+    location = await _location(form, table)
     form.validate()
     uploads = [clean_photo(photo)] if photo else []
     uploads += [clean_voice(voice)] if voice else []
@@ -250,12 +257,46 @@ async def create(
                 author=author,
                 recorded_by=recorded_by,
                 consent_recorded_at=consent_at,
+                **location,
             )
         ).returning(Proposal.id)
         proposal_id = int(inserted[0]["id"])
         for upload in uploads:
             await store(proposal_id, upload)
     return proposal_id
+
+
+async def _location(form: Form, table: dict[str, Any]) -> dict[str, Any]:
+    """Where the proposal is: a named place of the table's districts, or a point (from the map)
+    that must lie inside one of them. Nothing is fine too."""
+    place_id = form.integer("place", required=False)
+    raw_lat, raw_lon = form.data.get("latitude"), form.data.get("longitude")
+    if place_id is not None:
+        place = next((p for p in await places_for_table(table["id"]) if p["id"] == place_id), None)
+        if place is None:
+            form.error("place", UNKNOWN_PLACE)
+            return {}
+        return {
+            "latitude": place["latitude"],
+            "longitude": place["longitude"],
+            "district": place["district"],
+        }
+    if not raw_lat and not raw_lon:
+        return {}
+    try:
+        latitude, longitude = float(str(raw_lat)), float(str(raw_lon))
+    except ValueError:
+        form.error("place", OUTSIDE_DISTRICTS)
+        return {}
+    district = (
+        district_at(await table_districts(table["id"]), latitude, longitude)
+        if -90 <= latitude <= 90 and -180 <= longitude <= 180
+        else None
+    )
+    if district is None:
+        form.error("place", OUTSIDE_DISTRICTS)
+        return {}
+    return {"latitude": latitude, "longitude": longitude, "district": district}
 
 
 async def merge_candidates(proposal: dict[str, Any]) -> list[dict[str, Any]]:
@@ -265,4 +306,16 @@ async def merge_candidates(proposal: dict[str, Any]) -> list[dict[str, Any]]:
         .where(_filter(proposal["table"], None) & (Proposal.id != proposal["id"]))
         .order_by(Proposal.created_at, ascending=False)
         .limit(200)
+    )
+
+
+async def placed(table_id: int, limit: int = 500) -> list[dict[str, Any]]:
+    """The latest proposals of the table that have a place, for the static map."""
+    return await (
+        Proposal.select(
+            Proposal.id, Proposal.title, Proposal.theme, Proposal.latitude, Proposal.longitude
+        )
+        .where(_filter(table_id, None) & Proposal.latitude.is_not_null())
+        .order_by(Proposal.created_at, ascending=False)
+        .limit(limit)
     )

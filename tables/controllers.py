@@ -15,6 +15,8 @@ from accounts import cards
 from accounts.models import User
 from exports import services as briefs
 from exports.pdf import render_login_card
+from maps import services as maps
+from maps import svg
 from meetings import services as meetings
 from proposals import discussion
 from proposals import services as proposals
@@ -62,6 +64,9 @@ async def table_page(
     }
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "proposals":
         return page(request, "tables/table.html", block="proposals", **context)
+    static_map = svg.layout(
+        await maps.table_districts(table["id"]), await proposals.placed(table["id"])
+    )
     table_votes = await votes.for_table(table["id"])
     return page(
         request,
@@ -71,6 +76,7 @@ async def table_page(
         voted=await votes.voted_in(principal.user_id, [v["id"] for v in table_votes]),
         briefs=await briefs.for_table(table["id"]),
         meetings=await meetings.for_table(table["id"], upcoming=True),
+        map=static_map,
         **context,
     )
 

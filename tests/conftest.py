@@ -85,6 +85,7 @@ ALL_TABLES = [
     "table_district",
     "neighbourhood_table",
     "organisation",
+    "named_place",
     "district",
     "login_session",
     "account",

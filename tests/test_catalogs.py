@@ -12,7 +12,8 @@ from voix.i18n import LANGUAGES, LOCALES_DIR, catalog
 from voix.settings import PROJECT_ROOT
 
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
-METHOD_MAP = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
+TEMPLATES = ("**/templates/**.html", "**/templates/**.svg")
+METHOD_MAP = [*((pattern, "jinja2") for pattern in TEMPLATES), ("**.py", "python")]
 SKIPPED_DIRS = {".venv", "tests", "bench", "var", "piccolo_migrations"}
 
 
@@ -21,7 +22,7 @@ def source_messages() -> set[str | tuple[str, str]]:
     for _, _, message, _, _ in extract_from_dir(
         PROJECT_ROOT,
         METHOD_MAP,
-        options_map={"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}},
+        options_map={pattern: {"extensions": "jinja2.ext.i18n"} for pattern in TEMPLATES},
         keywords={**DEFAULT_KEYWORDS, "N_": None},
         directory_filter=lambda path: not (set(path.split("/")) & SKIPPED_DIRS),
     ):

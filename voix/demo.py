@@ -13,7 +13,7 @@ from datetime import UTC, datetime, time, timedelta
 from accounts.models import User
 from accounts.services import create_user, hash_password, hash_password_async
 from exports.models import Brief, BriefItem
-from maps.models import District
+from maps.models import District, Place
 from meetings.models import (
     BY_LIST,
     BY_QR,
@@ -272,7 +272,8 @@ async def _seed() -> None:
             Organisation.id
         )
         organisations[slug] = rows[0]["id"]
-    tables = {}
+    tables: dict[str, int] = {}
+    places: dict[str, list[dict]] = {}
     for slug, name, postcode, organisation, (lat, lon) in TABLES:
         district = await District.insert(
             District(
@@ -295,6 +296,17 @@ async def _seed() -> None:
         ).returning(Table.id)
         tables[slug] = table[0]["id"]
         await TableDistrict.insert(TableDistrict(table=tables[slug], district=district[0]["id"]))
+        places[slug] = []
+        for place_name, (north, east) in PLACES.get(slug, DEFAULT_PLACES):
+            row = await Place.insert(
+                Place(
+                    district=district[0]["id"],
+                    name=place_name,
+                    latitude=round(lat + north * 0.0009, 6),  # about 100 m a step
+                    longitude=round(lon + east * 0.0012, 6),
+                )
+            ).returning(Place.id, Place.latitude, Place.longitude)
+            places[slug].append({**row[0], "district": district[0]["id"]})
 
     password_hash = hash_password(DEMO_PASSWORD)
     joined = datetime.now(UTC) - timedelta(days=90)  # before any demo vote opened
@@ -336,6 +348,7 @@ async def _seed() -> None:
                 if author
                 else (facilitator if table_slug == "flamants-iris" else None),
                 created_at=now - timedelta(days=40 - index),
+                **_placed(places.get(table_slug, []), index),
             )
         ).returning(Proposal.id)
         proposals.append(row[0]["id"])
@@ -405,6 +418,28 @@ async def _seed() -> None:
             for position, proposal in enumerate(proposals[:2], start=1)
         ]
     )
+
+
+# Named places of the demo districts (steps north and east of the district's centre).
+PLACES = {
+    "flamants-iris": [
+        ("Tour G", (1, -1)), ("Centre social Flamants-Iris", (0, 0)),
+        ("École des Flamants", (-1, 1)), ("Arrêt de bus Ansaldi", (-2, -1)),
+    ],
+}  # fmt: skip
+DEFAULT_PLACES = [("Centre social", (0, 0)), ("École", (1, 1)), ("Arrêt de bus", (-1, -1))]
+
+
+def _placed(table_places: list[dict], index: int) -> dict:
+    """Two proposals in three have a place, so the demo maps have points."""
+    if not table_places or index % 3 == 2:
+        return {}
+    place = table_places[index % len(table_places)]
+    return {
+        "latitude": place["latitude"],
+        "longitude": place["longitude"],
+        "district": place["district"],
+    }
 
 
 WALK_INS = ("Mme Benali", "Fatou", "Rachid", "Hélène", "Moussa", "Leïla", "Ahmed", "Zohra",

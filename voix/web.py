@@ -28,7 +28,9 @@ Slug = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9-]{0,79}$")]
 CardCode = Annotated[str, PathParameter(pattern=r"^[0-9A-Za-z-]{1,40}$")]
 ResetToken = Annotated[str, PathParameter(pattern=r"^[0-9]{1,10}\.[0-9]{1,12}\.[0-9a-f]{32}$")]
 
-DOMAINS = ("voix", "accounts", "tables", "proposals", "votes", "meetings", "exports", "audit")
+DOMAINS = (
+    "voix", "accounts", "tables", "maps", "proposals", "votes", "meetings", "exports", "audit",
+)  # fmt: skip
 SESSION_COOKIE = "voix_session"
 FLASH_COOKIE = "voix_flash"
 
