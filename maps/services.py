@@ -162,17 +162,26 @@ def contains(boundary: Any, latitude: float, longitude: float) -> bool:
         return False
 
 
-async def table_districts(table_id: int) -> list[dict[str, Any]]:
+async def districts_of(table_ids: list[int]) -> list[dict[str, Any]]:
+    """The districts of these tables (each once), with their boundaries, in one query."""
+    if not table_ids:
+        return []
     rows = await TableDistrict.select(
         TableDistrict.district.id.as_alias("id"),
         TableDistrict.district.name.as_alias("name"),
         TableDistrict.district.boundary.as_alias("boundary"),
         TableDistrict.district.approximate.as_alias("approximate"),
-    ).where(TableDistrict.table == table_id)
+    ).where(TableDistrict.table.is_in(table_ids))
+    unique: dict[int, dict[str, Any]] = {}
     for row in rows:
         if isinstance(row["boundary"], str):
             row["boundary"] = json.loads(row["boundary"])
-    return rows
+        unique.setdefault(row["id"], row)
+    return list(unique.values())
+
+
+async def table_districts(table_id: int) -> list[dict[str, Any]]:
+    return await districts_of([table_id])
 
 
 async def places_for_table(table_id: int) -> list[dict[str, Any]]:

@@ -319,3 +319,22 @@ async def placed(table_id: int, limit: int = 500) -> list[dict[str, Any]]:
         .order_by(Proposal.created_at, ascending=False)
         .limit(limit)
     )
+
+
+async def placed_filtered(table_ids: list[int], filters: Filters) -> list[dict[str, Any]]:
+    """Every listed proposal of these tables that has a place, filtered: the interactive map."""
+    if not table_ids:
+        return []
+    condition = (
+        Proposal.table.is_in(table_ids)
+        & Proposal.hidden_at.is_null()
+        & (Proposal.status != MERGED)
+        & Proposal.latitude.is_not_null()
+    )
+    if filters.theme:
+        condition &= Proposal.theme == filters.theme
+    if filters.status:
+        condition &= Proposal.status == filters.status
+    return await Proposal.select(
+        Proposal.id, Proposal.title, Proposal.theme, Proposal.latitude, Proposal.longitude
+    ).where(condition)

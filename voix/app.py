@@ -25,6 +25,7 @@ from litestar.template.config import TemplateConfig
 from accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from audit.controllers import ROUTES as AUDIT_ROUTES
 from exports.controllers import ROUTES as EXPORT_ROUTES
+from maps.controllers import ROUTES as MAP_ROUTES
 from meetings.controllers import ROUTES as MEETING_ROUTES
 from proposals.controllers import ROUTES as PROPOSAL_ROUTES
 from tables.controllers import ROUTES as TABLE_ROUTES
@@ -138,6 +139,7 @@ def create_app() -> Litestar:
                     *PROPOSAL_ROUTES,
                     *VOTE_ROUTES,
                     *MEETING_ROUTES,
+                    *MAP_ROUTES,
                     *AUDIT_ROUTES,
                     *EXPORT_ROUTES,
                 ],

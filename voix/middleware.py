@@ -90,7 +90,13 @@ def security_headers_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = list(message.get("headers", []))
+                # A page may carry a policy of its own (the maps: hashes of their inline code).
+                own = any(name.lower() == b"content-security-policy" for name, _ in headers)
+                message["headers"] = [
+                    *headers,
+                    *(h for h in extra if not (own and h[0] == b"content-security-policy")),
+                ]
             await send(message)
 
         await app(scope, receive, send_with_headers)

@@ -25,6 +25,9 @@ class Settings:
     allowed_hosts: tuple[str, ...]
     smtp_url: str | None = None  # smtp://user:password@host:587 (STARTTLS) or smtps://…:465
     mail_from: str = "Voix des Quartiers <noreply@localhost>"
+    # The one external resource of the interactive maps.
+    tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    tile_attribution: str = "© OpenStreetMap contributors"
 
     @property
     def mail_mode(self) -> str | None:
@@ -69,6 +72,8 @@ def get_settings() -> Settings:
         allowed_hosts=_allowed_hosts(env),
         smtp_url=os.environ.get("VOIX_SMTP_URL") or None,
         mail_from=os.environ.get("VOIX_MAIL_FROM", "Voix des Quartiers <noreply@localhost>"),
+        tile_url=os.environ.get("VOIX_TILE_URL") or Settings.tile_url,
+        tile_attribution=os.environ.get("VOIX_TILE_ATTRIBUTION") or Settings.tile_attribution,
     )
 
 
