@@ -65,4 +65,25 @@ async def all_tables_map(request: Request) -> Response[str]:
     )
 
 
-ROUTES = [table_map, all_tables_map]
+@get("/tables/{slug:str}/districts.geojson", name="table_districts")
+async def table_districts_geojson(slug: Slug) -> Response[dict[str, Any]]:
+    """The table's district boundaries, for the map that places a proposal."""
+    table = await tables.get_table(slug)
+    return Response(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {"name": d["name"], "approximate": d["approximate"]},
+                    "geometry": d["boundary"],
+                }
+                for d in await maps.districts_of([table["id"]])
+            ],
+        },
+        status_code=200,
+        media_type="application/geo+json",
+    )
+
+
+ROUTES = [table_map, all_tables_map, table_districts_geojson]

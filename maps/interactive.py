@@ -139,19 +139,32 @@ def _hash(text: str) -> str:
     return f"'sha256-{base64.b64encode(digest).decode()}'"
 
 
+def tiles_origin(tiles_url: str) -> str:
+    """Where the tiles come from, as a CSP source."""
+    parts = urlsplit(tiles_url.replace("{s}", "a"))
+    if not parts.netloc:
+        return ""
+    if "{s}" in tiles_url:
+        return f"{parts.scheme}://*.{parts.netloc.split('.', 1)[-1]}"
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def page_policy_with_tiles(base_policy: str, tiles_url: str) -> str:
+    """The site's policy, letting this page show map tiles too."""
+    return base_policy.replace(
+        "img-src 'self' data:", f"img-src 'self' data: {tiles_origin(tiles_url)}"
+    )
+
+
 def _policy(html: str, tiles_url: str) -> str:
     """Only this document's own inline scripts and styles run; images from here and the tiles."""
     scripts = {_hash(body) for kind, body in _INLINE.findall(html) if kind == "script"}
     styles = {_hash(body) for kind, body in _INLINE.findall(html) if kind == "style"}
-    parts = urlsplit(tiles_url.replace("{s}", "a"))
-    tiles_origin = f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""
-    if "{s}" in tiles_url:
-        tiles_origin = f"{parts.scheme}://*.{parts.netloc.split('.', 1)[-1]}"
     return (
         "default-src 'self'; "
         f"script-src 'self' {' '.join(sorted(scripts))}; "
         f"style-src 'self' {' '.join(sorted(styles))}; "
-        f"img-src 'self' data: {tiles_origin}; "
+        f"img-src 'self' data: {tiles_origin(tiles_url)}; "
         "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'self'"
     ).replace("  ", " ")

@@ -12,13 +12,16 @@ from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter
 from litestar.response import Redirect, Template
 
+from maps.interactive import page_policy_with_tiles
 from maps.services import places_for_table
 from proposals import discussion, media, services
 from proposals.themes import THEMES
 from tables import services as tables
 from voix.forms import FormErrors
 from voix.i18n import current_language
+from voix.middleware import CONTENT_SECURITY_POLICY
 from voix.permissions import Principal, can, require
+from voix.settings import get_settings
 from voix.web import ObjectId, Slug, form_data, page, redirect
 from votes import services as votes
 
@@ -34,7 +37,8 @@ async def _form_page(
     on_behalf = can(principal, "proposals.create_on_behalf", scope)
     if not on_behalf:
         require(principal, "proposals.create", scope)
-    return page(
+    settings = get_settings()
+    response = page(
         request,
         "proposals/form.html",
         status_code=status_code,
@@ -43,8 +47,15 @@ async def _form_page(
         residents=await tables.residents(table["id"]) if on_behalf else [],
         places=await places_for_table(table["id"]),
         on_behalf=on_behalf,
+        tiles_url=settings.tile_url,
+        tiles_attribution=settings.tile_attribution,
         **context,
     )
+    # The placing map shows tiles: this page alone lets them in.
+    response.headers["content-security-policy"] = page_policy_with_tiles(
+        CONTENT_SECURITY_POLICY, settings.tile_url
+    )
+    return response
 
 
 async def _file(upload: Any) -> bytes | None:

@@ -343,3 +343,89 @@ async def test_a_facilitator_runs_a_meeting_from_the_agenda_to_the_minutes(tmp_p
             ["pdftoppm", "-png", "-r", "60", "-singlefile", str(pdf), str(OUTPUT / name)],
             check=True,
         )
+
+
+async def test_a_resident_places_a_proposal_on_the_map_and_finds_it_again(tmp_path) -> None:
+    """A click on the districts' map places the proposal; the filters find it (htmx); the
+    interactive map shows it; nothing but tiles is asked of other hosts."""
+    from playwright.async_api import async_playwright
+
+    from maps.models import District
+    from tables.models import TableDistrict
+
+    world = await build_world()
+    square = {
+        "type": "Polygon",
+        "coordinates": [[[5.405, 43.325], [5.415, 43.325], [5.415, 43.333], [5.405, 43.333], [5.405, 43.325]]],
+    }  # fmt: skip
+    link = (
+        await TableDistrict.select(TableDistrict.district)
+        .where(TableDistrict.table == world.table_a["id"])
+        .first()
+    )
+    await District.update({District.boundary: square}).where(District.id == link["district"])
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "VOIX_TILE_URL": "https://tiles.invalid/{z}/{x}/{y}.png"}
+    with replica(env) as base:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_FLAGS
+            )
+            context = await browser.new_context(
+                locale="fr-FR", viewport={"width": 390, "height": 844}
+            )
+            asked: set[str] = set()
+
+            async def only_this_site(route) -> None:
+                if route.request.url.startswith(base):
+                    await route.continue_()
+                else:
+                    asked.add(route.request.url.split("/")[2])
+                    await route.abort()
+
+            await context.route("**/*", only_this_site)
+            page = await context.new_page()
+            await sign_in(page, base, "resident-a")
+            await page.goto(f"{base}/tables/flamants-iris/proposals/new")
+            map_box = page.locator("#place-map")
+            await map_box.wait_for(state="visible")
+            await page.locator("#place-map path.leaflet-interactive").wait_for()
+            await map_box.click()  # the middle of the district
+            assert await page.locator("#f-latitude").input_value() != ""
+            await page.get_by_label(fr("Your idea in one sentence")).fill(
+                "Un abri à l'arrêt de bus"
+            )
+            await page.get_by_label(
+                fr("Explain it: what is the problem, what would you change?")
+            ).fill("On attend sous la pluie le matin.")
+            await page.get_by_label(fr("Transport")).check()
+            await page.screenshot(path=OUTPUT / "place-on-map-fr.png", full_page=True)
+            await page.get_by_role("button", name=fr("Send my proposal")).click()
+            await page.wait_for_load_state()
+            assert "Un abri" in await page.locator("h1").inner_text()
+            assert "Quartier flamants-iris" in await page.locator(".where").inner_text()
+
+            # The filters find it, without reloading the page.
+            await page.goto(f"{base}/tables/flamants-iris")
+            await add_proposal_via_db(world)
+            await page.get_by_label(fr("Search")).fill("abri")
+            await page.locator("#proposals h3", has_text="Un abri").wait_for()
+            await page.get_by_label(fr("Theme")).select_option("transport")
+            await page.locator("#proposals h3", has_text="Un abri").wait_for()
+            assert await page.locator("#proposals h3").count() == 1
+            await page.wait_for_url(re.compile(r"q=abri.*theme=transport|theme=transport.*q=abri"))
+            await page.screenshot(path=OUTPUT / "filters-fr.png", full_page=True)
+
+            # And the interactive map shows it.
+            await page.goto(f"{base}/tables/flamants-iris/map?theme=transport")
+            await page.locator(".map-marker").first.wait_for()
+            assert await page.locator(".map-marker").count() == 1
+            await page.set_viewport_size({"width": 800, "height": 600})
+            await page.screenshot(path=OUTPUT / "map-fr.png")
+            await browser.close()
+    assert asked <= {"tiles.invalid"}, asked
+
+
+async def add_proposal_via_db(world) -> None:
+    """Another proposal, elsewhere in the list, that the search must leave out."""
+    await add_proposal(world.table_a, "Des bancs dans le square", theme="public_space")
