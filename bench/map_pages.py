@@ -1,0 +1,82 @@
+"""Time the maps with many placed proposals, through the real ASGI app.
+
+    DATABASE_URL=sqlite:///var/bench-maps.sqlite3 .venv/bin/python bench/map_pages.py [N]
+Seeds the Flamants table up to N placed proposals (default 10,000) inside its district, then
+times the interactive map (folium, every point as JSON data), the table page (its static SVG
+map draws the latest 500) and the map of all tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import sys
+import time
+
+import httpx
+
+from maps.models import Place
+from proposals.models import Proposal
+from tables.models import Table
+from voix import db
+from voix.app import create_app
+from voix.demo import seed
+
+ROUNDS = 10
+
+
+async def main(wanted: int) -> None:
+    await db.migrate()
+    await seed()
+    await db.engine().start()
+    table = await Table.select(Table.id).where(Table.slug == "flamants-iris").first()
+    centre = (
+        await Place.select(Place.latitude, Place.longitude)
+        .where(Place.name == "Centre social Flamants-Iris")
+        .first()
+    )
+    have = await Proposal.count().where(
+        (Proposal.table == table["id"]) & Proposal.latitude.is_not_null()
+    )
+    themes = ("housing", "transport", "youth", "public_space", "school", "health")
+    rng = random.Random(7)
+    for start in range(have, wanted, 1000):
+        await Proposal.insert(
+            *[
+                Proposal(
+                    table=table["id"],
+                    title=f"Proposition placée {n}",
+                    body="Texte. " * 20,
+                    theme=themes[n % len(themes)],
+                    language="fr",
+                    latitude=centre["latitude"] + rng.uniform(-0.002, 0.002),
+                    longitude=centre["longitude"] + rng.uniform(-0.002, 0.002),
+                )
+                for n in range(start, min(start + 1000, wanted))
+            ]
+        )
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        for url in (
+            "/tables/flamants-iris/map",
+            "/tables/flamants-iris/map?theme=transport",
+            "/tables/flamants-iris",
+            "/map",
+        ):
+            times = []
+            for _ in range(ROUNDS):
+                before = db.engine().queries_run
+                start_time = time.perf_counter()
+                response = await client.get(url)
+                times.append(time.perf_counter() - start_time)
+                queries = db.engine().queries_run - before
+            print(
+                f"{url:<45} {response.status_code} {len(response.content) / 1024:8.1f} KiB "
+                f"median {statistics.median(times) * 1000:7.1f} ms  {queries} queries"
+            )
+    await db.engine().stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000))
