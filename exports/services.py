@@ -12,6 +12,8 @@ from litestar.exceptions import NotFoundException
 
 from audit import services as audit
 from exports.models import Brief, BriefItem
+from maps import svg
+from maps.services import districts_of
 from proposals import services as proposals
 from tables.services import get_table_by_id, scope_of
 from voix import db
@@ -35,6 +37,7 @@ class BriefDocument:
     published_at: datetime
     table: dict[str, Any]
     items: list[dict[str, Any]]
+    map: dict[str, Any] | None = None  # where the placed proposals are (maps.svg.layout)
 
 
 def slugify(text: str) -> str:
@@ -126,6 +129,8 @@ async def load(slug: str) -> BriefDocument:
             BriefItem.proposal.theme.as_alias("theme"),
             BriefItem.proposal.language.as_alias("language"),
             BriefItem.proposal.created_at.as_alias("created_at"),
+            BriefItem.proposal.latitude.as_alias("latitude"),
+            BriefItem.proposal.longitude.as_alias("longitude"),
         )
         .where(BriefItem.brief == brief["id"])
         .order_by(BriefItem.position)
@@ -145,4 +150,8 @@ async def load(slug: str) -> BriefDocument:
         published_at=brief["published_at"],
         table=table,
         items=items,
+        map=svg.layout(
+            await districts_of([table["id"]]),
+            [item for item in items if item["latitude"] is not None],
+        ),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -103,6 +104,7 @@ class Filters:
     q: str = ""
     theme: str = ""
     status: str = ""
+    district: str = ""  # a district's slug; checked against the table's when listing
     sort: str = "recent"
     page: int = 1
 
@@ -112,8 +114,10 @@ class Filters:
         theme = params.get("theme") or ""
         status = params.get("status") or ""
         sort = params.get("sort") or ""
+        district = params.get("district") or ""
         return cls(
             q=q,
+            district=district if re.fullmatch(r"[a-z0-9-]{1,64}", district) else "",
             theme=theme if theme in THEMES else "",
             status=status if status in LISTED_STATUSES else "",
             sort=sort if sort in SORTS else "recent",
@@ -145,6 +149,8 @@ async def page_for_table(table_id: int, filters: Filters, size: int = PAGE_SIZE)
     condition = _filter(table_id, filters.theme or None)
     if filters.status:
         condition &= Proposal.status == filters.status
+    if filters.district:
+        condition &= Proposal.district.slug == filters.district
     query = Proposal.select(*_COLUMNS).where(condition)
     count = Proposal.count().where(condition)
     if filters.q:

@@ -159,3 +159,41 @@ async def test_cli_exports_the_demo_brief(tmp_path) -> None:
     assert missing.returncode == 2
     assert "nope" in missing.stderr
     assert await Proposal.count() > 10
+
+
+async def test_a_script_title_is_printed_as_text_and_placed_proposals_are_mapped(
+    client: AsyncClient,
+) -> None:
+    from maps.models import District
+    from tables.models import TableDistrict
+
+    world = await build_world()
+    square = {
+        "type": "Polygon",
+        "coordinates": [[[5.405, 43.325], [5.415, 43.325], [5.415, 43.333], [5.405, 43.333], [5.405, 43.325]]],
+    }  # fmt: skip
+    link = (
+        await TableDistrict.select(TableDistrict.district)
+        .where(TableDistrict.table == world.table_a["id"])
+        .first()
+    )
+    await District.update({District.boundary: square}).where(District.id == link["district"])
+    await add_proposal(
+        world.table_a,
+        "<script>alert('pdf')</script> Un abri",
+        status=ADOPTED,
+        latitude=43.329,
+        longitude=5.41,
+    )
+    await sign_in(client, world.users["facilitator_a"])
+    response = await post_form(
+        client, "/tables/flamants-iris/briefs", BRIEF, follow_redirects=False
+    )
+    pdf = await client.get(f"{response.headers['location']}/pdf/fr")
+    assert pdf.status_code == 200
+    text = pdf_text(pdf.content)
+    assert "<script>alert('pdf')</script> Un abri" in text  # shown as what was typed
+    assert t("On the map") in text  # the map section, with the district's name
+    assert "Quartier flamants-iris" in text
+    assert b"/JavaScript" not in pdf.content
+    assert b"/JS " not in pdf.content

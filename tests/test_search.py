@@ -94,3 +94,29 @@ async def test_pages_keep_the_filters_and_htmx_gets_the_list_only(client) -> Non
     assert "<html" not in fragment.text
     assert len(titles(fragment.text)) == 2  # 22 youth ideas: 20 + 2
     assert t("Page %(page)d of %(pages)d", page=2, pages=2) in fragment.text
+
+
+async def test_the_district_filter_lists_proposals_placed_in_it(client) -> None:
+    from maps.models import District
+    from tables.models import TableDistrict
+
+    world = await build_world()
+    other = await District.insert(
+        District(slug="saint-barthelemy", name="Saint-Barthélémy", postcode="13014", boundary={})
+    ).returning(District.id)
+    await TableDistrict.insert(TableDistrict(table=world.table_a["id"], district=other[0]["id"]))
+    first = (
+        await TableDistrict.select(TableDistrict.district)
+        .where(TableDistrict.table == world.table_a["id"])
+        .order_by(TableDistrict.id)
+        .first()
+    )["district"]
+    await add_proposal(world.table_a, "Aux Flamants", district=first)
+    await add_proposal(world.table_a, "À Saint-Barthélémy", district=other[0]["id"])
+    await add_proposal(world.table_a, "Sans lieu")
+    page = await client.get("/tables/flamants-iris")
+    assert 'name="district"' in page.text  # two districts: the filter is offered
+    filtered = await client.get("/tables/flamants-iris", params={"district": "saint-barthelemy"})
+    assert titles(filtered.text) == ["À Saint-Barthélémy"]
+    odd = await client.get("/tables/flamants-iris", params={"district": "<x>"})
+    assert len(titles(odd.text)) == 3
