@@ -8,16 +8,13 @@ statuses, supports and words, then times the list pages, filtered, searched and 
 from __future__ import annotations
 
 import asyncio
-import statistics
 import sys
-import time
 
-import httpx
+from timing import time_pages  # bench/timing.py
 
 from proposals.models import Proposal
 from tables.models import Table
 from voix import db
-from voix.app import create_app
 from voix.demo import seed
 
 ROUNDS = 20
@@ -47,9 +44,8 @@ async def main(extra: int) -> None:
                 for n in range(start, min(start + 1000, extra))
             ]
         )
-    transport = httpx.ASGITransport(app=create_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-        for url in (
+    await time_pages(
+        (
             "/",
             "/tables/flamants-iris",
             "/tables/flamants-iris?theme=housing",
@@ -58,18 +54,9 @@ async def main(extra: int) -> None:
             "/tables/flamants-iris?sort=supports",
             "/tables/flamants-iris?q=lumi%C3%A8re&sort=supports&page=5",
             "/api/v1/tables/flamants-iris/proposals",
-        ):
-            times = []
-            for _ in range(ROUNDS):
-                before = db.engine().queries_run
-                start = time.perf_counter()
-                response = await client.get(url)
-                times.append(time.perf_counter() - start)
-                queries = db.engine().queries_run - before
-            print(
-                f"{url:<62} {response.status_code} {len(response.content) / 1024:7.1f} KiB "
-                f"median {statistics.median(times) * 1000:6.1f} ms  {queries} queries"
-            )
+        ),
+        ROUNDS,
+    )
     await db.engine().stop()
 
 

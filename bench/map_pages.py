@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-import statistics
 import sys
-import time
 
-import httpx
+from timing import time_pages  # bench/timing.py
 
 from maps.models import Place
 from proposals.models import Proposal
 from tables.models import Table
 from voix import db
-from voix.app import create_app
 from voix.demo import seed
 
 ROUNDS = 10
@@ -56,25 +53,15 @@ async def main(wanted: int) -> None:
                 for n in range(start, min(start + 1000, wanted))
             ]
         )
-    transport = httpx.ASGITransport(app=create_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-        for url in (
+    await time_pages(
+        (
             "/tables/flamants-iris/map",
             "/tables/flamants-iris/map?theme=transport",
             "/tables/flamants-iris",
             "/map",
-        ):
-            times = []
-            for _ in range(ROUNDS):
-                before = db.engine().queries_run
-                start_time = time.perf_counter()
-                response = await client.get(url)
-                times.append(time.perf_counter() - start_time)
-                queries = db.engine().queries_run - before
-            print(
-                f"{url:<45} {response.status_code} {len(response.content) / 1024:8.1f} KiB "
-                f"median {statistics.median(times) * 1000:7.1f} ms  {queries} queries"
-            )
+        ),
+        ROUNDS,
+    )
     await db.engine().stop()
 
 

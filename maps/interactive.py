@@ -22,6 +22,7 @@ import folium
 from folium.plugins import FastMarkerCluster
 from markupsafe import escape
 
+from maps.svg import rings
 from proposals.themes import THEMES
 
 LEAFLET = "/static/leaflet-1.9.4"
@@ -45,6 +46,7 @@ def _local_assets(map_: folium.Map, cluster: FastMarkerCluster) -> None:
     map_.default_css = [
         ("leaflet_css", f"{LEAFLET}/leaflet.css"),
         ("voix_map_css", "/static/map.css"),
+        ("voix_themes_css", "/static/themes.css"),
     ]
     cluster.default_js = [("markerclusterjs", f"{CLUSTER}/leaflet.markercluster.js")]
     cluster.default_css = [
@@ -102,7 +104,7 @@ def build(
             style_function=_dashed if district.get("approximate") else _solid,
             tooltip=folium.Tooltip(inert(district["name"])),
         ).add_to(map_)
-        for ring in _rings(district["boundary"]):
+        for ring in rings(district["boundary"]):
             bounds += [[lat, lon] for lon, lat in ring]
     bounds += [[row[0], row[1]] for row in rows]
     cluster.add_to(map_)
@@ -124,14 +126,6 @@ def _solid(_feature: Any) -> dict[str, Any]:
 def _dashed(_feature: Any) -> dict[str, Any]:
     """Approximate boundaries (the demo's) are drawn dashed."""
     return {**_solid(_feature), "dashArray": "6 4"}
-
-
-def _rings(geometry: dict[str, Any]) -> list[list[list[float]]]:
-    if geometry.get("type") == "Polygon":
-        return list(geometry.get("coordinates") or [])
-    if geometry.get("type") == "MultiPolygon":
-        return [ring for polygon in geometry.get("coordinates") or [] for ring in polygon]
-    return []
 
 
 def _hash(text: str) -> str:

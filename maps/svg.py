@@ -12,7 +12,8 @@ PADDING = 16
 MAX_POINTS = 500  # the latest; beyond that a static map is a smear, the list is the tool
 
 
-def _rings(geometry: dict[str, Any]) -> Iterator[list[list[float]]]:
+def rings(geometry: dict[str, Any]) -> Iterator[list[list[float]]]:
+    """Every ring of a GeoJSON Polygon or MultiPolygon, as [longitude, latitude] pairs."""
     if geometry.get("type") == "Polygon":
         yield from geometry.get("coordinates") or []
     elif geometry.get("type") == "MultiPolygon":
@@ -23,7 +24,7 @@ def _rings(geometry: dict[str, Any]) -> Iterator[list[list[float]]]:
 def layout(districts: list[dict[str, Any]], points: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Projected shapes for the template; None when there is nothing to draw."""
     coordinates = [
-        (lon, lat) for d in districts for ring in _rings(d["boundary"]) for lon, lat in ring
+        (lon, lat) for d in districts for ring in rings(d["boundary"]) for lon, lat in ring
     ]
     coordinates += [(p["longitude"], p["latitude"]) for p in points]
     if not coordinates:
@@ -46,7 +47,7 @@ def layout(districts: list[dict[str, Any]], points: list[dict[str, Any]]) -> dic
     for district in districts:
         paths = []
         xs, ys = [], []
-        for ring in _rings(district["boundary"]):
+        for ring in rings(district["boundary"]):
             projected = [project(lon, lat) for lon, lat in ring]
             xs += [x for x, _ in projected]
             ys += [y for _, y in projected]

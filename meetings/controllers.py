@@ -70,7 +70,7 @@ async def table_meetings(
 async def table_meetings_ics(request: Request, slug: Slug) -> Response[bytes]:
     table = await tables.get_table(slug)
     meetings = await services.for_table(table["id"])
-    agendas = {m["id"]: await services.agenda(m["id"]) for m in meetings}
+    agendas = await services.agendas([m["id"] for m in meetings])
     return Response(
         calendar.ics(table, meetings, agendas, _base_url(request)),
         status_code=200,
@@ -200,43 +200,50 @@ async def poster(request: Request, meeting_id: ObjectId) -> Response[bytes]:
     return _pdf(content, f"affiche-reunion-{meeting_id}.pdf")
 
 
-def _action(
-    operation: Callable[..., Awaitable[None]], flash: str | None = None
-) -> Callable[..., Awaitable[Redirect]]:
-    """A POST of the room: run the service, tell the room, go back where the form was."""
+# What a form of the room does, once the meeting and its table are known.
+RoomAct = Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], Awaitable[None]]
 
-    async def handler(
-        request: Request, principal: Principal, meeting_id: int, *args: Any
-    ) -> Redirect:
-        data = await form_data(request)
-        meeting, table = await services.get_with_table(meeting_id)
-        await operation(principal, table, meeting, *args, *([data] if args == () else []))
-        live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
-        return redirect(_back(meeting_id, data), flash=flash)
 
-    return handler
+async def _in_the_room(
+    request: Request,
+    meeting_id: int,
+    act: RoomAct,
+    *,
+    to: str | None = None,
+    flash: str | None = None,
+) -> Redirect:
+    """A POST of the room: do it, tell the room's screens, go back where the form was (or `to`)."""
+    data = await form_data(request)
+    meeting, table = await services.get_with_table(meeting_id)
+    await act(table, meeting, data)
+    live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
+    return redirect(to or _back(meeting_id, data), flash=flash)
 
 
 @post("/meetings/{meeting_id:int}/open", name="meeting_open")
 async def open_meeting(
     request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
 ) -> Redirect:
-    await form_data(request)
-    meeting, table = await services.get_with_table(meeting_id)
-    await services.open_meeting(principal, table, meeting)
-    live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
-    return redirect(f"/meetings/{meeting_id}/control", flash="meeting_opened")
+    return await _in_the_room(
+        request,
+        meeting_id,
+        lambda table, meeting, _: services.open_meeting(principal, table, meeting),
+        to=f"/meetings/{meeting_id}/control",
+        flash="meeting_opened",
+    )
 
 
 @post("/meetings/{meeting_id:int}/close", name="meeting_close")
 async def close_meeting(
     request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
 ) -> Redirect:
-    await form_data(request)
-    meeting, table = await services.get_with_table(meeting_id)
-    await services.close_meeting(principal, table, meeting)
-    live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
-    return redirect(f"/meetings/{meeting_id}", flash="meeting_closed")
+    return await _in_the_room(
+        request,
+        meeting_id,
+        lambda table, meeting, _: services.close_meeting(principal, table, meeting),
+        to=f"/meetings/{meeting_id}",
+        flash="meeting_closed",
+    )
 
 
 @post("/meetings/{meeting_id:int}/cancel", name="meeting_cancel")
@@ -253,20 +260,29 @@ async def cancel_meeting(
 async def add_item(
     request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
 ) -> Template | Redirect:
-    data = await form_data(request)
-    meeting, table = await services.get_with_table(meeting_id)
     try:
-        await services.add_item(principal, table, meeting, data)
+        return await _in_the_room(
+            request,
+            meeting_id,
+            lambda table, meeting, data: services.add_item(principal, table, meeting, data),
+        )
     except FormErrors as invalid:
         return await _meeting_page(
-            request, principal, meeting_id, status_code=400, errors=invalid.errors, values=data
+            request,
+            principal,
+            meeting_id,
+            status_code=400,
+            errors=invalid.errors,
+            values=await form_data(request),
         )
-    live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
-    return redirect(_back(meeting_id, data))
 
 
-def _direction(data: dict[str, Any]) -> str:
-    return "up" if data.get("direction") == "up" else "down"
+AGENDA_ACTIONS = {
+    "current": services.set_current_item,
+    "remove": services.remove_item,
+    "up": lambda who, table, meeting, item: services.move_item(who, table, meeting, item, "up"),
+    "down": lambda who, table, meeting, item: services.move_item(who, table, meeting, item, "down"),
+}
 
 
 @post("/meetings/{meeting_id:int}/agenda/{item_id:int}", name="agenda_change")
@@ -277,19 +293,14 @@ async def change_item(
     item_id: ObjectId,
 ) -> Redirect:
     """One form per item, its button saying what to do: current, up, down, remove."""
-    data = await form_data(request)
-    meeting, table = await services.get_with_table(meeting_id)
-    action = data.get("action")
-    if action == "current":
-        await services.set_current_item(principal, table, meeting, item_id)
-    elif action == "remove":
-        await services.remove_item(principal, table, meeting, item_id)
-    elif action in ("up", "down"):
-        await services.move_item(principal, table, meeting, item_id, str(action))
-    else:
-        raise NotFoundException()
-    live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
-    return redirect(_back(meeting_id, data))
+
+    async def act(table: dict[str, Any], meeting: dict[str, Any], data: dict[str, Any]) -> None:
+        action = AGENDA_ACTIONS.get(str(data.get("action") or ""))
+        if action is None:
+            raise NotFoundException()
+        await action(principal, table, meeting, item_id)
+
+    return await _in_the_room(request, meeting_id, act)
 
 
 ROUTES += [
@@ -326,11 +337,13 @@ async def check_in_page(
 async def check_in(
     request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
 ) -> Redirect:
-    await form_data(request)
-    meeting, table = await services.get_with_table(meeting_id)
-    await services.check_in_self(principal, table, meeting)
-    live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
-    return redirect(f"/meetings/{meeting_id}/check-in", flash="checked_in")
+    return await _in_the_room(
+        request,
+        meeting_id,
+        lambda table, meeting, _: services.check_in_self(principal, table, meeting),
+        to=f"/meetings/{meeting_id}/check-in",
+        flash="checked_in",
+    )
 
 
 async def _attendance_page(
@@ -351,7 +364,7 @@ async def _attendance_page(
         meeting=meeting,
         table=table,
         present=present,
-        absent=[m for m in await services.members(table["id"]) if m["id"] not in present_users],
+        absent=[m for m in await tables.residents(table["id"]) if m["id"] not in present_users],
         **context,
     )
 
@@ -370,7 +383,11 @@ async def tick(
     meeting_id: ObjectId,
     user_id: ObjectId,
 ) -> Redirect:
-    return await _action(services.check_in_member)(request, principal, meeting_id, user_id)
+    return await _in_the_room(
+        request,
+        meeting_id,
+        lambda table, meeting, _: services.check_in_member(principal, table, meeting, user_id),
+    )
 
 
 @post("/meetings/{meeting_id:int}/attendance/walk-in", name="attendance_walk_in")
@@ -378,7 +395,11 @@ async def walk_in(
     request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
 ) -> Template | Redirect:
     try:
-        return await _action(services.check_in_walk_in)(request, principal, meeting_id)
+        return await _in_the_room(
+            request,
+            meeting_id,
+            lambda table, meeting, data: services.check_in_walk_in(principal, table, meeting, data),
+        )
     except FormErrors as invalid:
         return await _attendance_page(
             request, principal, meeting_id, status_code=400, errors=invalid.errors
@@ -392,7 +413,13 @@ async def remove_attendance(
     meeting_id: ObjectId,
     attendance_id: ObjectId,
 ) -> Redirect:
-    return await _action(services.remove_attendance)(request, principal, meeting_id, attendance_id)
+    return await _in_the_room(
+        request,
+        meeting_id,
+        lambda table, meeting, _: services.remove_attendance(
+            principal, table, meeting, attendance_id
+        ),
+    )
 
 
 @get("/meetings/{meeting_id:int}/sign-in-sheet.pdf", name="sign_in_sheet")
@@ -404,7 +431,7 @@ async def sign_in_sheet(
     require(principal, "meetings.manage", tables.scope_of(table))
     blank = request.query_params.get("blank") == "1"
     if blank:
-        rows = [{"shown_name": m["display_name"]} for m in await services.members(table["id"])]
+        rows = [{"shown_name": m["display_name"]} for m in await tables.residents(table["id"])]
     else:
         rows = await services.attendance(meeting_id)
     lang = i18n.current_language.get()
@@ -490,7 +517,11 @@ async def add_speaker(
     request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
 ) -> Template | Redirect:
     try:
-        return await _action(services.add_speaker)(request, principal, meeting_id)
+        return await _in_the_room(
+            request,
+            meeting_id,
+            lambda table, meeting, data: services.add_speaker(principal, table, meeting, data),
+        )
     except FormErrors as invalid:
         context = await _room_context(principal, meeting_id, "meetings.manage")
         return page(
@@ -502,6 +533,12 @@ SPEAKER_ACTIONS = {
     "start": services.start_turn,
     "end": services.end_turn,
     "remove": services.remove_speaker,
+    "up": lambda who, table, meeting, speaker: services.move_speaker(
+        who, table, meeting, speaker, "up"
+    ),
+    "down": lambda who, table, meeting, speaker: services.move_speaker(
+        who, table, meeting, speaker, "down"
+    ),
 }
 
 
@@ -512,17 +549,13 @@ async def change_speaker(
     meeting_id: ObjectId,
     speaker_id: ObjectId,
 ) -> Redirect:
-    data = await form_data(request)
-    meeting, table = await services.get_with_table(meeting_id)
-    action = str(data.get("action") or "")
-    if action in SPEAKER_ACTIONS:
-        await SPEAKER_ACTIONS[action](principal, table, meeting, speaker_id)
-    elif action in ("up", "down"):
-        await services.move_speaker(principal, table, meeting, speaker_id, action)
-    else:
-        raise NotFoundException()
-    live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
-    return redirect(_back(meeting_id, data))
+    async def act(table: dict[str, Any], meeting: dict[str, Any], data: dict[str, Any]) -> None:
+        action = SPEAKER_ACTIONS.get(str(data.get("action") or ""))
+        if action is None:
+            raise NotFoundException()
+        await action(principal, table, meeting, speaker_id)
+
+    return await _in_the_room(request, meeting_id, act)
 
 
 ROUTES += [screen, control, events, add_speaker, change_speaker]

@@ -17,9 +17,7 @@ from litestar.exceptions import NotFoundException
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from piccolo.columns import Column
-from piccolo.query.functions.aggregate import Count
 
-from accounts.models import User
 from audit import services as audit
 from meetings.models import (
     BY_LIST,
@@ -354,9 +352,18 @@ async def close_meeting(who: Principal, table: dict[str, Any], meeting: dict[str
 
 
 async def agenda(meeting_id: int) -> list[dict[str, Any]]:
-    return await (
+    return (await agendas([meeting_id]))[meeting_id]
+
+
+async def agendas(meeting_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The agendas of these meetings, in one query."""
+    found: dict[int, list[dict[str, Any]]] = {meeting_id: [] for meeting_id in meeting_ids}
+    if not meeting_ids:
+        return found
+    rows = await (
         AgendaItem.select(
             AgendaItem.id,
+            AgendaItem.meeting,
             AgendaItem.position,
             AgendaItem.title,
             AgendaItem.proposal,
@@ -366,9 +373,12 @@ async def agenda(meeting_id: int) -> list[dict[str, Any]]:
             AgendaItem.vote.question.as_alias("vote_question"),
             AgendaItem.vote.status.as_alias("vote_status"),
         )
-        .where(AgendaItem.meeting == meeting_id)
+        .where(AgendaItem.meeting.is_in(meeting_ids))
         .order_by(AgendaItem.position)
     )
+    for row in rows:
+        found[row["meeting"]].append(row)
+    return found
 
 
 async def agenda_choices(table_id: int) -> dict[str, list[dict[str, Any]]]:
@@ -620,15 +630,7 @@ async def attendance(meeting_id: int) -> list[dict[str, Any]]:
 
 
 async def attendance_counts(meeting_ids: list[int]) -> dict[int, int]:
-    counts = dict.fromkeys(meeting_ids, 0)
-    if meeting_ids:
-        rows = await (
-            Attendance.select(Attendance.meeting, Count(Attendance.id).as_alias("n"))
-            .where(Attendance.meeting.is_in(meeting_ids))
-            .group_by(Attendance.meeting)
-        )
-        counts.update({row["meeting"]: row["n"] for row in rows})
-    return counts
+    return await db.count_by(Attendance.meeting, meeting_ids)
 
 
 async def is_present(user_id: int | None, meeting_id: int) -> bool:
@@ -636,17 +638,6 @@ async def is_present(user_id: int | None, meeting_id: int) -> bool:
         return False
     return await Attendance.exists().where(
         (Attendance.meeting == meeting_id) & (Attendance.person == f"user:{user_id}")
-    )
-
-
-async def members(table_id: int) -> list[dict[str, Any]]:
-    return await (
-        Membership.select(
-            Membership.user.id.as_alias("id"),
-            Membership.user.display_name.as_alias("display_name"),
-        )
-        .where(Membership.table == table_id)
-        .order_by(Membership.user.display_name)
     )
 
 
@@ -1023,8 +1014,3 @@ def default_times() -> dict[str, str]:
     """The form's suggestion: next week, same weekday, 18:00–20:00."""
     day = (datetime.now(i18n.LOCAL_TIMEZONE) + timedelta(days=7)).date()
     return {"date": day.isoformat(), "start": "18:00", "end": "20:00"}
-
-
-async def user_name(user_id: int) -> str:
-    row = await User.select(User.display_name).where(User.id == user_id).first()
-    return row["display_name"] if row else ""

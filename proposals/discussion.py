@@ -9,8 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from piccolo.query.functions.aggregate import Count
-
 from audit import services as audit
 from proposals.models import (
     ADOPTED,
@@ -193,15 +191,7 @@ async def _recount(proposal_id: int) -> None:
 
 
 async def support_counts(proposal_ids: list[int]) -> dict[int, int]:
-    counts = dict.fromkeys(proposal_ids, 0)
-    if proposal_ids:
-        rows = await (
-            Support.select(Support.proposal, Count(Support.id).as_alias("n"))
-            .where(Support.proposal.is_in(proposal_ids))
-            .group_by(Support.proposal)
-        )
-        counts.update({row["proposal"]: row["n"] for row in rows})
-    return counts
+    return await db.count_by(Support.proposal, proposal_ids)
 
 
 async def supports(user_id: int | None, proposal_id: int) -> bool:

@@ -13,6 +13,7 @@ from litestar.exceptions import NotFoundException
 from piccolo.query import WhereRaw
 
 from maps.services import district_at, places_for_table, table_districts
+from maps.svg import MAX_POINTS
 from proposals.media import clean_photo, clean_voice, store
 from proposals.models import (
     ADOPTED,
@@ -315,7 +316,7 @@ async def merge_candidates(proposal: dict[str, Any]) -> list[dict[str, Any]]:
     )
 
 
-async def placed(table_id: int, limit: int = 500) -> list[dict[str, Any]]:
+async def placed(table_id: int, limit: int = MAX_POINTS) -> list[dict[str, Any]]:
     """The latest proposals of the table that have a place, for the static map."""
     return await (
         Proposal.select(

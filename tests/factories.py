@@ -85,6 +85,28 @@ async def add_table(slug: str, organisation_slug: str) -> dict[str, Any]:
     return await get_table(slug)
 
 
+# A small square around the Flamants, as GeoJSON (longitude, latitude).
+FLAMANTS_SQUARE = {
+    "type": "Polygon",
+    "coordinates": [
+        [[5.405, 43.325], [5.415, 43.325], [5.415, 43.333], [5.405, 43.333], [5.405, 43.325]]
+    ],
+}
+
+
+async def draw_district(table: dict[str, Any], boundary: dict[str, Any], **fields: Any) -> int:
+    """Gives the table's district a real boundary (and other fields); returns the district id."""
+    link = (
+        await TableDistrict.select(TableDistrict.district)
+        .where(TableDistrict.table == table["id"])
+        .first()
+    )
+    await District.update({District.boundary: boundary, **fields}).where(
+        District.id == link["district"]
+    )
+    return int(link["district"])
+
+
 async def seat(user_id: int, table: dict[str, Any], role: str = RESIDENT) -> None:
     await Membership.insert(Membership(user=user_id, table=table["id"], role=role))
 

@@ -11,7 +11,16 @@ from pypdf import PdfReader
 from exports import services
 from exports.models import Brief, BriefItem
 from proposals.models import ADOPTED, Proposal
-from tests.factories import add_proposal, build_world, post_form, run_voix, sign_in, t
+from tests.factories import (
+    FLAMANTS_SQUARE,
+    add_proposal,
+    build_world,
+    draw_district,
+    post_form,
+    run_voix,
+    sign_in,
+    t,
+)
 from voix.settings import PROJECT_ROOT
 
 BRIEF = {
@@ -164,20 +173,8 @@ async def test_cli_exports_the_demo_brief(tmp_path) -> None:
 async def test_a_script_title_is_printed_as_text_and_placed_proposals_are_mapped(
     client: AsyncClient,
 ) -> None:
-    from maps.models import District
-    from tables.models import TableDistrict
-
     world = await build_world()
-    square = {
-        "type": "Polygon",
-        "coordinates": [[[5.405, 43.325], [5.415, 43.325], [5.415, 43.333], [5.405, 43.333], [5.405, 43.325]]],
-    }  # fmt: skip
-    link = (
-        await TableDistrict.select(TableDistrict.district)
-        .where(TableDistrict.table == world.table_a["id"])
-        .first()
-    )
-    await District.update({District.boundary: square}).where(District.id == link["district"])
+    await draw_district(world.table_a, FLAMANTS_SQUARE)
     await add_proposal(
         world.table_a,
         "<script>alert('pdf')</script> Un abri",

@@ -16,7 +16,13 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from tests.factories import PASSWORD, add_proposal, build_world
+from tests.factories import (
+    FLAMANTS_SQUARE,
+    PASSWORD,
+    add_proposal,
+    build_world,
+    draw_district,
+)
 from tests.test_deployment import replica
 from voix.i18n import catalog
 from voix.settings import PROJECT_ROOT
@@ -350,20 +356,8 @@ async def test_a_resident_places_a_proposal_on_the_map_and_finds_it_again(tmp_pa
     interactive map shows it; nothing but tiles is asked of other hosts."""
     from playwright.async_api import async_playwright
 
-    from maps.models import District
-    from tables.models import TableDistrict
-
     world = await build_world()
-    square = {
-        "type": "Polygon",
-        "coordinates": [[[5.405, 43.325], [5.415, 43.325], [5.415, 43.333], [5.405, 43.333], [5.405, 43.325]]],
-    }  # fmt: skip
-    link = (
-        await TableDistrict.select(TableDistrict.district)
-        .where(TableDistrict.table == world.table_a["id"])
-        .first()
-    )
-    await District.update({District.boundary: square}).where(District.id == link["district"])
+    await draw_district(world.table_a, FLAMANTS_SQUARE)
     OUTPUT.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "VOIX_TILE_URL": "https://tiles.invalid/{z}/{x}/{y}.png"}
     with replica(env) as base:

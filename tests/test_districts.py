@@ -7,10 +7,10 @@ import json
 from maps.models import District
 from maps.services import contains
 
-from .factories import add_table, run_voix
+from .factories import FLAMANTS_SQUARE, add_table, run_voix
 
 # A small square around the Flamants (longitude, latitude), and one in the 15e.
-FLAMANTS = [[[5.405, 43.325], [5.415, 43.325], [5.415, 43.333], [5.405, 43.333], [5.405, 43.325]]]
+FLAMANTS = FLAMANTS_SQUARE["coordinates"]
 KALLISTE = [[[5.360, 43.360], [5.368, 43.360], [5.368, 43.366], [5.360, 43.366], [5.360, 43.360]]]
 
 

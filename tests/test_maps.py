@@ -6,31 +6,16 @@ import base64
 import hashlib
 import re
 
-from maps.models import District
 from proposals.models import Proposal
-from tables.models import TableDistrict
 
-from .factories import add_proposal, build_world
+from .factories import FLAMANTS_SQUARE, add_proposal, build_world, draw_district
 
-SQUARE = {
-    "type": "Polygon",
-    "coordinates": [
-        [[5.405, 43.325], [5.415, 43.325], [5.415, 43.333], [5.405, 43.333], [5.405, 43.325]]
-    ],
-}
 HOSTILE = "<script>alert('x')</script>`${alert(2)}`"
 
 
 async def placed_world():
     world = await build_world()
-    link = (
-        await TableDistrict.select(TableDistrict.district)
-        .where(TableDistrict.table == world.table_a["id"])
-        .first()
-    )
-    await District.update({District.boundary: SQUARE, District.name: "Flamants `${x}`"}).where(
-        District.id == link["district"]
-    )
+    await draw_district(world.table_a, FLAMANTS_SQUARE, name="Flamants `${x}`")
     ids = {}
     for title, theme in ((HOSTILE, "housing"), ("Un bus le soir", "transport"), ("Caché", "youth")):
         ids[title] = await add_proposal(

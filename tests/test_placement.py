@@ -3,18 +3,11 @@ the static map draws them, with every text inert."""
 
 from __future__ import annotations
 
-from maps.models import District, Place
+from maps.models import Place
 from proposals.models import Proposal
-from tables.models import TableDistrict
 
-from .factories import build_world, post_form, sign_in, t
+from .factories import FLAMANTS_SQUARE, build_world, draw_district, post_form, sign_in, t
 
-SQUARE = {
-    "type": "Polygon",
-    "coordinates": [
-        [[5.405, 43.325], [5.415, 43.325], [5.415, 43.333], [5.405, 43.333], [5.405, 43.325]]
-    ],
-}
 FORM = {
     "title": "Un banc devant la tour G",
     "body": "Pour attendre le bus assis.",
@@ -24,17 +17,8 @@ FORM = {
 
 async def setup() -> tuple:
     world = await build_world()
-    for table in (world.table_a, world.table_b):
-        link = (
-            await TableDistrict.select(TableDistrict.district)
-            .where(TableDistrict.table == table["id"])
-            .first()
-        )
-        await District.update({District.boundary: SQUARE}).where(District.id == link["district"])
-    district_a = (await TableDistrict.select(TableDistrict.district).where(
-        TableDistrict.table == world.table_a["id"]).first())["district"]  # fmt: skip
-    district_b = (await TableDistrict.select(TableDistrict.district).where(
-        TableDistrict.table == world.table_b["id"]).first())["district"]  # fmt: skip
+    district_a = await draw_district(world.table_a, FLAMANTS_SQUARE)
+    district_b = await draw_district(world.table_b, FLAMANTS_SQUARE)
     tower = await Place.insert(
         Place(district=district_a, name="Tour G", latitude=43.329, longitude=5.41)
     ).returning(Place.id)

@@ -17,7 +17,7 @@ def test_every_theme_has_a_pictogram_and_its_colour_in_the_stylesheet() -> None:
     sprite = ElementTree.parse(STATIC / "themes.svg").getroot()  # noqa: S314 — our own file
     symbols = {s.get("id") for s in sprite.iter("{http://www.w3.org/2000/svg}symbol")}
     assert symbols == {f"theme-{slug}" for slug in THEMES}
-    css = (STATIC / "app.css").read_text()
+    css = (STATIC / "themes.css").read_text()
     for slug, theme in THEMES.items():
         assert re.search(rf"\.theme-{slug} \{{ color: {theme.colour}; \}}", css), slug
 

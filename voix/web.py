@@ -13,6 +13,7 @@ from litestar.params import PathParameter
 from litestar.response import Redirect
 
 from accounts.services import load_principal
+from proposals.discussion import STATUS_LABELS
 from proposals.themes import THEMES
 from tables.services import organisation_scope
 from voix import i18n
@@ -104,6 +105,7 @@ def build_environment() -> Environment:
     env.globals["organisation_scope"] = organisation_scope
     env.globals["languages"] = [i18n.language(code) for code in i18n.LANGUAGES]
     env.globals["language_name"] = i18n.language_name
+    env.globals["status_labels"] = STATUS_LABELS  # msgids, translated where shown
     env.globals["themes_colours"] = {slug: theme.colour for slug, theme in THEMES.items()}
     return env
 

@@ -121,15 +121,7 @@ async def tallies(vote_ids: list[int]) -> dict[int, Counter[str]]:
 
 async def turnout(vote_ids: list[int]) -> dict[int, int]:
     """How many have voted, open or closed, in one query: what a live count shows."""
-    counts = dict.fromkeys(vote_ids, 0)
-    if vote_ids:
-        rows = await (
-            Participation.select(Participation.vote, Count(Participation.id).as_alias("n"))
-            .where(Participation.vote.is_in(vote_ids))
-            .group_by(Participation.vote)
-        )
-        counts.update({row["vote"]: row["n"] for row in rows})
-    return counts
+    return await db.count_by(Participation.vote, vote_ids)
 
 
 async def voted_in(user_id: int | None, vote_ids: list[int]) -> set[int]:
