@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import segno
 from icalendar import Calendar, Event
 
 from meetings.models import CANCELLED
 from voix import i18n
+from voix.web import absolute_url
 
 CHART_WIDTH, CHART_HEIGHT, CHART_MARGIN = 640, 240, 32
 
@@ -18,7 +20,6 @@ def ics(
     table: dict[str, Any],
     meetings: list[dict[str, Any]],
     agendas: dict[int, list[dict[str, Any]]],
-    base_url: str,
 ) -> bytes:
     """A calendar phones can subscribe to: every meeting of the table, in UTC."""
     calendar = Calendar()
@@ -29,7 +30,8 @@ def ics(
     calendar.add("x-wr-calname", f"{table['name']} — Voix des Quartiers")
     calendar.add("x-wr-timezone", str(i18n.LOCAL_TIMEZONE))
     stamp = datetime.now(UTC)
-    host = base_url.split("://", 1)[-1]
+    # The UID's domain is the site's, whatever address the feed was fetched at.
+    host = urlsplit(absolute_url("")).netloc
     for meeting in meetings:
         event = Event()
         event.add("uid", f"meeting-{meeting['id']}@{host}")
@@ -38,7 +40,7 @@ def ics(
         event.add("dtend", meeting["ends_at"])
         event.add("summary", meeting["title"])
         event.add("location", f"{meeting['place']}, {meeting['address']}")
-        event.add("url", f"{base_url}/meetings/{meeting['id']}")
+        event.add("url", absolute_url(f"/meetings/{meeting['id']}"))
         items = agendas.get(meeting["id"], [])
         event.add(
             "description", "\n".join(f"{i}. {item['title']}" for i, item in enumerate(items, 1))

@@ -23,6 +23,7 @@ VAR_DIR = tempfile.mkdtemp(prefix="voix-test-")
 os.environ["VOIX_VAR_DIR"] = VAR_DIR
 os.environ["VOIX_ENV"] = "test"
 os.environ["VOIX_SECRET_KEY"] = "test-secret-key-that-is-long-enough-0123456789"
+os.environ["VOIX_BASE_URL"] = "http://testserver.local"  # where the test client sends requests
 
 
 def _postgres_database_url() -> str:
@@ -68,6 +69,7 @@ ALL_TABLES = [
     "throttle",
     "login_card",
     "recovery_code",
+    "stored_pdf",
     "brief_item",
     "brief",
     "ballot",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from urllib.parse import urlencode
 
 from litestar import Litestar, MediaType, Request, Response, Router, get
 from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
 from litestar.exceptions import (
+    ClientException,
     HTTPException,
     NotAuthorizedException,
     PermissionDeniedException,
@@ -29,17 +31,20 @@ from maps.controllers import ROUTES as MAP_ROUTES
 from meetings.controllers import ROUTES as MEETING_ROUTES
 from proposals.controllers import ROUTES as PROPOSAL_ROUTES
 from tables.controllers import ROUTES as TABLE_ROUTES
-from voix import db, live, opendata
+from voix import db, live, logs, opendata, workers
 from voix.forms import Message, UserError
 from voix.i18n import N_
-from voix.middleware import (
-    allowed_hosts_middleware,
-    language_middleware,
-    security_headers_middleware,
-)
+from voix.middleware import MAX_FORM_FIELDS, edge
 from voix.permissions import VerificationRequired
 from voix.settings import PROJECT_ROOT, get_settings
-from voix.web import build_environment, page, provide_principal, redirect
+from voix.web import (
+    FORM_BODY_MAX,
+    build_environment,
+    one_address_per_object,
+    page,
+    provide_principal,
+    redirect,
+)
 from votes.controllers import ROUTES as VOTE_ROUTES
 
 logger = logging.getLogger("voix")
@@ -78,6 +83,8 @@ def error_page(request: Request, exc: Exception) -> Response:
         status, message = exc.status_code, exc.message
     elif isinstance(exc, HTTPException):
         status = exc.status_code
+        if isinstance(exc, ClientException) and exc.detail == "Request Entity Too Large":
+            status = 413  # Litestar says 400 for too many multipart parts (until its 3.0)
         csrf = status == 403 and "CSRF" in str(exc.detail)
         message = Message(CSRF_EXPIRED if csrf else ERROR_MESSAGES.get(status, ERROR_MESSAGES[400]))
     else:
@@ -93,13 +100,13 @@ def error_page(request: Request, exc: Exception) -> Response:
     if isinstance(exc, VerificationRequired):
         step = "/login/verify" if principal is not None and principal.totp_enabled else "/account"
         if request.method == "GET":
-            return redirect(f"{step}?next={request.url.path}")
+            return redirect(f"{step}?{urlencode({'next': request.url.path}, safe='/')}")
         message = Message(CONFIRM_FIRST)
         return page(
             request, "errors/error.html", status_code=401, message=message, status=401, action=step
         )
     if isinstance(exc, NotAuthorizedException) and request.method == "GET":
-        return redirect(f"/login?next={request.url.path}")
+        return redirect(f"/login?{urlencode({'next': request.url.path}, safe='/')}")
     if isinstance(exc, NotAuthorizedException):
         status = 401
     response = page(
@@ -119,9 +126,10 @@ async def _stop_database() -> None:
 
 
 def create_app() -> Litestar:
+    logs.install()  # before uvicorn logs a request: card codes and reset tokens stay out
     settings = get_settings()
     csrf_secret = hmac.new(settings.secret_key, b"csrf", "sha256").hexdigest()
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health,
             opendata.router,
@@ -147,6 +155,7 @@ def create_app() -> Litestar:
             ),
         ],
         dependencies={"principal": Provide(provide_principal)},
+        before_request=one_address_per_object,
         csrf_config=CSRFConfig(
             secret=csrf_secret,
             cookie_secure=settings.production,
@@ -157,11 +166,9 @@ def create_app() -> Litestar:
         template_config=TemplateConfig(
             engine=JinjaTemplateEngine.from_environment(build_environment())
         ),
-        middleware=[
-            allowed_hosts_middleware(settings.allowed_hosts),
-            security_headers_middleware,
-            language_middleware,
-        ],
+        # Forms are small; the routes that take more (uploads, minutes) say so themselves.
+        request_max_body_size=FORM_BODY_MAX,
+        multipart_form_part_limit=MAX_FORM_FIELDS,
         exception_handlers={
             HTTPException: error_page,
             UserError: error_page,
@@ -175,7 +182,13 @@ def create_app() -> Litestar:
             path="/schema",
             render_plugins=[JsonRenderPlugin()],
         ),
-        on_startup=[_start_database],
-        on_shutdown=[_stop_database],
+        # The CPU workers start (and import WeasyPrint, folium) with the app, not with the first
+        # PDF; test servers start often and render rarely, so there they start on first use.
+        on_startup=[_start_database, *(() if settings.env == "test" else (workers.warm_up,))],
+        on_shutdown=[_stop_database, workers.shutdown],
         debug=False,
     )
+    # Around the whole app, so that 404, 405 and static files get the host check and the
+    # headers too (the `middleware=` list only wraps matched routes).
+    app.asgi_handler = edge(app.asgi_handler)
+    return app

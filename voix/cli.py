@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from voix.forms import FormErrors
-from voix.settings import ConfigurationError
+from voix.settings import ConfigurationError, get_settings
 
 
 def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
@@ -37,6 +38,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    # Outside production the base URL of links is derived from the port we listen on.
+    os.environ["VOIX_PORT"] = str(args.port)
+    get_settings()  # a wrong configuration stops here, said plainly, not in a traceback
     if args.demo:
         cmd_migrate(args)
         cmd_demo(args)
@@ -47,7 +51,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level="info",
-        proxy_headers=True,
+        # X-Forwarded-For is read by voix.middleware, from VOIX_TRUSTED_PROXIES only
+        # (uvicorn's would believe any client connecting through loopback).
+        proxy_headers=False,
     )
     return 0
 
@@ -72,15 +78,16 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 def cmd_export_brief(args: argparse.Namespace) -> int:
     from litestar.exceptions import NotFoundException
 
-    from exports.pdf import render_brief
     from exports.services import load
+    from exports.stored import brief_pdf
 
     try:
         document = _run(load(args.ref))
     except NotFoundException:
         print(f"No brief with reference {args.ref!r}.", file=sys.stderr)
         return 2
-    Path(args.output).write_bytes(render_brief(document, args.lang))
+    # The same bytes the site serves: stored once rendered, by whichever came first.
+    Path(args.output).write_bytes(_run(brief_pdf(document, args.lang)))
     print(f"Wrote {args.output}")
     return 0
 

@@ -9,6 +9,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Request
 from litestar.datastructures import Cookie
+from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter
 from litestar.response import Redirect
 
@@ -20,7 +21,7 @@ from voix import i18n
 from voix.forms import Message
 from voix.i18n import N_
 from voix.permissions import ANONYMOUS, Principal, can
-from voix.settings import PROJECT_ROOT
+from voix.settings import PROJECT_ROOT, get_settings
 
 # Path parameters, bounded: an id beyond PostgreSQL's integer or a slug with odd bytes is
 # refused before any query (it used to reach the database and fail there).
@@ -29,6 +30,30 @@ ObjectId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 Slug = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9-]{0,79}$")]
 CardCode = Annotated[str, PathParameter(pattern=r"^[0-9A-Za-z-]{1,40}$")]
 ResetToken = Annotated[str, PathParameter(pattern=r"^[0-9]{1,10}\.[0-9]{1,12}\.[0-9a-f]{32}$")]
+
+# Request bodies. Every form fits in FORM_BODY_MAX, even in Arabic (6 bytes a letter once
+# url-encoded); the minutes (50,000 characters) and uploads say more on their own routes.
+FORM_BODY_MAX = 128 * 1024
+LONG_FORM_BODY_MAX = 1024 * 1024
+
+
+def _reads_as_int(segment: str) -> bool:
+    try:
+        int(segment)
+    except ValueError:
+        return False
+    return True
+
+
+async def one_address_per_object(request: Request) -> None:
+    """Refuses (404) a path segment that Litestar's `{…:int}` would read but that is not plain
+    ASCII digits: int() takes "١", "１", "+1", " 1", "1_0" and "01", so one proposal had many
+    addresses. An app-wide hook, so no route can forget it."""
+    for segment in request.scope["path"].split("/"):
+        plain = segment.isascii() and segment.isdigit() and not segment.startswith("0")
+        if segment and not plain and _reads_as_int(segment):
+            raise NotFoundException()
+
 
 DOMAINS = (
     "voix", "accounts", "tables", "maps", "proposals", "votes", "meetings", "exports", "audit",
@@ -145,6 +170,14 @@ def page(
     if flash_key:
         response.cookies.append(Cookie(key=FLASH_COOKIE, value="", max_age=0, path="/"))
     return response
+
+
+def absolute_url(path: str) -> str:
+    """The one way to build a link that leaves the page (e-mail, calendar, poster, QR code):
+    from VOIX_BASE_URL, never from the request's Host header, which the client chooses."""
+    if path and not path.startswith("/"):
+        raise ValueError(f"absolute_url takes a path from the site's root, not {path!r}")
+    return get_settings().base_url + path
 
 
 def redirect(path: str, flash: str | None = None) -> Redirect:
