@@ -13,21 +13,42 @@ from litestar.response import Redirect, Template
 from accounts import cards, mail, mfa, reset, rights, services, throttle
 from accounts.throttle import Limit
 from tables import services as tables
-from voix.forms import FormErrors, Message, UserError, clean_text
+from voix.forms import FormErrors, Message, UserError, clean_text, raw_limit
 from voix.i18n import N_
 from voix.permissions import Principal, signed_in
 from voix.settings import get_settings
-from voix.web import SESSION_COOKIE, CardCode, ResetToken, form_data, page, redirect
+from voix.web import (
+    SESSION_COOKIE,
+    CardCode,
+    ResetToken,
+    absolute_url,
+    form_data,
+    page,
+    redirect,
+)
 
 WRONG_CREDENTIALS = N_("This login and password do not match.")
 CARD_REFUSED = N_("This card code does not work. It may have been mistyped, or the card replaced.")
 
 
+# What a browser removes from a URL before reading it (URL standard): every tab and newline,
+# and C0 controls and spaces at either end. "/\t/evil.example" is "//evil.example" to it.
+_URL_TAB_OR_NEWLINE = str.maketrans("", "", "\t\n\r")
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))
+
+
 def safe_next(target: str | None) -> str:
-    """Only paths on this site: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/"
+    """A path on this site, as the browser will read it; "/" for anything else (never an open
+    redirect, whether in a Location header or a link's href)."""
+    seen = (target or "").translate(_URL_TAB_OR_NEWLINE).strip(_C0_OR_SPACE)
+    if (
+        not seen.startswith("/")
+        or seen.startswith("//")
+        or "\\" in seen  # browsers read "\" as "/": "/\evil.example" is another host
+        or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in seen)
+    ):
+        return "/"
+    return seen
 
 
 def with_session(response: Redirect | Template, token: str) -> Redirect | Template:
@@ -63,15 +84,16 @@ async def login(request: Request) -> Template | Redirect:
     data = await form_data(request)
     target = safe_next(str(data.get("next") or ""))
     # Cleaned before any use: PostgreSQL refuses NUL bytes even in a throttle key.
-    login_name = services.normalise_login(clean_text(str(data.get("login") or "")))[:254]
+    login_name = services.normalise_login(
+        clean_text(str(data.get("login") or "")[: raw_limit(254)])
+    )[:254]
     limits = (
         Limit(f"login:account:{login_name}", failures=5),
         Limit(f"login:client:{client_of(request)}", failures=30),
     )
-    await throttle.check(*limits)
+    await throttle.attempt(*limits)  # counted before the password is checked
     user = await services.authenticate(login_name, str(data.get("password") or ""))
     if user is None:
-        await throttle.failed(*limits)
         return page(
             request,
             "accounts/login.html",
@@ -81,7 +103,8 @@ async def login(request: Request) -> Template | Redirect:
             errors={"login": Message(WRONG_CREDENTIALS)},
             values={"login": data.get("login") or ""},
         )
-    await throttle.succeeded(limits[0])
+    await throttle.reset(limits[0])
+    await throttle.forgive(limits[1])  # a meeting's residents sign in from one address
     token = await services.open_session(user.id)
     principal = await services.load_principal(token)
     if principal.privileged:
@@ -106,9 +129,8 @@ async def verify(request: Request, principal: NamedDependency[Principal]) -> Tem
         Limit(f"totp:account:{user_id}", failures=5),
         Limit(f"totp:client:{client_of(request)}", failures=20),
     )
-    await throttle.check(*limits)
+    await throttle.attempt(*limits)  # counted before the code is checked
     if not await mfa.check_code(user_id, str(data.get("code") or "")):
-        await throttle.failed(*limits)
         return page(
             request,
             "accounts/verify.html",
@@ -116,7 +138,8 @@ async def verify(request: Request, principal: NamedDependency[Principal]) -> Tem
             next=target,
             errors={"code": Message(mfa.WRONG_CODE)},
         )
-    await throttle.succeeded(limits[0])
+    await throttle.reset(limits[0])
+    await throttle.forgive(limits[1])
     token = await services.rotate_session(request.cookies[SESSION_COOKIE], user_id, verified=True)
     return with_session(redirect(target, flash="verified"), token)
 
@@ -141,6 +164,7 @@ async def _account_page(
         status_code=status_code,
         enrolment=enrolment,
         has_password=await rights.has_password(user_id),
+        cards=await cards.history(user_id),
         next=safe_next(request.query_params.get("next")),
         **context,
     )
@@ -173,14 +197,14 @@ async def reset_totp(
     user_id = signed_in(principal)
     data = await form_data(request)
     limit = Limit(f"totp:account:{user_id}", failures=5)
-    await throttle.check(limit)
+    await throttle.attempt(limit)
     try:
         await mfa.reset(principal, str(data.get("password") or ""), str(data.get("code") or ""))
     except UserError as refused:
-        await throttle.failed(limit)
         return await _account_page(
             request, principal, status_code=400, errors={"reset": refused.message}
         )
+    await throttle.reset(limit)
     token = await services.rotate_session(request.cookies[SESSION_COOKIE], user_id, verified=False)
     return with_session(redirect("/account", flash="totp_reset"), token)
 
@@ -219,10 +243,12 @@ async def signup(request: Request) -> Template | Redirect:
     data = await form_data(request)
     all_tables = await tables.list_tables()
     limit = Limit(f"signup:client:{client_of(request)}", failures=20)
-    await throttle.check(limit)
+    # Counts accounts made from this client: counted first, given back if none is made.
+    await throttle.attempt(limit)
     try:
         user_id, slug = await services.sign_up(data, {t["slug"]: t["id"] for t in all_tables})
     except FormErrors as invalid:
+        await throttle.forgive(limit)
         values = {k: v for k, v in data.items() if k != "password"}
         return page(
             request,
@@ -232,7 +258,6 @@ async def signup(request: Request) -> Template | Redirect:
             errors=invalid.errors,
             values=values,
         )
-    await throttle.failed(limit)  # counts accounts made from this client, not only failures
     return with_session(
         redirect(f"/tables/{slug}", flash="signed_up"), await services.open_session(user_id)
     )
@@ -272,10 +297,9 @@ async def card_link(
 async def card_sign_in(request: Request) -> Template | Redirect:
     data = await form_data(request)
     limit = Limit(f"card:client:{client_of(request)}", failures=10)
-    await throttle.check(limit)
+    await throttle.attempt(limit)  # counted before the code is looked up
     user_id = await cards.user_for_code(str(data.get("code") or ""))
     if user_id is None:
-        await throttle.failed(limit)
         return page(
             request,
             "accounts/card.html",
@@ -284,9 +308,11 @@ async def card_sign_in(request: Request) -> Template | Redirect:
             next=safe_next(str(data.get("next") or "")),
             errors={"code": Message(CARD_REFUSED)},
         )
+    await throttle.forgive(limit)  # a meeting's residents sign in from one address
     target = safe_next(str(data.get("next") or ""))
     return with_session(
-        redirect(target, flash="card_signed_in"), await services.open_session(user_id)
+        redirect(target, flash="card_signed_in"),
+        await services.open_session(user_id, by_card=True),
     )
 
 
@@ -312,6 +338,12 @@ async def erase_account(
     user_id = signed_in(principal)
     data = await form_data(request)
     password = str(data.get("password") or "") if await rights.has_password(user_id) else None
+    if password is not None:
+        # The same budget as signing in: a borrowed session must not guess the password here.
+        await throttle.attempt(
+            Limit(f"login:account:{await services.login_of(user_id)}", failures=5),
+            Limit(f"login:client:{client_of(request)}", failures=30),
+        )
     try:
         await rights.erase(principal, password, confirmed=data.get("confirm") == "yes")
     except UserError as refused:
@@ -341,14 +373,13 @@ async def forgot_form(request: Request, principal: NamedDependency[Principal]) -
 async def forgot(request: Request) -> Template:
     _mail_or_404()
     data = await form_data(request)
-    email = clean_text(str(data.get("email") or "")).lower()[:254]
+    email = clean_text(str(data.get("email") or "")[: raw_limit(254)]).lower()[:254]
     limits = (
         Limit(f"reset:client:{client_of(request)}", failures=10),
         Limit(f"reset:email:{email}", failures=3),
     )
-    await throttle.check(*limits)
-    await throttle.failed(*limits)  # every request counts: each may send an e-mail
-    await reset.request_reset(email, str(request.base_url).rstrip("/"))
+    await throttle.attempt(*limits)  # every request counts: each may send an e-mail
+    await reset.request_reset(email, absolute_url(""))
     # The same answer whether or not an account has this address.
     return page(request, "accounts/forgot.html", sent=True)
 

@@ -9,6 +9,7 @@ import segno
 from accounts.models import RecoveryCode, User
 from accounts.services import verify_password_async
 from accounts.totp import (
+    code_digits,
     generate_recovery_codes,
     generate_totp_secret,
     get_totp_provisioning_uri,
@@ -79,7 +80,7 @@ async def enable(who: Principal, code: str) -> list[str]:
 
 async def check_code(user_id: int, code: str) -> bool:
     """A TOTP code (never twice) or an unused recovery code (then spent)."""
-    if sum(ch.isdigit() for ch in code) == 6 and len(code.strip()) <= 8:
+    if len(code_digits(code)) == 6 and len(code.strip()) <= 8:
         row = (
             await User.select(User.totp_secret, User.totp_last_step, User.totp_enabled_at)
             .where(User.id == user_id)

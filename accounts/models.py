@@ -33,6 +33,8 @@ class Session(Model, tablename="login_session"):
     last_seen_at = Timestamptz()
     # Set when this session proved a TOTP or recovery code: only then may it manage a table.
     verified_at = Timestamptz(null=True, default=None)
+    # Opened with a login card: it ends if its holder comes to manage a table or gets a password.
+    by_card = Boolean(default=False)
 
 
 class RecoveryCode(Model, tablename="recovery_code"):
@@ -51,6 +53,7 @@ class LoginCard(Model, tablename="login_card"):
     issued_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
     issued_at = Timestamptz()
     revoked_at = Timestamptz(null=True, default=None)
+    reason = Varchar(length=200, default="")  # why it was reprinted, shown to its holder
 
 
 class Throttle(Model, tablename="throttle"):

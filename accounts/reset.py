@@ -1,7 +1,8 @@
 """Password reset by e-mail, for those who gave an address.
 
 The token carries the user id and an expiry, signed with a key that also covers the current
-password hash: once the password changes, every earlier token is dead. No table needed.
+password hash: once the password changes, every earlier token is dead. No table needed: the
+change itself is conditional on that hash, so of concurrent uses of one token only one wins.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ def make_token(user_id: int, password_hash: str, now: float | None = None) -> st
 
 
 async def user_for_token(token: str) -> int | None:
+    holder = await _holder(token)
+    return holder[0] if holder else None
+
+
+async def _holder(token: str) -> tuple[int, str] | None:
+    """The user the token was made for, and the password hash it was signed over."""
     try:
         user_id_text, expires_text, signature = token.split(".")
         user_id, expires = int(user_id_text), int(expires_text)
@@ -41,7 +48,7 @@ async def user_for_token(token: str) -> int | None:
     if row is None or not row["password_hash"]:
         return None
     expected = _signature(user_id, expires, row["password_hash"])
-    return user_id if hmac.compare_digest(expected, signature) else None
+    return (user_id, row["password_hash"]) if hmac.compare_digest(expected, signature) else None
 
 
 async def request_reset(email: str, site: str) -> None:
@@ -67,9 +74,10 @@ async def request_reset(email: str, site: str) -> None:
 
 async def reset_password(token: str, data: dict[str, object]) -> int | None:
     """Sets the new password and signs out everywhere; None if the link is no good."""
-    user_id = await user_for_token(token)
-    if user_id is None:
+    holder = await _holder(token)
+    if holder is None:
         return None
+    user_id, signed_over = holder
     form = Form(data)
     password = str(data.get("password") or "")
     if not 8 <= len(password) <= 200:
@@ -80,8 +88,14 @@ async def reset_password(token: str, data: dict[str, object]) -> int | None:
             max=200,
         )
     form.validate()
-    await User.update({User.password_hash: await hash_password_async(password)}).where(
-        User.id == user_id
+    new_hash = await hash_password_async(password)
+    # Only if the hash is still the one the token was signed over: the first use kills the token.
+    changed = await (
+        User.update({User.password_hash: new_hash})
+        .where((User.id == user_id) & (User.password_hash == signed_over))
+        .returning(User.id)
     )
+    if not changed:
+        return None
     await close_all_sessions(user_id)
     return user_id

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from accounts.models import LoginCard, Session, User
+from accounts.models import LoginCard, Session, Throttle, User
 from accounts.services import close_all_sessions, verify_password_async
+from accounts.throttle import storage_key
 from audit import services as audit
 from audit.models import AuditEntry
-from meetings.models import Attendance
-from proposals.models import Proposal
+from meetings.models import Attendance, Meeting, Speaker
+from proposals.models import Comment, Proposal, Report, Support
 from tables.models import Coordinator, Membership
 from voix import db
 from voix.forms import UserError
@@ -21,6 +22,8 @@ from votes.models import Participation
 WRONG_PASSWORD = N_("This password is not right.")
 CONFIRM_ERASE = N_("Tick the box to confirm that you want your account erased.")
 ERASED_NAME = "—"
+# Shown in place of an erased person's comment (kept empty in the database: the replies stay).
+ERASED_COMMENT = N_("[comment deleted]")
 
 
 def _plain(value: Any) -> Any:
@@ -70,9 +73,24 @@ async def export(who: Principal) -> dict[str, Any]:
         Attendance.method,
         Attendance.checked_in_at,
     ).where(Attendance.user == user_id)
-    cards = await LoginCard.select(LoginCard.issued_at, LoginCard.revoked_at).where(
-        LoginCard.user == user_id
-    )
+    comments = await Comment.select(
+        Comment.id,
+        Comment.proposal,
+        Comment.parent,
+        Comment.body,
+        Comment.created_at,
+        Comment.hidden_at,
+        Comment.hidden_reason,
+    ).where(Comment.author == user_id)
+    supports = await Support.select(
+        Support.proposal, Support.proposal.title.as_alias("title"), Support.created_at
+    ).where(Support.user == user_id)
+    reports = await Report.select(
+        Report.proposal, Report.target, Report.reason, Report.created_at
+    ).where(Report.reporter == user_id)
+    cards = await LoginCard.select(
+        LoginCard.issued_at, LoginCard.revoked_at, LoginCard.reason
+    ).where(LoginCard.user == user_id)
     sessions = await Session.select(Session.created_at, Session.last_seen_at).where(
         Session.user == user_id
     )
@@ -81,6 +99,9 @@ async def export(who: Principal) -> dict[str, Any]:
         "account": {k: _plain(v) for k, v in (user or {}).items()},
         "tables": [{k: _plain(v) for k, v in row.items()} for row in memberships],
         "proposals": [{k: _plain(v) for k, v in row.items()} for row in proposals],
+        "comments": [{k: _plain(v) for k, v in row.items()} for row in comments],
+        "supports": [{k: _plain(v) for k, v in row.items()} for row in supports],
+        "reports": [{k: _plain(v) for k, v in row.items()} for row in reports],
         "votes_taken_part_in": [{k: _plain(v) for k, v in row.items()} for row in votes],
         "meetings_attended": [{k: _plain(v) for k, v in row.items()} for row in attended],
         "login_cards": [{k: _plain(v) for k, v in row.items()} for row in cards],
@@ -95,7 +116,7 @@ async def erase(who: Principal, password: str | None, confirmed: bool) -> None:
     if not confirmed:
         raise UserError(CONFIRM_ERASE, status_code=400)
     user = (
-        await User.select(User.password_hash, User.consent_recorded_by)
+        await User.select(User.password_hash, User.login, User.email, User.display_name)
         .where(User.id == user_id)
         .first()
     )
@@ -111,10 +132,59 @@ async def erase(who: Principal, password: str | None, confirmed: bool) -> None:
             AuditEntry.actor == user_id
         )
         await close_all_sessions(user_id)
+        if user is not None:
+            await _forget_traces(user_id, user)
         await Coordinator.delete().where(Coordinator.user == user_id)
         # Foreign keys do the rest: proposals and participations keep their rows, without
         # the person (set null); memberships, cards, codes and sessions go (cascade).
         await User.delete().where(User.id == user_id)
+
+
+async def _forget_traces(user_id: int, user: dict[str, Any]) -> None:
+    """What names the person outside their own rows: the discussion they took part in, the
+    meetings they came to, the throttle counters keyed by their login. Counts stay right."""
+    # Comments keep their place in the thread (replies hang from them), not their text.
+    await Comment.update({Comment.body: "", Comment.author: None}).where(Comment.author == user_id)
+    # Supports go, and each proposal's count is recounted from the supports left.
+    supported = await Support.delete().where(Support.user == user_id).returning(Support.proposal)
+    proposal_ids = sorted({row["proposal"] for row in supported})
+    for proposal_id, count in (await db.count_by(Support.proposal, proposal_ids)).items():
+        await Proposal.update({Proposal.supports: count}).where(Proposal.id == proposal_id)
+    await Report.delete().where(Report.reporter == user_id)
+    # Attendance keeps counting (one row each, the person key stays unique per meeting).
+    attended = await Attendance.select(Attendance.id, Attendance.meeting).where(
+        (Attendance.user == user_id) | (Attendance.person == f"user:{user_id}")
+    )
+    for row in attended:
+        await Attendance.update(
+            {
+                Attendance.user: None,
+                Attendance.name: ERASED_NAME,
+                Attendance.person: f"erased:{row['id']}",
+            }
+        ).where(Attendance.id == row["id"])
+    # The speakers' queue holds names as typed by the facilitator: those of the person's name,
+    # in the meetings of their tables, lose it.
+    tables = await Membership.select(Membership.table).where(Membership.user == user_id)
+    meetings = {row["meeting"] for row in attended}
+    if tables:
+        held = await Meeting.select(Meeting.id).where(
+            Meeting.table.is_in([row["table"] for row in tables])
+        )
+        meetings |= {row["id"] for row in held}
+    if meetings:
+        name = str(user["display_name"]).casefold().strip()
+        turns = await Speaker.select(Speaker.id, Speaker.name).where(
+            Speaker.meeting.is_in(sorted(meetings))
+        )
+        named = [row["id"] for row in turns if str(row["name"]).casefold().strip() == name]
+        if named:
+            await Speaker.update({Speaker.name: ERASED_NAME}).where(Speaker.id.is_in(named))
+    # Throttle keys hold the login and e-mail as typed (or their digest, when long).
+    keys = [f"login:account:{user['login']}", f"totp:account:{user_id}"]
+    if user["email"]:
+        keys.append(f"reset:email:{user['email']}")
+    await Throttle.delete().where(Throttle.key.is_in([storage_key(key) for key in keys]))
 
 
 async def has_password(user_id: int) -> bool:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 import re
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
+import anyio
 import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -42,13 +46,30 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-# argon2 takes ~0.1 s and 64 MiB by design: run it beside the event loop, not on it.
+# argon2 takes ~0.1 s and 64 MiB by design: run it beside the event loop, not on it (argon2-cffi
+# releases the GIL). A limiter of its own keeps a burst of sign-ins from taking every thread
+# and 64 MiB per request; they queue for a core instead.
+_argon2_limiters: WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    WeakKeyDictionary()
+)
+
+
+def _argon2_limiter() -> anyio.CapacityLimiter:
+    loop = asyncio.get_running_loop()
+    limiter = _argon2_limiters.get(loop)
+    if limiter is None:
+        limiter = _argon2_limiters[loop] = anyio.CapacityLimiter(max(2, os.cpu_count() or 1))
+    return limiter
+
+
 async def hash_password_async(password: str) -> str:
-    return await anyio.to_thread.run_sync(hash_password, password)
+    return await anyio.to_thread.run_sync(hash_password, password, limiter=_argon2_limiter())
 
 
 async def verify_password_async(password_hash: str, password: str) -> bool:
-    return await anyio.to_thread.run_sync(verify_password, password_hash, password)
+    return await anyio.to_thread.run_sync(
+        verify_password, password_hash, password, limiter=_argon2_limiter()
+    )
 
 
 def normalise_login(raw: str) -> str:
@@ -108,13 +129,13 @@ async def create_user(
 async def authenticate(login: str, password: str) -> User | None:
     login = normalise_login(login)
     if (not LOGIN_PATTERN.match(login) and "@" not in login) or "\x00" in login:
-        verify_password(_UNKNOWN_USER_HASH, password)
+        await verify_password_async(_UNKNOWN_USER_HASH, password)
         return None
     user = await User.objects().where(User.login == login).first()
     if user is None:
-        verify_password(_UNKNOWN_USER_HASH, password)
+        await verify_password_async(_UNKNOWN_USER_HASH, password)
         return None
-    return user if verify_password(user.password_hash, password) else None
+    return user if await verify_password_async(user.password_hash, password) else None
 
 
 def _token_hash(token: str) -> str:
@@ -129,7 +150,7 @@ VERIFIED_MAX = timedelta(hours=12)
 LAST_SEEN_GRANULARITY = timedelta(minutes=5)
 
 
-async def open_session(user_id: int, verified: bool = False) -> str:
+async def open_session(user_id: int, verified: bool = False, by_card: bool = False) -> str:
     """A new session (so a new identifier); returns the cookie value, only its hash is stored."""
     token = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
@@ -140,6 +161,7 @@ async def open_session(user_id: int, verified: bool = False) -> str:
             created_at=now,
             last_seen_at=now,
             verified_at=now if verified else None,
+            by_card=by_card,
         )
     )
     await Session.delete().where(
@@ -150,8 +172,10 @@ async def open_session(user_id: int, verified: bool = False) -> str:
 
 async def rotate_session(token: str, user_id: int, verified: bool) -> str:
     """At a change of privilege the old identifier dies and a new one is issued."""
+    old = await Session.select(Session.by_card).where(Session.token_hash == _token_hash(token))
     await close_session(token)
-    return await open_session(user_id, verified=verified)
+    by_card = bool(old and old[0]["by_card"])  # still a card's session, with what that implies
+    return await open_session(user_id, verified=verified, by_card=by_card)
 
 
 async def close_session(token: str) -> None:
@@ -171,10 +195,12 @@ async def load_principal(token: str | None) -> Principal:
             Session.id,
             Session.last_seen_at,
             Session.verified_at,
+            Session.by_card,
             Session.user.id,
             Session.user.display_name,
             Session.user.is_admin,
             Session.user.totp_enabled_at,
+            Session.user.password_hash,
         )
         .where(
             (Session.token_hash == _token_hash(token))
@@ -204,7 +230,7 @@ async def load_principal(token: str | None) -> Principal:
     coordinated = await Coordinator.select(Coordinator.organisation).where(
         Coordinator.user == user_id
     )
-    return Principal(
+    principal = Principal(
         user_id=user_id,
         display_name=row["user.display_name"],
         is_admin=bool(row["user.is_admin"]),
@@ -213,6 +239,12 @@ async def load_principal(token: str | None) -> Principal:
         verified=verified,
         totp_enabled=row["user.totp_enabled_at"] is not None,
     )
+    if row["by_card"] and (principal.privileged or row["user.password_hash"]):
+        # Whoever printed the card could have opened this session: it must not become a way
+        # into a manager's account (or one with a password), whatever happened since.
+        await Session.delete().where(Session.id == row["id"])
+        return ANONYMOUS
+    return principal
 
 
 async def sign_up(data: Mapping[str, Any], table_ids: Mapping[str, int]) -> tuple[int, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import unicodedata
 
 import pyotp
 
@@ -27,11 +28,19 @@ def get_totp_provisioning_uri(secret: str, account_name: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=account_name, issuer_name=ISSUER)
 
 
+def code_digits(typed: str) -> str:
+    """The digits typed, as ASCII: an Arabic keyboard types ١٢٣٤٥٦ for 123456.
+
+    Only decimal digits count: "²" says isdigit() but is no digit of a code (and int() fails on it).
+    """
+    return "".join(str(unicodedata.decimal(ch)) for ch in typed if ch.isdecimal())
+
+
 def verify_totp_code(
     secret: str, code: str, last_used_step: int | None, now: float | None = None
 ) -> int | None:
     """The time step the code belongs to, or None if wrong, stale, or already used."""
-    code = "".join(ch for ch in code if ch.isdigit())
+    code = code_digits(code)
     if len(code) != 6:
         return None
     totp = pyotp.TOTP(secret)

@@ -21,6 +21,7 @@ ACTIONS = {
     "totp.reset": N_("Two-step sign-in removed"),
     "resident.registered": N_("Resident registered"),
     "card.issued": N_("Login card issued"),
+    "card.reprinted": N_("Login card reprinted"),
     "card.revoked": N_("Login card revoked"),
     "account.erased": N_("Account erased"),
     "role.changed": N_("Role changed"),

@@ -39,4 +39,5 @@ async def for_organisation(organisation_id: int) -> list[dict[str, Any]]:
         .where(AuditEntry.organisation_id == organisation_id)
         .order_by(AuditEntry.at, ascending=False)
         .limit(PAGE_SIZE)
+        .output(load_json=True)
     )

@@ -5,14 +5,11 @@ from __future__ import annotations
 from itertools import groupby
 from typing import Any
 
-import anyio.to_thread
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
 
 from accounts import cards
-from accounts.models import User
 from exports import services as briefs
 from exports.pdf import render_login_card
 from maps import services as maps
@@ -22,10 +19,11 @@ from proposals import discussion
 from proposals import services as proposals
 from proposals.themes import THEMES
 from tables import services
+from voix import workers
 from voix.forms import FormErrors
 from voix.i18n import current_language
 from voix.permissions import Principal, require
-from voix.web import ObjectId, Slug, form_data, page, redirect
+from voix.web import ObjectId, Slug, absolute_url, form_data, page, redirect
 from votes import services as votes
 
 
@@ -111,22 +109,22 @@ async def _residents_page(
     )
 
 
-async def _card_pdf(
-    request: Request, table: dict[str, Any], user_id: int, code: str
-) -> Response[bytes]:
-    user = await User.select(User.display_name, User.language).where(User.id == user_id).first()
-    if user is None:
-        raise NotFoundException()
-    content = await anyio.to_thread.run_sync(
-        lambda: render_login_card(
-            name=user["display_name"],
+def _card_printer(table: dict[str, Any]) -> cards.PrintCard:
+    async def print_card(code: str, name: str, language: str) -> bytes:
+        return await workers.run(
+            render_login_card,
+            name=name,
             table_name=table["name"],
             organisation=table["organisation_name"],
             code=cards.printed(code),
-            url=f"{str(request.base_url).rstrip('/')}/card/{code}",
-            lang=user["language"],
+            url=absolute_url(cards.card_path(code)),
+            lang=language,
         )
-    )
+
+    return print_card
+
+
+def _card_download(content: bytes) -> Response[bytes]:
     # The code is printed once, here; the server keeps only its hash.
     return Response(
         content,
@@ -153,22 +151,31 @@ async def register_resident(
     table = await services.get_table(slug)
     data = await form_data(request)
     try:
-        user_id, code = await cards.register_resident(principal, table, data)
+        _, card = await cards.register_resident(principal, table, data, _card_printer(table))
     except FormErrors as invalid:
         return await _residents_page(
             request, principal, table, status_code=400, errors=invalid.errors, values=data
         )
-    return await _card_pdf(request, table, user_id, code)
+    return _card_download(card)
 
 
 @post("/tables/{slug:str}/residents/{user_id:int}/card", name="card_issue")
 async def issue_card(
     request: Request, principal: NamedDependency[Principal], slug: Slug, user_id: ObjectId
-) -> Response[bytes]:
-    await form_data(request)
+) -> Template | Response[bytes]:
+    data = await form_data(request)
     table = await services.get_table(slug)
-    code = await cards.issue_card(principal, table, user_id)
-    return await _card_pdf(request, table, user_id, code)
+    try:
+        card = await cards.issue_card(principal, table, user_id, data, _card_printer(table))
+    except FormErrors as invalid:
+        return await _residents_page(
+            request,
+            principal,
+            table,
+            status_code=400,
+            errors={f"reason-{user_id}": invalid.errors["reason"]},
+        )
+    return _card_download(card)
 
 
 @post("/tables/{slug:str}/residents/{user_id:int}/card/revoke", name="card_revoke")

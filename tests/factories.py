@@ -190,3 +190,21 @@ def run_voix(
         timeout=120,
         check=False,
     )
+
+
+async def register_card_resident(
+    manager: Any, table: dict[str, Any], name: str = "Fatou"
+) -> tuple[int, str]:
+    """A resident registered in person (no password); returns (user id, the card's code)."""
+    from accounts import cards
+
+    printed: list[str] = []
+
+    async def keep_code(code: str, _name: str, _language: str) -> bytes:
+        printed.append(code)
+        return b""
+
+    user_id, _ = await cards.register_resident(
+        manager, table, {"display_name": name, "language": "fr", "consent": "yes"}, keep_code
+    )
+    return user_id, printed[0]

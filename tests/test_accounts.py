@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from httpx import AsyncClient
 
 from accounts.models import Session, User
 from accounts.services import LOGIN_TAKEN, authenticate
 from tables.models import FACILITATOR, Membership
-from tests.factories import PASSWORD, add_table, build_world, post_form, run_voix, t
+from tests.conftest import make_client
+from tests.factories import (
+    PASSWORD,
+    add_table,
+    add_user,
+    build_world,
+    csrf_token,
+    post_form,
+    run_voix,
+    t,
+)
 from voix.web import SESSION_COOKIE
 
 SIGNUP = {
@@ -92,6 +105,54 @@ async def test_passwords_are_checked_with_argon2() -> None:
     assert await authenticate("resident-a", PASSWORD) is not None
     assert await authenticate("resident-a", PASSWORD + "x") is None
     assert await authenticate("nobody", PASSWORD) is None
+
+
+async def test_sign_ins_leave_the_event_loop_free(client: AsyncClient, app) -> None:
+    """argon2 runs beside the loop: while 10 sign-ins are checked, other requests still answer."""
+    logins = [f"neighbour-{n}" for n in range(10)]
+    for login in logins:
+        await add_user(login)
+    token = await csrf_token(client)
+    gaps: list[float] = []
+    running = True
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while running:
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    async def sign_in_once(login: str) -> int:
+        async with make_client(app) as browser:
+            browser.cookies.update({"csrftoken": token})
+            response = await browser.post(
+                "/login",
+                data={"login": login, "password": PASSWORD, "_csrf_token": token},
+                follow_redirects=False,
+            )
+        return response.status_code
+
+    async def health_while_busy() -> float:
+        await asyncio.sleep(0.05)  # once the sign-ins are under way
+        started = time.perf_counter()
+        assert (await client.get("/health")).status_code == 200
+        return time.perf_counter() - started
+
+    ticking = asyncio.create_task(ticker())
+    started = time.perf_counter()
+    *statuses, health_seconds = await asyncio.gather(
+        *[sign_in_once(login) for login in logins],
+        health_while_busy(),
+    )
+    elapsed = time.perf_counter() - started
+    running = False
+    await ticking
+    assert statuses == [303] * 10
+    assert elapsed > 0.3  # argon2 did run: the gaps below were measured while it worked
+    assert max(gaps) < 0.2, f"the loop stalled {max(gaps):.3f} s"
+    assert health_seconds < 0.3, health_seconds
 
 
 async def test_cli_adds_a_facilitator_with_a_password_from_stdin() -> None:

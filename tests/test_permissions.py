@@ -118,6 +118,12 @@ ALLOWED = {
         "coordinator of the organisation",
         "administrator",
     },
+    # Which person may hold a card is the subject rule's (tests/test_cards.py).
+    "cards.print": {
+        "facilitator of this table",
+        "coordinator of the organisation",
+        "administrator",
+    },
     "audit.read": {"coordinator of the organisation", "administrator"},
     "members.change_role": {"coordinator of the organisation", "administrator"},
 }

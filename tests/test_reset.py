@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import replace
@@ -11,7 +12,9 @@ from httpx import AsyncClient
 
 from accounts import mail
 from accounts.models import Session, User
-from tests.factories import build_world, post_form, sign_in
+from accounts.services import authenticate
+from tests.conftest import make_client
+from tests.factories import build_world, csrf_token, post_form, sign_in, t
 from voix.settings import get_settings
 
 LINK = re.compile(r"http://testserver\.local(/password/reset/[0-9.a-f]+)")
@@ -50,6 +53,37 @@ async def test_reset_by_email_works_once(client: AsyncClient, caplog) -> None:
     assert signed.status_code == 303
     again = await post_form(client, link, {"password": "encore un autre mot"})
     assert again.status_code == 400  # the password changed: the link is dead
+
+
+async def test_eight_concurrent_resets_with_one_link_change_the_password_once(
+    client: AsyncClient, app, caplog
+) -> None:
+    world = await build_world()
+    await User.update({User.email: "samira@example.org"}).where(
+        User.id == world.users["resident_a"]
+    )
+    link = await ask(client, "samira@example.org", caplog)
+    assert link is not None
+    token = await csrf_token(client)
+    passwords = [f"nouveau mot de passe {n}" for n in range(8)]
+
+    async def reset(password: str) -> tuple[int, str]:
+        async with make_client(app) as browser:
+            browser.cookies.update({"csrftoken": token})
+            response = await browser.post(
+                link, data={"password": password, "_csrf_token": token}, follow_redirects=False
+            )
+        return response.status_code, response.text
+
+    answers = await asyncio.gather(*[reset(password) for password in passwords])
+    statuses = [status for status, _ in answers]
+    assert statuses.count(303) == 1, statuses
+    assert statuses.count(400) == 7, statuses
+    for status, text in answers:
+        if status == 400:
+            assert t("This link has expired or was already used. Ask for a new one.") in text
+    working = [p for p in passwords if await authenticate("resident-a", p) is not None]
+    assert working == [passwords[statuses.index(303)]]
 
 
 async def test_strangers_learn_nothing(client: AsyncClient, caplog) -> None:

@@ -52,6 +52,21 @@ class Principal:
 
 ANONYMOUS = Principal()
 
+
+@dataclass(frozen=True)
+class CardHolder:
+    """Whom a login card would sign in as. A card is a way in without a password, so it is only
+    for residents registered in person who have none, never for anyone who manages a table."""
+
+    user_id: int
+    has_password: bool
+    manages: bool  # facilitates or coordinates a table anywhere, or administers
+
+    @property
+    def card_only(self) -> bool:
+        return not self.has_password and not self.manages
+
+
 Rule = Callable[[Principal, Scope], bool]
 
 
@@ -105,13 +120,24 @@ RULES: dict[str, Rule] = {
     "meetings.check_in": _member,
     "meetings.follow": _member_or_manager,
     "residents.register": _manager,
+    "cards.print": _manager,
     "audit.read": _coordinator,
     "members.change_role": _coordinator,
 }
 
 
-def can(who: Principal, action: str, scope: Scope) -> bool:
-    return RULES[action](who, scope)
+# Actions about one person: the rule above for the table, and this one for the person.
+SUBJECT_RULES: dict[str, Callable[[Principal, CardHolder], bool]] = {
+    "cards.print": lambda who, holder: holder.card_only and holder.user_id != who.user_id,
+}
+
+
+def can(who: Principal, action: str, scope: Scope, subject: CardHolder | None = None) -> bool:
+    """`subject` is the person an act is about; without it, whether the act is open at all."""
+    if not RULES[action](who, scope):
+        return False
+    rule = SUBJECT_RULES.get(action)
+    return rule is None or subject is None or rule(who, subject)
 
 
 class VerificationRequired(NotAuthorizedException):
