@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio.to_thread
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from exports import services
-from exports.pdf import render_brief
+from exports import services, stored
 from proposals import services as proposals
 from proposals.themes import THEMES
 from tables import services as tables
@@ -73,8 +71,7 @@ async def pdf(slug: Slug, lang: FromPath[str]) -> Response[bytes]:
     if lang not in LANGUAGES:
         raise NotFoundException()
     document = await services.load(slug)
-    # WeasyPrint is CPU-bound: keep the event loop free for other requests.
-    content = await anyio.to_thread.run_sync(render_brief, document, lang)
+    content = await stored.brief_pdf(document, lang)
     return Response(
         content,
         media_type="application/pdf",

@@ -1,4 +1,4 @@
-from piccolo.columns import ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
+from piccolo.columns import Bytea, ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table as Model
 
@@ -26,3 +26,21 @@ class BriefItem(Model, tablename="brief_item"):
     proposal = ForeignKey(Proposal, null=False, on_delete=OnDelete.restrict)
     position = Integer()
     # unique together: brief, proposal
+
+
+class StoredPdf(Model, tablename="stored_pdf"):
+    """A published document's PDF, rendered once and served as stored afterwards.
+
+    `fingerprint` is the SHA-256 of everything the rendering was given (the document's data, the
+    language, the templates and catalogs): when any of it changes, the next download renders
+    anew instead of serving a PDF that no longer matches the page.
+    """
+
+    id: Serial
+    document = Varchar(length=100)  # "brief:SLUG", "minutes:ID" (a minutes row is one version)
+    language = Varchar(length=8)
+    fingerprint = Varchar(length=64)
+    content = Bytea()
+    sha256 = Varchar(length=64)  # of `content`
+    created_at = Timestamptz()
+    # unique together: document, language, fingerprint

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import segno
 from markupsafe import Markup
@@ -18,6 +19,29 @@ from voix.web import build_environment
 ASSETS = (Path(__file__).parent / "assets").resolve()
 
 
+def _decoded(text: str) -> str:
+    """Percent-decoded until nothing changes: `%252e%252e` ends as `..` too."""
+    while (once := unquote(text)) != text:
+        text = once
+    return text
+
+
+def asset_path(url: str) -> Path:
+    """The file a file: URL names if it lies inside the assets folder; ValueError otherwise.
+
+    The check is made on the fully decoded path, and only that checked path is then opened:
+    checking the URL as written let `assets/%2e%2e/…` (decoded later by urllib) walk out.
+    """
+    parts = urlsplit(url)
+    path = Path(_decoded(parts.path))
+    if parts.netloc not in ("", "localhost") or not path.is_absolute():
+        raise ValueError(f"Refused outside the brief's assets: {url}")
+    resolved = path.resolve()
+    if not resolved.is_relative_to(ASSETS):
+        raise ValueError(f"Refused outside the brief's assets: {url}")
+    return resolved
+
+
 class LocalAssetsOnly(URLFetcher):
     """Serves the documents' fonts and images; refuses every other URL, network above all."""
 
@@ -25,10 +49,11 @@ class LocalAssetsOnly(URLFetcher):
         super().__init__(allowed_protocols={"file", "data"})
 
     def fetch(self, url: str, headers: Any = None) -> Any:
-        if url.startswith("file:"):
-            path = Path(url.removeprefix("file://").split("?")[0]).resolve()
-            if not path.is_relative_to(ASSETS):
-                raise ValueError(f"Refused outside the brief's assets: {url}")
+        scheme = urlsplit(url.strip()).scheme.lower()
+        if scheme == "file":
+            return super().fetch(asset_path(url.strip()).as_uri(), headers)
+        if scheme != "data":  # WeasyPrint reads the scheme case-insensitively, so must this
+            raise ValueError(f"Refused outside the brief's assets: {url}")
         return super().fetch(url, headers)
 
 

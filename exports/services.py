@@ -132,7 +132,8 @@ async def load(slug: str) -> BriefDocument:
             BriefItem.proposal.latitude.as_alias("latitude"),
             BriefItem.proposal.longitude.as_alias("longitude"),
         )
-        .where(BriefItem.brief == brief["id"])
+        # A proposal hidden after the brief was published leaves it too.
+        .where((BriefItem.brief == brief["id"]) & BriefItem.proposal.hidden_at.is_null())
         .order_by(BriefItem.position)
     )
     vote_rows = await votes.for_proposals([item["id"] for item in items])

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio.to_thread
 from litestar import Request, Response, get
 
 from maps import interactive
 from maps import services as maps
 from proposals import services as proposals
 from tables import services as tables
-from voix import i18n
+from voix import i18n, workers
 from voix.i18n import N_, gettext
 from voix.settings import get_settings
 from voix.web import Slug
@@ -24,14 +23,14 @@ async def _page(
     districts: list[dict[str, Any]], points: list[dict[str, Any]], title: str
 ) -> Response[str]:
     settings = get_settings()
-    page = await anyio.to_thread.run_sync(
-        lambda: interactive.build(
-            districts,
-            points,
-            title=title,
-            tiles_url=settings.tile_url,
-            attribution=settings.tile_attribution,
-        )
+    # folium holds the GIL for the whole build (a second or more for 10,000 points).
+    page = await workers.run(
+        interactive.build,
+        districts,
+        points,
+        title=title,
+        tiles_url=settings.tile_url,
+        attribution=settings.tile_attribution,
     )
     lang = i18n.language(i18n.current_language.get())
     html = page.html.replace("<html>", f'<html lang="{lang.code}" dir="{lang.direction}">', 1)

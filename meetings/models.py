@@ -79,7 +79,10 @@ class Minutes(Model, tablename="minutes"):
     id: Serial
     meeting = ForeignKey(Meeting, null=False, on_delete=OnDelete.cascade)
     version = Integer()
-    body = Text()  # Markdown, rendered through nh3 when shown
+    body = Text()  # Markdown, as typed
+    # `body` rendered and sanitised (nh3) once, when saved, in a worker process: showing the
+    # minutes never parses Markdown. Null for rows saved before the column: filled at first view.
+    body_html = Text(null=True, default=None)
     published = Boolean(default=False)
     author = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
     updated_at = Timestamptz()

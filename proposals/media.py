@@ -2,49 +2,84 @@
 
 A photo is decoded by Pillow, turned upright, resized and re-encoded as a new JPEG: nothing of
 the original file survives, metadata least of all (EXIF, GPS, XMP, ICC, comments). A voice
-note must be audio that mutagen recognises (the formats phones record: AAC/M4A, Ogg/Opus,
-MP3, WebM, 3GP/AMR, WAV), within a size and a duration; its tags are removed where the format
-allows. Both are stored in the database, so every app process serves them.
+note is decoded by FFmpeg (PyAV) from what phones and browsers record (WebM/Opus, M4A/AAC,
+3GP/AMR, Ogg, MP3, WAV) and re-encoded as a new Ogg/Opus file with no tags at all: a WAV's
+LIST/INFO chunk or an M4A's atoms may hold a name, a phone number, a place. Both are stored in
+the database, so every app process serves them.
+
+Decoding takes seconds of CPU for a large photo or a long recording, so it runs in the worker
+processes (voix.workers); the event loop only does the cheap checks (sizes, an image's header,
+a recording's first bytes), which also keep a decompression bomb from tying up a worker.
 """
 
 from __future__ import annotations
 
 import io
 import secrets
+import struct
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 
-import mutagen
-from PIL import Image, ImageOps, UnidentifiedImageError
+import av
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from proposals.models import PHOTO, VOICE, Media
+from voix import workers
 from voix.forms import UserError
 from voix.i18n import N_
 
 PHOTO_MAX_BYTES = 8 * 1024 * 1024
 PHOTO_MAX_PIXELS = 40_000_000  # a decompression bomb is refused before it is decoded
-PHOTO_FORMATS = {"JPEG", "PNG", "WEBP", "MPO"}  # MPO: what some phones call their JPEGs
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "MPO")  # MPO: what some phones call their JPEGs
+_PHOTO_OPENERS = ("JPEG", "PNG", "WEBP")  # Pillow opens an MPO with its JPEG opener
 PHOTO_SIDE = 1600
 VOICE_MAX_BYTES = 6 * 1024 * 1024
 VOICE_MAX_SECONDS = 180
+# A recording stopped at 3:00 decodes a few milliseconds longer (encoders pad their frames).
+_VOICE_GRACE_SECONDS = 1
+VOICE_RATE = 48_000
+# Beyond what any phone records; a file claiming more would make the resampler work for nothing.
+_VOICE_MAX_INPUT_RATE = 96_000
+_VOICE_MAX_INPUT_CHANNELS = 8
+VOICE_BIT_RATE = 32_000  # mono speech: clear at 32 kbit/s, 720 KB for three minutes
 
 PHOTO_TOO_LARGE = N_("This photo is too large: %(max)d MB at most.")
+PHOTO_TOO_MANY_PIXELS = N_("This photo has too many pixels: %(max)d megapixels at most.")
 NOT_A_PHOTO = N_("This file is not a photo we can read (JPEG, PNG or WebP).")
 VOICE_TOO_LARGE = N_("This recording is too large: %(max)d MB at most.")
 VOICE_TOO_LONG = N_("This recording is too long: %(max)d minutes at most.")
 NOT_AUDIO = N_("This file is not a sound recording we can read.")
 
-_AUDIO_TYPES = {
-    "MP4": "audio/mp4",
-    "OggOpus": "audio/ogg",
-    "OggVorbis": "audio/ogg",
-    "MP3": "audio/mpeg",
-    "WAVE": "audio/wav",
-    "FLAC": "audio/flac",
-    "AAC": "audio/aac",
-}
+# Every way Pillow says a file is not a picture it can decode: malformed headers (SyntaxError,
+# struct.error), truncated data (OSError, EOFError), absurd values (ValueError, IndexError), and
+# the bomb checks themselves.
+_PILLOW_FAILURES = (
+    UnidentifiedImageError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    IndexError,
+    struct.error,
+)
+_FFMPEG_FAILURES = (av.FFmpegError, ValueError, OSError, EOFError, IndexError)
+
+# What phones and browsers record, told by the first bytes, and FFmpeg's demuxer for each.
+# FFmpeg is never left to guess: some of its formats (HLS playlists, concat lists) open the
+# files or URLs they name, and a recording must not make the server read anything else.
+_AUDIO_MAGIC = (
+    (0, b"\x1a\x45\xdf\xa3", "matroska"),  # WebM: Chrome, Firefox and Android's MediaRecorder
+    (4, b"ftyp", "mov"),  # M4A/AAC (iPhone), MP4, 3GP/AMR (older Android)
+    (0, b"OggS", "ogg"),  # Opus, Vorbis
+    (0, b"#!AMR", "amr"),
+    (0, b"ID3", "mp3"),
+    (0, b"fLaC", "flac"),
+)
 
 
 @dataclass(frozen=True)
@@ -55,48 +90,144 @@ class Upload:
     seconds: int = 0
 
 
-def clean_photo(raw: bytes) -> Upload:
+async def clean_uploads(photo: bytes | None, voice: bytes | None) -> list[Upload]:
+    """The photo and voice note as they will be stored; refused (UserError) if either is not
+    what it claims to be or is over a limit. Cheap checks of both come first, then the decoding
+    runs in worker processes."""
+    if photo:
+        check_photo(photo)
+    if voice:
+        check_voice(voice)
+    uploads = [await workers.run(clean_photo, photo)] if photo else []
+    uploads += [await workers.run(clean_voice, voice)] if voice else []
+    return uploads
+
+
+def check_photo(raw: bytes) -> Image.Image:
+    """Size, format and pixel count, from the header alone: milliseconds, even for a bomb.
+    Returns the image opened, not yet decoded."""
     if len(raw) > PHOTO_MAX_BYTES:
         raise UserError(PHOTO_TOO_LARGE, status_code=413, max=PHOTO_MAX_BYTES // 2**20)
     try:
+        image = Image.open(io.BytesIO(raw), formats=_PHOTO_OPENERS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise _too_many_pixels() from error
+    except _PILLOW_FAILURES as error:
+        raise UserError(NOT_A_PHOTO, status_code=400) from error
+    if image.format not in PHOTO_FORMATS or not image.width or not image.height:
+        raise UserError(NOT_A_PHOTO, status_code=400)
+    if image.width * image.height > PHOTO_MAX_PIXELS:
+        raise _too_many_pixels()
+    return image
+
+
+def _too_many_pixels() -> UserError:
+    return UserError(PHOTO_TOO_MANY_PIXELS, status_code=400, max=PHOTO_MAX_PIXELS // 10**6)
+
+
+def clean_photo(raw: bytes) -> Upload:
+    """A new JPEG made from the photo's pixels alone. Runs in a worker process."""
+    # WeasyPrint, which the workers also load, makes Pillow accept truncated files process-wide
+    # (ImageFile.LOAD_TRUNCATED_IMAGES). An upload cut short must be refused, so this job loads
+    # strictly and puts the setting back: a worker runs one job at a time.
+    lenient = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(raw))
-            if image.format not in PHOTO_FORMATS:
-                raise UserError(NOT_A_PHOTO, status_code=400)
-            if image.width * image.height > PHOTO_MAX_PIXELS:
-                raise UserError(NOT_A_PHOTO, status_code=400)
+            image = check_photo(raw)
+            # JPEG only: libjpeg decodes at 1/2, 1/4 or 1/8 scale, still above PHOTO_SIDE, so a
+            # 36-megapixel photo costs a quarter of the work or less.
+            image.draft("RGB", (PHOTO_SIDE, PHOTO_SIDE))
             image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Warning) as error:
+            upright = ImageOps.exif_transpose(image)
+            upright.thumbnail((PHOTO_SIDE, PHOTO_SIDE))
+            with_alpha = upright.convert("RGBA")
+            clean = Image.new("RGB", upright.size, "white")  # a new image: no info carried over
+            clean.paste(with_alpha, mask=with_alpha.getchannel("A"))
+            out = io.BytesIO()
+            clean.save(out, "JPEG", quality=82, optimize=True, progressive=True)
+    except _PILLOW_FAILURES as error:
         raise UserError(NOT_A_PHOTO, status_code=400) from error
-    upright = ImageOps.exif_transpose(image)
-    upright.thumbnail((PHOTO_SIDE, PHOTO_SIDE))
-    clean = Image.new("RGB", upright.size, "white")  # a new image: no info carried over
-    clean.paste(upright.convert("RGBA"), mask=upright.convert("RGBA").getchannel("A"))
-    out = io.BytesIO()
-    clean.save(out, "JPEG", quality=82, optimize=True, progressive=True)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
     return Upload(PHOTO, out.getvalue(), "image/jpeg")
 
 
-def clean_voice(raw: bytes) -> Upload:
+def check_voice(raw: bytes) -> None:
+    """Size, and a container phones record, from the first bytes."""
     if len(raw) > VOICE_MAX_BYTES:
         raise UserError(VOICE_TOO_LARGE, status_code=413, max=VOICE_MAX_BYTES // 2**20)
+    _audio_container(raw)
+
+
+def _audio_container(raw: bytes) -> str:
+    for offset, magic, demuxer in _AUDIO_MAGIC:
+        if raw[offset : offset + len(magic)] == magic:
+            return demuxer
+    if raw[:4] == b"RIFF" and raw[8:12] == b"WAVE":
+        return "wav"
+    if len(raw) > 1 and raw[0] == 0xFF and raw[1] & 0xE0 == 0xE0:
+        # An MPEG frame header with no tag before it: layer bits 00 are AAC's ADTS, else MP3.
+        return "aac" if raw[1] & 0x06 == 0 else "mp3"
+    raise UserError(NOT_AUDIO, status_code=400)
+
+
+def clean_voice(raw: bytes) -> Upload:
+    """A new mono Ogg/Opus file made from the decoded sound alone. Runs in a worker process."""
+    check_voice(raw)
+    out = io.BytesIO()
     try:
-        audio: Any = mutagen.File(io.BytesIO(raw))
-    except mutagen.MutagenError as error:
+        seconds = _transcode(raw, _audio_container(raw), out)
+    except _FFMPEG_FAILURES as error:
         raise UserError(NOT_AUDIO, status_code=400) from error
-    if audio is None or not getattr(audio.info, "length", 0):
+    if seconds <= 0:
         raise UserError(NOT_AUDIO, status_code=400)
-    if audio.info.length > VOICE_MAX_SECONDS:
-        raise UserError(VOICE_TOO_LONG, status_code=400, max=VOICE_MAX_SECONDS // 60)
-    kind = type(audio).__name__
-    content_type = _AUDIO_TYPES.get(kind, "application/octet-stream")
-    cleaned = io.BytesIO(raw)
-    try:  # tags (a phone may write its model, a place, a name)
-        audio.delete(cleaned)
-    except (mutagen.MutagenError, NotImplementedError, TypeError):
-        cleaned = io.BytesIO(raw)
-    return Upload(VOICE, cleaned.getvalue(), content_type, round(audio.info.length))
+    return Upload(VOICE, out.getvalue(), "audio/ogg", round(seconds))
+
+
+def _transcode(raw: bytes, demuxer: str, out: io.BytesIO) -> Fraction:
+    """Decodes the first sound stream into `out` as Opus; returns the decoded duration, which is
+    what counts (a header may claim anything). Stops as soon as it is over the limit."""
+    limit = VOICE_MAX_SECONDS + _VOICE_GRACE_SECONDS
+    seconds = Fraction(0)  # exact: a sum of floats drifts across thousands of frames
+    written = 0
+    with av.open(io.BytesIO(raw), "r", format=demuxer) as source:
+        if not source.streams.audio:
+            return seconds
+        sound = source.streams.audio[0]
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=VOICE_RATE)
+        # bitexact: no "encoder" tag naming FFmpeg's version; nothing else is written either,
+        # since the output starts empty and no tag is copied from the input.
+        with av.open(out, "w", format="ogg", container_options={"fflags": "+bitexact"}) as ogg:
+            opus = ogg.add_stream(
+                "libopus",
+                rate=VOICE_RATE,
+                layout="mono",
+                options={"application": "voip", "vbr": "constrained"},
+            )
+            opus.bit_rate = VOICE_BIT_RATE
+
+            def encode(frames: list[av.AudioFrame]) -> None:
+                nonlocal written
+                for frame in frames:
+                    # Our own clock: phones' timestamps have gaps and overlaps the muxer refuses.
+                    frame.pts, frame.time_base = written, Fraction(1, VOICE_RATE)
+                    written += frame.samples
+                    ogg.mux(opus.encode(frame))
+
+            for frame in source.decode(sound):
+                if not 0 < frame.sample_rate <= _VOICE_MAX_INPUT_RATE or not (
+                    0 < frame.layout.nb_channels <= _VOICE_MAX_INPUT_CHANNELS
+                ):
+                    raise UserError(NOT_AUDIO, status_code=400)
+                seconds += Fraction(frame.samples, frame.sample_rate)
+                if seconds > limit:
+                    raise UserError(VOICE_TOO_LONG, status_code=400, max=VOICE_MAX_SECONDS // 60)
+                encode(resampler.resample(frame))
+            encode(resampler.resample(None))
+            ogg.mux(opus.encode(None))
+    return seconds
 
 
 async def store(proposal_id: int, upload: Upload) -> str:

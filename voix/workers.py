@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import importlib
+import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from functools import partial
 from typing import Any, TypeVar
 
 from voix.forms import UserError
@@ -30,7 +32,13 @@ from voix.i18n import N_
 T = TypeVar("T")
 
 BUSY = N_("The server is busy preparing other documents. Please try again in a minute.")
-RETRY_AFTER_SECONDS = 30
+RETRY_AFTER_SECONDS = 60
+
+# Imported by each worker as it starts (see warm_up), so the first PDF or map it makes does not
+# also pay for loading WeasyPrint, its fonts or folium.
+PRELOAD = ("exports.pdf", "maps.interactive", "meetings.services")
+
+logger = logging.getLogger("voix")
 
 
 class Busy(UserError):
@@ -64,9 +72,32 @@ def _executor() -> ProcessPoolExecutor:
             # "spawn": a fork of a process holding an event loop, database connections and
             # threads is not safe; a fresh interpreter imports only what the job needs.
             _pool = ProcessPoolExecutor(
-                max_workers=size(), mp_context=multiprocessing.get_context("spawn")
+                max_workers=size(),
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(PRELOAD,),
             )
         return _pool
+
+
+def _exit_with_parent() -> None:
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        multiprocessing.connection.wait([parent.sentinel])  # readable once the parent is gone
+        os._exit(0)
+
+
+def _start_worker(modules: tuple[str, ...]) -> None:
+    # A worker holds its end of the job queue open itself, so it never notices that the app
+    # died without a clean shutdown (killed, out of memory): it would idle on, forever.
+    threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            # Not fatal here: a job needing the module raises the same error, and only it fails
+            # (an initializer that raises would break the pool for every job).
+            logger.exception("Worker could not preload %s", name)
 
 
 def _discard(broken: ProcessPoolExecutor) -> None:
@@ -77,6 +108,12 @@ def _discard(broken: ProcessPoolExecutor) -> None:
     broken.shutdown(wait=False, cancel_futures=True)
 
 
+def _release(_job: object = None) -> None:
+    global _in_flight  # noqa: PLW0603
+    with _lock:
+        _in_flight -= 1
+
+
 async def run(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """`function(*args, **kwargs)` in a worker process; Busy (503) when the queue is full."""
     global _in_flight  # noqa: PLW0603
@@ -84,29 +121,42 @@ async def run(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if _in_flight >= capacity():
             raise Busy
         _in_flight += 1
+    executor = _executor()
     try:
-        executor = _executor()
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                executor, partial(function, *args, **kwargs)
-            )
-        except BrokenProcessPool:
-            # A worker died (killed, out of memory): the next job gets a new pool.
-            _discard(executor)
-            raise
-    finally:
-        with _lock:
-            _in_flight -= 1
+        job: Future[T] = executor.submit(function, *args, **kwargs)
+    except BaseException:
+        _release()
+        raise
+    # The slot is freed when the job ends, not when its caller stops waiting: a request whose
+    # client went away leaves its job running (a process cannot be interrupted mid-job), and
+    # that job must still count, or disconnecting clients would queue work without bound.
+    job.add_done_callback(_release)
+    try:
+        return await asyncio.wrap_future(job)
+    except BrokenProcessPool:
+        # A worker died (killed, out of memory): the next job gets a new pool.
+        _discard(executor)
+        raise
 
 
 def warm_up() -> None:
-    """Starts the worker processes ahead of the first job (optional; used at start-up)."""
+    """Starts the worker processes (which preload PRELOAD) ahead of the first job; at start-up.
+
+    Returns at once: the processes start and import in the background.
+    """
     executor = _executor()
     for _ in range(size()):
         executor.submit(int)
 
 
 @atexit.register
-def _shutdown() -> None:
-    if _pool is not None:
-        _pool.shutdown(wait=False, cancel_futures=True)
+def shutdown() -> None:
+    """Stops the pool (at app shutdown and exit); jobs still waiting are cancelled.
+
+    It waits for the running ones: without waiting, the workers outlive the app (Python 3.11).
+    """
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,159 @@
+"""Published documents' PDFs: rendered once, in a worker process, then served as stored.
+
+A published brief or minutes version is downloaded many times and rarely changes; rendering it
+on every GET is what let a few anonymous visitors keep the CPU busy. Each PDF is stored with a
+fingerprint of everything its rendering was given (the data, the language, the templates and
+catalogs): the same inputs serve the stored bytes, and anything that does change (a proposal's
+status, a tally, a corrected translation) renders a new PDF instead of serving a stale one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import weasyprint
+
+from exports.models import StoredPdf
+from exports.pdf import render_brief
+from exports.services import BriefDocument
+from voix import workers
+from voix.i18n import LOCALES_DIR
+from voix.settings import PROJECT_ROOT
+from voix.web import DOMAINS
+
+# Renderings under way in this process, by key: concurrent first downloads share one.
+_rendering: dict[tuple[str, str, str], asyncio.Task[bytes]] = {}
+
+
+@functools.cache
+def _renderer_digest() -> str:
+    """What else shapes a PDF besides its data: templates, catalogs, WeasyPrint's version."""
+    digest = hashlib.sha256(weasyprint.__version__.encode())
+    files = [
+        path
+        for domain in DOMAINS
+        for path in (PROJECT_ROOT / domain / "templates").rglob("*")
+        if path.is_file()
+    ]
+    files += LOCALES_DIR.glob("*/LC_MESSAGES/messages.po")
+    for path in sorted(files):
+        digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    """Plain JSON data, the same for the same content (dict order and types aside)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _canonical(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return sorted(([str(key), _canonical(item)] for key, item in value.items()))
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_canonical(item) for item in value), key=repr)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return f"{type(value).__name__}:{value}"  # dates, decimals: their text is their value
+
+
+def fingerprint(render: Callable[..., bytes], *args: Any, **kwargs: Any) -> str:
+    payload = json.dumps(
+        [render.__module__, render.__qualname__, _canonical(args), _canonical(kwargs)],
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(f"{_renderer_digest()}\0{payload}".encode()).hexdigest()
+
+
+async def _stored(document: str, language: str, key: str) -> bytes | None:
+    row = await (
+        StoredPdf.select(StoredPdf.content)
+        .where(
+            (StoredPdf.document == document)
+            & (StoredPdf.language == language)
+            & (StoredPdf.fingerprint == key)
+        )
+        .first()
+    )
+    return bytes(row["content"]) if row else None
+
+
+async def _render_and_store(
+    document: str,
+    language: str,
+    key: str,
+    *,
+    render: Callable[..., bytes],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> bytes:
+    content = await workers.run(render, *args, **kwargs)
+    inserted = await (
+        StoredPdf.insert(
+            StoredPdf(
+                document=document,
+                language=language,
+                fingerprint=key,
+                content=content,
+                sha256=hashlib.sha256(content).hexdigest(),
+                created_at=datetime.now(UTC),
+            )
+        )
+        .on_conflict(action="DO NOTHING")
+        .returning(StoredPdf.id)
+    )
+    if not inserted:
+        # Another process stored it first: serve that copy, so every download is the same file.
+        return await _stored(document, language, key) or content
+    # Earlier renderings of this document in this language no longer match it.
+    await StoredPdf.delete().where(
+        (StoredPdf.document == document)
+        & (StoredPdf.language == language)
+        & (StoredPdf.fingerprint != key)
+    )
+    return content
+
+
+async def published_pdf(
+    document: str, language: str, render: Callable[..., bytes], *args: Any, **kwargs: Any
+) -> bytes:
+    """`render(*args, **kwargs)`, stored under `document` ("brief:SLUG", "minutes:ID").
+
+    Rendered in the worker pool (Busy when it is full) the first time, served from the database
+    afterwards. Concurrent first requests in one process share one rendering; across processes
+    the unique key keeps a single stored copy.
+    """
+    key = fingerprint(render, *args, **kwargs)
+    stored = await _stored(document, language, key)
+    if stored is not None:
+        return stored
+    task_key = (document, language, key)
+    task = _rendering.get(task_key)
+    if task is None or task.get_loop() is not asyncio.get_running_loop():
+        # A task, not the request itself, renders: a client that goes away does not waste the
+        # rendering for those still waiting.
+        task = asyncio.ensure_future(
+            _render_and_store(document, language, key, render=render, args=args, kwargs=kwargs)
+        )
+        _rendering[task_key] = task
+        task.add_done_callback(lambda done: _forget(task_key, done))
+    return await asyncio.shield(task)
+
+
+def _forget(task_key: tuple[str, str, str], done: asyncio.Task[bytes]) -> None:
+    if _rendering.get(task_key) is done:
+        del _rendering[task_key]
+    if not done.cancelled():
+        done.exception()  # retrieved, so a failure nobody awaited any more is not logged twice
+
+
+async def brief_pdf(document: BriefDocument, language: str) -> bytes:
+    """A published brief in one language, as the web and `voix export brief` both serve it."""
+    return await published_pdf(f"brief:{document.slug}", language, render_brief, document, language)
