@@ -5,20 +5,28 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
-import anyio.to_thread
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 
+from exports import stored
 from exports.pdf import render_minutes, render_poster, render_sign_in_sheet
 from meetings import calendar, services
 from tables import services as tables
-from voix import i18n, live
-from voix.forms import FormErrors
-from voix.permissions import Principal, can, require
-from voix.web import ObjectId, Slug, form_data, page, redirect
+from voix import i18n, live, workers
+from voix.forms import FormErrors, parse_int
+from voix.permissions import Principal, can, require, signed_in
+from voix.web import (
+    LONG_FORM_BODY_MAX,
+    ObjectId,
+    Slug,
+    absolute_url,
+    form_data,
+    page,
+    redirect,
+)
 
 # Where a form of the room sends the facilitator back to (a key, never a URL).
 BACK = {"control": "/control", "attendance": "/attendance", "meeting": ""}
@@ -35,10 +43,6 @@ def _pdf(content: bytes, filename: str) -> Response[bytes]:
         media_type="application/pdf",
         headers={"content-disposition": f'inline; filename="{filename}"'},
     )
-
-
-def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 # The calendar of a table
@@ -62,7 +66,7 @@ async def table_meetings(
         history=history,
         chart=calendar.chart(history),
         counts=await services.attendance_counts([m["id"] for m in past]),
-        feed_url=f"{_base_url(request)}/tables/{slug}/meetings.ics",
+        feed_url=absolute_url(f"/tables/{slug}/meetings.ics"),
     )
 
 
@@ -72,7 +76,7 @@ async def table_meetings_ics(request: Request, slug: Slug) -> Response[bytes]:
     meetings = await services.for_table(table["id"])
     agendas = await services.agendas([m["id"] for m in meetings])
     return Response(
-        calendar.ics(table, meetings, agendas, _base_url(request)),
+        calendar.ics(table, meetings, agendas),
         status_code=200,
         media_type="text/calendar; charset=utf-8",
         headers={"content-disposition": f'inline; filename="{slug}.ics"'},
@@ -195,8 +199,8 @@ async def meeting_page(
 async def poster(request: Request, meeting_id: ObjectId) -> Response[bytes]:
     meeting, table = await services.get_with_table(meeting_id)
     items = await services.agenda(meeting_id)
-    url = f"{_base_url(request)}/meetings/{meeting_id}"
-    content = await anyio.to_thread.run_sync(lambda: render_poster(meeting, table, items, url))
+    url = absolute_url(f"/meetings/{meeting_id}")
+    content = await workers.run(render_poster, meeting, table, items, url)
     return _pdf(content, f"affiche-reunion-{meeting_id}.pdf")
 
 
@@ -435,9 +439,7 @@ async def sign_in_sheet(
     else:
         rows = await services.attendance(meeting_id)
     lang = i18n.current_language.get()
-    content = await anyio.to_thread.run_sync(
-        lambda: render_sign_in_sheet(meeting, table, rows, blank=blank, lang=lang)
-    )
+    content = await workers.run(render_sign_in_sheet, meeting, table, rows, blank=blank, lang=lang)
     return _pdf(content, f"feuille-emargement-{meeting_id}.pdf")
 
 
@@ -468,7 +470,7 @@ async def screen(
     request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
 ) -> Template:
     context = await _room_context(principal, meeting_id, "meetings.follow")
-    check_in_url = f"{_base_url(request)}/meetings/{meeting_id}/check-in"
+    check_in_url = absolute_url(f"/meetings/{meeting_id}/check-in")
     return page(
         request,
         "meetings/screen.html",
@@ -509,7 +511,11 @@ async def events(
             elif event.get("meeting") == meeting_id or meeting_id in event.get("meetings", []):
                 yield ServerSentEventMessage(event="changed", data="1")
 
-    return ServerSentEvent(stream(), headers={"cache-control": "no-store"})
+    # Capped per person and per meeting (429 beyond); the slot comes back on disconnect.
+    scope = tables.scope_of(table)
+    return live.capped_stream(
+        signed_in(principal), meeting_id, can(principal, "meetings.manage", scope), stream
+    )
 
 
 @post("/meetings/{meeting_id:int}/speakers", name="speaker_add")
@@ -581,7 +587,7 @@ async def minutes(
         table=table,
         scope=tables.scope_of(table),
         minutes=shown,
-        html=services.render_markdown(shown["body"]) if shown else "",
+        html=await services.shown_html(shown) if shown else "",
         links=await services.minutes_links(shown["id"]) if shown else None,
         versions=versions,
         latest=versions[0]["version"] if versions else None,
@@ -589,8 +595,7 @@ async def minutes(
 
 
 def _version(request: Request) -> int | None:
-    raw = request.query_params.get("version") or ""
-    return int(raw) if raw.isdigit() and len(raw) < 6 else None
+    return parse_int(request.query_params.get("version"), min=1, max=99_999)
 
 
 async def _minutes_editor(
@@ -625,7 +630,11 @@ async def minutes_edit(
     return await _minutes_editor(request, principal, meeting_id)
 
 
-@post("/meetings/{meeting_id:int}/minutes", name="minutes_save")
+@post(
+    "/meetings/{meeting_id:int}/minutes",
+    name="minutes_save",
+    request_max_body_size=LONG_FORM_BODY_MAX,  # 50,000 characters, url-encoded
+)
 async def minutes_save(
     request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
 ) -> Template | Redirect:
@@ -651,12 +660,21 @@ async def minutes_pdf(request: Request, meeting_id: ObjectId) -> Response[bytes]
         raise NotFoundException()
     links = await services.minutes_links(shown["id"])
     present = (await services.attendance_counts([meeting_id]))[meeting_id]
-    html = services.render_markdown(shown["body"])
+    html = await services.shown_html(shown)
     lang = i18n.current_language.get()
-    content = await anyio.to_thread.run_sync(
-        lambda: render_minutes(
-            meeting, table, minutes=shown, html=html, links=links, present=present, lang=lang
-        )
+    # A published version: rendered once per language (and again only if what it shows
+    # changes, a linked proposal's status for one), then served as stored.
+    content = await stored.published_pdf(
+        f"minutes:{shown['id']}",
+        lang,
+        render_minutes,
+        meeting,
+        table,
+        minutes=shown,
+        html=html,
+        links=links,
+        present=present,
+        lang=lang,
     )
     return _pdf(content, f"compte-rendu-{meeting_id}-v{shown['version']}.pdf")
 

@@ -37,9 +37,9 @@ from meetings.models import (
 from proposals.models import Proposal
 from tables.models import Membership
 from tables.services import NOT_A_MEMBER, get_table_by_id, scope_of
-from voix import db, i18n
+from voix import db, i18n, workers
 from voix.db import utc
-from voix.forms import TOO_LONG, Form, FormErrors, Message, UserError
+from voix.forms import TOO_LONG, Form, FormErrors, Message, UserError, parse_int
 from voix.i18n import N_
 from voix.permissions import Principal, require, signed_in
 from votes import services as votes
@@ -51,6 +51,8 @@ DATE_INVALID = N_("Please give the date as day, month and year (for example 2026
 TIME_INVALID = N_("Please give the time as hours and minutes (for example 18:30).")
 NO_LANGUAGE = N_("Choose at least one language.")
 TOO_MANY_ITEMS = N_("An agenda holds at most %(max)d items.")
+HIDDEN_ITEM = N_("Item withdrawn by the moderation")
+HIDDEN_PROPOSAL = N_("This proposal is hidden by the moderation: it cannot go on an agenda.")
 NOT_THIS_TABLE_PROPOSAL = N_("This proposal belongs to another table.")
 NOT_THIS_TABLE_VOTE = N_("This vote belongs to another table.")
 ITEM_NEEDS_TITLE = N_("Give the item a title, or choose a proposal or a vote.")
@@ -372,11 +374,16 @@ async def agendas(meeting_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
             AgendaItem.proposal.status.as_alias("proposal_status"),
             AgendaItem.vote.question.as_alias("vote_question"),
             AgendaItem.vote.status.as_alias("vote_status"),
+            AgendaItem.proposal.hidden_at.as_alias("proposal_hidden_at"),
         )
         .where(AgendaItem.meeting.is_in(meeting_ids))
         .order_by(AgendaItem.position)
     )
     for row in rows:
+        if row.pop("proposal_hidden_at") is not None:
+            # Hidden by moderation after it was put on the agenda: the item keeps its place,
+            # and nothing of the proposal (the item's title is usually its title) is shown.
+            row.update(title=Message(HIDDEN_ITEM), proposal=None, proposal_title=None)
         found[row["meeting"]].append(row)
     return found
 
@@ -385,7 +392,7 @@ async def agenda_choices(table_id: int) -> dict[str, list[dict[str, Any]]]:
     """What an agenda item may bring onto the table: its proposals still alive, its votes."""
     proposals = await (
         Proposal.select(Proposal.id, Proposal.title)
-        .where(Proposal.table == table_id)
+        .where((Proposal.table == table_id) & Proposal.hidden_at.is_null())
         .order_by(Proposal.created_at, ascending=False)
         .limit(200)
     )
@@ -409,12 +416,14 @@ async def add_item(
     form.validate()
     if proposal_id is not None:
         proposal = (
-            await Proposal.select(Proposal.table, Proposal.title)
+            await Proposal.select(Proposal.table, Proposal.title, Proposal.hidden_at)
             .where(Proposal.id == proposal_id)
             .first()
         )
         if proposal is None or proposal["table"] != table["id"]:
             form.error("proposal", NOT_THIS_TABLE_PROPOSAL)
+        elif proposal["hidden_at"] is not None:
+            form.error("proposal", HIDDEN_PROPOSAL)
         else:
             title = title or proposal["title"]
     if vote_id is not None:
@@ -836,19 +845,39 @@ _MINUTES_TAGS = {
 }  # fmt: skip
 
 
-def render_markdown(body: str) -> Markup:
-    """Markdown to HTML, then through nh3: whatever was typed comes out inert."""
+def minutes_html(body: str) -> str:
+    """Markdown to HTML, then through nh3: whatever was typed comes out inert.
+
+    CPU work (a second or so for 50 000 characters of `[`): it runs in the worker pool, once
+    when the minutes are saved, and the result is stored in `body_html`.
+    """
     html = _markdown.render(body)
     # Headings in minutes sit under the page's own h1/h2.
     html = re.sub(r"<(/?)h1>", r"<\1h2>", html)
-    cleaned = nh3.clean(
+    return nh3.clean(
         html,
         tags=_MINUTES_TAGS,
         attributes={"a": {"href"}},
         url_schemes={"https", "http", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
-    return Markup(cleaned)  # noqa: S704 — sanitised by nh3 just above
+
+
+def render_markdown(body: str) -> Markup:
+    return Markup(minutes_html(body))  # noqa: S704 — sanitised by nh3
+
+
+async def shown_html(minutes: dict[str, Any]) -> Markup:
+    """A version's stored HTML; rendered (in the pool) and stored once for rows saved before
+    the HTML was kept."""
+    html = minutes["body_html"]
+    if html is None:
+        html = await workers.run(minutes_html, minutes["body"])
+        await Minutes.update({Minutes.body_html: html}).where(
+            (Minutes.id == minutes["id"]) & Minutes.body_html.is_null()
+        )
+        minutes["body_html"] = html
+    return Markup(html)  # noqa: S704 — sanitised by nh3 before it was stored
 
 
 async def minutes_versions(meeting_id: int) -> list[dict[str, Any]]:
@@ -858,6 +887,7 @@ async def minutes_versions(meeting_id: int) -> list[dict[str, Any]]:
             Minutes.id,
             Minutes.version,
             Minutes.body,
+            Minutes.body_html,
             Minutes.published,
             Minutes.updated_at,
             Minutes.published_at,
@@ -887,7 +917,7 @@ async def minutes_links(minutes_id: int) -> dict[str, list[dict[str, Any]]]:
     vote_ids = [link["vote"] for link in links if link["vote"]]
     proposals = (
         await Proposal.select(Proposal.id, Proposal.title, Proposal.status).where(
-            Proposal.id.is_in(proposal_ids)
+            Proposal.id.is_in(proposal_ids) & Proposal.hidden_at.is_null()  # public minutes
         )
         if proposal_ids
         else []
@@ -928,6 +958,9 @@ async def save_minutes(
     if publish and meeting["status"] != CLOSED:
         form.error("body", MINUTES_NOT_AFTER)
     form.validate()
+    # Rendered here, once, in the pool (outside the transaction, which must stay short): no
+    # visitor's page or PDF parses Markdown again.
+    body_html = await workers.run(minutes_html, body)
     now = datetime.now(UTC)
     async with db.write_transaction():
         if not await _lock(meeting, SCHEDULED, OPEN, CLOSED):
@@ -941,7 +974,12 @@ async def save_minutes(
         if latest and not latest["published"]:
             minutes_id, version = latest["id"], latest["version"]
             await Minutes.update(
-                {Minutes.body: body, Minutes.author: who.user_id, Minutes.updated_at: now}
+                {
+                    Minutes.body: body,
+                    Minutes.body_html: body_html,
+                    Minutes.author: who.user_id,
+                    Minutes.updated_at: now,
+                }
             ).where(Minutes.id == minutes_id)
             await MinutesLink.delete().where(MinutesLink.minutes == minutes_id)
         else:
@@ -951,6 +989,7 @@ async def save_minutes(
                     meeting=meeting["id"],
                     version=version,
                     body=body,
+                    body_html=body_html,
                     author=who.user_id,
                     updated_at=now,
                 )
@@ -976,12 +1015,8 @@ async def save_minutes(
 
 def _ids(raw: Any) -> list[int]:
     values = [raw] if isinstance(raw, str) else list(raw or [])
-    ids = {
-        int(value)
-        for value in values
-        if isinstance(value, str) and value.isdigit() and len(value) < 10
-    }
-    return sorted(ids)
+    ids = {parse_int(value, min=1) for value in values}
+    return sorted(i for i in ids if i is not None)
 
 
 async def draft_links(meeting_id: int) -> dict[str, set[int]]:

@@ -22,7 +22,7 @@ from voix.i18n import current_language
 from voix.middleware import CONTENT_SECURITY_POLICY
 from voix.permissions import Principal, can, require
 from voix.settings import get_settings
-from voix.web import ObjectId, Slug, form_data, page, redirect
+from voix.web import FORM_BODY_MAX, ObjectId, Slug, form_data, page, redirect
 from votes import services as votes
 
 
@@ -72,7 +72,12 @@ async def new(request: Request, principal: NamedDependency[Principal], slug: Slu
     return await _form_page(request, principal, table, values=values)
 
 
-@post("/tables/{slug:str}/proposals", name="proposal_create")
+@post(
+    "/tables/{slug:str}/proposals",
+    name="proposal_create",
+    # The one form with files: a photo and a voice note at their largest, and the text.
+    request_max_body_size=media.PHOTO_MAX_BYTES + media.VOICE_MAX_BYTES + FORM_BODY_MAX,
+)
 async def create(
     request: Request, principal: NamedDependency[Principal], slug: Slug
 ) -> Template | Redirect:
@@ -107,9 +112,18 @@ async def proposal_page(
     """The proposal, its votes, its discussion and, for facilitators, the forms acting on it."""
     proposal, table = await services.get_with_table(proposal_id)
     scope = tables.scope_of(table)
+    moderator = can(principal, "proposals.moderate", scope)
+    if proposal["hidden_at"] and not moderator:
+        # Only the reason: the template is not even given the title, text, media or comments.
+        return page(
+            request,
+            "proposals/hidden.html",
+            status_code=status_code,
+            table=table,
+            reason=proposal["hidden_reason"],
+        )
     proposal_votes = await votes.for_proposal(proposal_id)
     vote_ids = [v["id"] for v in proposal_votes]
-    moderator = can(principal, "proposals.moderate", scope)
     reader_language = current_language.get()
     translation = (await discussion.translations([proposal_id], reader_language)).get(proposal_id)
     return page(

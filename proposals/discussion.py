@@ -47,6 +47,10 @@ NOT_HIDDEN = N_("This is not hidden.")
 MERGE_ITSELF = N_("A proposal cannot be merged into itself.")
 MERGE_OTHER_TABLE = N_("Choose a proposal of the same table.")
 MERGE_CLOSED = N_("This proposal can no longer be merged.")
+MERGE_TARGET_UNLISTED = N_(
+    "The proposal chosen has itself been merged or hidden in the meantime. "
+    "Reload the page and choose another one."
+)
 NOT_DISCUSSABLE = N_("This proposal is no longer open to discussion.")
 
 COMMENT_MAX = 2000
@@ -358,6 +362,22 @@ async def hide(
 # Merging
 
 
+async def _lock_proposals(ids: list[int]) -> dict[int, dict[str, Any]]:
+    """These proposals as they are now, their rows locked until the transaction ends.
+
+    PostgreSQL locks them in id order, so two merges of the same pair wait for each other
+    instead of deadlocking; SQLite's write transaction already runs one writer at a time.
+    """
+    query = (
+        Proposal.select(Proposal.id, Proposal.table, Proposal.status, Proposal.hidden_at)
+        .where(Proposal.id.is_in(ids))
+        .order_by(Proposal.id)
+    )
+    if isinstance(db.engine(), db.Postgres):
+        query = query.lock_rows()
+    return {row["id"]: row for row in await query}
+
+
 async def merge(
     who: Principal, table: dict[str, Any], duplicate: dict[str, Any], data: dict[str, Any]
 ) -> None:
@@ -370,14 +390,15 @@ async def merge(
     assert kept_id is not None  # noqa: S101 — required above
     if kept_id == duplicate["id"]:
         raise UserError(MERGE_ITSELF, status_code=400)
-    kept = (
-        await Proposal.select(Proposal.table, Proposal.status).where(Proposal.id == kept_id).first()
-    )
-    if kept is None or kept["table"] != table["id"]:
-        raise UserError(MERGE_OTHER_TABLE, status_code=400)
-    if kept["status"] == MERGED:
-        raise UserError(MERGE_CLOSED)
     async with db.write_transaction():
+        # Checked on the locked rows: merging A into B and B into A at once must not make
+        # a cycle that takes both out of every list.
+        rows = await _lock_proposals([duplicate["id"], kept_id])
+        kept = rows.get(kept_id)
+        if kept is None or kept["table"] != table["id"]:
+            raise UserError(MERGE_OTHER_TABLE, status_code=400)
+        if kept["status"] == MERGED or kept["hidden_at"]:  # merged: maybe into this duplicate
+            raise UserError(MERGE_TARGET_UNLISTED)
         moved = await (
             Proposal.update({Proposal.status: MERGED, Proposal.merged_into: kept_id})
             .where(
@@ -387,6 +408,10 @@ async def merge(
         )
         if not moved:
             raise UserError(MERGE_CLOSED)
+        # Earlier duplicates of this one now point to the proposal kept: no chains to follow.
+        await Proposal.update({Proposal.merged_into: kept_id}).where(
+            Proposal.merged_into == duplicate["id"]
+        )
         supporters = await Support.select(Support.user, Support.created_at).where(
             Support.proposal == duplicate["id"]
         )
@@ -401,7 +426,8 @@ async def merge(
         await _recount(kept_id)
         await _recount(duplicate["id"])
         await Comment.update({Comment.proposal: kept_id}).where(Comment.proposal == duplicate["id"])
-        await record_change(duplicate["id"], duplicate["status"], MERGED, who, f"#{kept_id}")
+        before = rows[duplicate["id"]]["status"]
+        await record_change(duplicate["id"], before, MERGED, who, f"#{kept_id}")
         await audit.record(
             who,
             "proposal.merged",

@@ -14,7 +14,7 @@ from piccolo.query import WhereRaw
 
 from maps.services import district_at, places_for_table, table_districts
 from maps.svg import MAX_POINTS
-from proposals.media import clean_photo, clean_voice, store
+from proposals.media import clean_uploads, store
 from proposals.models import (
     ADOPTED,
     ANSWERED,
@@ -32,7 +32,7 @@ from proposals.themes import THEMES
 from tables.services import NOT_A_MEMBER, get_table_by_id, is_member, scope_of
 from voix import db
 from voix.db import Postgres, engine
-from voix.forms import Form, clean_text
+from voix.forms import Form, clean_text, parse_coordinate, parse_int, raw_limit
 from voix.i18n import LANGUAGES, N_, current_language
 from voix.permissions import Principal, can, require
 
@@ -88,7 +88,7 @@ class Page:
 
 def page_number(raw: str | None) -> int:
     """A page number from a query string; anything odd is the first page."""
-    return int(raw) if raw and raw.isdigit() and 0 < int(raw) < 100_000 else 1
+    return parse_int(raw, min=1, max=99_999) or 1
 
 
 SORTS = ("recent", "supports")
@@ -111,7 +111,7 @@ class Filters:
 
     @classmethod
     def from_query(cls, params: Mapping[str, str]) -> Filters:
-        q = clean_text(params.get("q") or "")[:SEARCH_MAX]
+        q = clean_text((params.get("q") or "")[: raw_limit(SEARCH_MAX)])[:SEARCH_MAX]
         theme = params.get("theme") or ""
         status = params.get("status") or ""
         sort = params.get("sort") or ""
@@ -211,9 +211,14 @@ async def get_with_table(proposal_id: int) -> tuple[dict[str, Any], dict[str, An
 
 
 async def list_adopted(table_id: int) -> list[dict[str, Any]]:
+    """What a brief sends to an institution: never a proposal the facilitators hid."""
     return await (
         Proposal.select(*_COLUMNS)
-        .where((Proposal.table == table_id) & (Proposal.status == ADOPTED))
+        .where(
+            (Proposal.table == table_id)
+            & (Proposal.status == ADOPTED)
+            & Proposal.hidden_at.is_null()
+        )
         .order_by(Proposal.created_at)
     )
 
@@ -250,8 +255,7 @@ async def create(
         consent_at = datetime.now(UTC)
     location = await _location(form, table)
     form.validate()
-    uploads = [clean_photo(photo)] if photo else []
-    uploads += [clean_voice(voice)] if voice else []
+    uploads = await clean_uploads(photo, voice)
     async with db.write_transaction():
         inserted = await Proposal.insert(
             Proposal(
@@ -290,9 +294,8 @@ async def _location(form: Form, table: dict[str, Any]) -> dict[str, Any]:
         }
     if not raw_lat and not raw_lon:
         return {}
-    try:
-        latitude, longitude = float(str(raw_lat)), float(str(raw_lon))
-    except ValueError:
+    latitude, longitude = parse_coordinate(raw_lat), parse_coordinate(raw_lon)
+    if latitude is None or longitude is None:
         form.error("place", OUTSIDE_DISTRICTS)
         return {}
     district = (

@@ -23,7 +23,7 @@ from tests.factories import (
     build_world,
     draw_district,
 )
-from tests.test_deployment import replica
+from tests.servers import replica
 from voix.i18n import catalog
 from voix.settings import PROJECT_ROOT
 

@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
 
 from tests.factories import add_proposal, add_table, run_voix
+from tests.servers import free_port, replica, wait_ready
 from voix.settings import PROJECT_ROOT
 
 COMPOSE_ENV = {
     "POSTGRES_PASSWORD": "example",
     "VOIX_SECRET_KEY": "x" * 40,
     "VOIX_ALLOWED_HOSTS": "127.0.0.1",
+    "VOIX_BASE_URL": "http://127.0.0.1:8000",
 }
 
 
@@ -68,41 +68,6 @@ def test_compose_file_is_accepted_by_docker_compose() -> None:
         check=False,
     )
     assert unset.returncode != 0, "the compose file must refuse to start without its secrets"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def replica(env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "voix.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            process.terminate()
-            raise AssertionError(process.communicate(timeout=10)[0])
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 async def test_compose_start_up_sequence_with_two_replicas() -> None:
@@ -149,3 +114,63 @@ def test_host_names_are_compared_without_their_port() -> None:
         assert host_allowed(host_name(good), allowed), good
     for bad in ("evil.example", "voix.example.evil.example", "quartiers.example.evil", "[::2]"):
         assert not host_allowed(host_name(bad), allowed), bad
+
+
+# Waiting for a server: on its readiness, however slow, with its output when it never comes.
+
+SLOW_SERVER = """
+import http.server, sys, time
+ready_at = time.monotonic() + float(sys.argv[2])
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if time.monotonic() > ready_at else 503)
+        self.end_headers()
+print("slow server starting", flush=True)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_forever()
+"""
+
+
+def start(code: str, *args: str, log) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(port), *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def test_the_wait_lasts_until_health_answers_200() -> None:
+    with tempfile.TemporaryFile() as log:
+        process, url = start(SLOW_SERVER, "1.5", log=log)
+        try:
+            began = time.monotonic()
+            wait_ready(url, process, log, deadline_seconds=60)
+            assert time.monotonic() - began >= 1.5  # 503s were not taken for readiness
+            assert httpx.get(f"{url}/health").status_code == 200
+        finally:
+            process.kill()
+            process.wait()
+
+
+def test_a_server_that_never_gets_ready_fails_with_its_output() -> None:
+    with tempfile.TemporaryFile() as log:
+        process, url = start(SLOW_SERVER, "3600", log=log)
+        try:
+            with pytest.raises(AssertionError, match=r"not ready after 2 s") as failure:
+                wait_ready(url, process, log, deadline_seconds=2)
+            assert "slow server starting" in str(failure.value)
+        finally:
+            process.kill()
+            process.wait()
+
+
+def test_a_server_that_dies_fails_at_once_with_its_output() -> None:
+    with tempfile.TemporaryFile() as log:
+        process, url = start("import sys; print('boom: no database'); sys.exit(3)", log=log)
+        began = time.monotonic()
+        with pytest.raises(AssertionError, match=r"exited with code 3") as failure:
+            wait_ready(url, process, log, deadline_seconds=60)
+        assert "boom: no database" in str(failure.value)
+        assert time.monotonic() - began < 30

@@ -3,12 +3,29 @@ moderation, the status workflow with its history, merging duplicates."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime
 
+import httpx
+
+from accounts.services import open_session
 from audit.models import AuditEntry
-from proposals.models import Comment, Proposal, Report, StatusChange, Support
+from proposals.models import Comment, Media, Proposal, Report, StatusChange, Support
+from voix.web import SESSION_COOKIE
 
-from .factories import add_proposal, add_user, build_world, post_form, seat, sign_in, sign_out, t
+from .conftest import make_client
+from .factories import (
+    add_proposal,
+    add_user,
+    build_world,
+    csrf_token,
+    post_form,
+    seat,
+    sign_in,
+    sign_out,
+    t,
+)
 
 
 async def status_of(proposal_id: int) -> str:
@@ -219,3 +236,130 @@ async def test_merging_carries_supports_and_comments_to_the_proposal_kept(client
     kept_page = await client.get(f"/proposals/{kept}")
     assert "2 soutiens" in kept_page.text
     assert "Tour G aussi" in kept_page.text
+
+
+async def test_a_hidden_proposal_shows_only_the_reason_to_all_but_its_managers(client) -> None:
+    world = await build_world()
+    proposal = await add_proposal(
+        world.table_a, "Titre injurieux", body="Un texte injurieux et long."
+    )
+    await Media.insert(
+        Media(
+            proposal=proposal,
+            kind="photo",
+            token="photo-of-the-insult-0123",
+            content_type="image/jpeg",
+            data=b"not really a jpeg",
+            size=17,
+            created_at=datetime.now(UTC),
+        )
+    )
+    await sign_in(client, world.users["resident_a"])
+    await post_form(client, f"/proposals/{proposal}/comments", {"body": "Un commentaire visé"})
+    await sign_in(client, world.users["facilitator_a"])
+    hidden = await post_form(
+        client, f"/proposals/{proposal}/moderation", {"reason": "Propos injurieux"}
+    )
+    assert hidden.status_code == 303
+    notice = t("Hidden by the facilitators: %(reason)s", reason="Propos injurieux")
+    secrets = (
+        "Titre injurieux",
+        "Un texte injurieux",
+        "Un commentaire visé",
+        "photo-of-the-insult",
+    )
+
+    for role in (None, "resident_a", "resident_b", "facilitator_b", "coordinator_b"):
+        if role is None:
+            sign_out(client)
+        else:
+            await sign_in(client, world.users[role])
+        page = await client.get(f"/proposals/{proposal}")
+        assert page.status_code == 200, role
+        assert notice in page.text, role
+        for secret in secrets:
+            assert secret not in page.text, (role, secret)
+
+    for role in ("facilitator_a", "coordinator_a", "admin"):
+        await sign_in(client, world.users[role])
+        page = await client.get(f"/proposals/{proposal}")
+        assert notice in page.text, role
+        for secret in secrets:
+            assert secret in page.text, (role, secret)
+
+
+async def test_opposite_merges_at_once_leave_one_kept_and_no_cycle(client, app) -> None:
+    """A into B and B into A at the same moment: one merge wins, the other is refused."""
+    world = await build_world()
+    session = await open_session(world.users["facilitator_a"], verified=True)
+    token = await csrf_token(client)
+    pairs = [
+        (
+            await add_proposal(world.table_a, f"Bancs {n}"),
+            await add_proposal(world.table_a, f"Banc {n}"),
+        )
+        for n in range(5)
+    ]
+
+    async def merge(duplicate: int, kept: int) -> httpx.Response:
+        async with make_client(app) as browser:  # each click from its own browser tab
+            browser.cookies.update({SESSION_COOKIE: session, "csrftoken": token})
+            return await browser.post(
+                f"/proposals/{duplicate}/merge", data={"into": str(kept), "_csrf_token": token}
+            )
+
+    responses = await asyncio.gather(
+        *(merge(a, b) for a, b in pairs), *(merge(b, a) for a, b in pairs)
+    )
+    refusal = t(
+        "The proposal chosen has itself been merged or hidden in the meantime. "
+        "Reload the page and choose another one."
+    )
+    listing = await client.get("/tables/flamants-iris")
+    for n, (a, b) in enumerate(pairs):
+        forward, backward = responses[n], responses[n + len(pairs)]
+        assert sorted([forward.status_code, backward.status_code]) == [303, 409], (a, b)
+        refused = forward if forward.status_code == 409 else backward
+        assert refusal in refused.text
+        rows = {
+            row["id"]: row
+            for row in await Proposal.select(
+                Proposal.id, Proposal.status, Proposal.merged_into
+            ).where(Proposal.id.is_in([a, b]))
+        }
+        merged = [row for row in rows.values() if row["status"] == "merged"]
+        assert len(merged) == 1, rows  # no cycle: exactly one of the two is merged
+        kept = (set(rows) - {merged[0]["id"]}).pop()
+        assert merged[0]["merged_into"] == kept
+        assert rows[kept]["merged_into"] is None
+        assert f'href="/proposals/{kept}"' in listing.text  # the kept one is listed
+        assert f'href="/proposals/{merged[0]["id"]}"' not in listing.text
+        page = await client.get(f"/proposals/{merged[0]['id']}")
+        assert f'href="/proposals/{kept}"' in page.text  # the merged one leads to it
+
+
+async def test_no_merging_into_a_merged_proposal_and_chains_point_to_the_kept_one(client) -> None:
+    world = await build_world()
+    first = await add_proposal(world.table_a, "Des bancs place Bougainville")
+    second = await add_proposal(world.table_a, "Bancs à Bougainville")
+    third = await add_proposal(world.table_a, "Des bancs, encore")
+    await sign_in(client, world.users["facilitator_a"])
+    assert (
+        await post_form(client, f"/proposals/{first}/merge", {"into": str(second)})
+    ).status_code == 303
+    refused = await post_form(client, f"/proposals/{third}/merge", {"into": str(first)})
+    assert refused.status_code == 409
+    assert (
+        t(
+            "The proposal chosen has itself been merged or hidden in the meantime. "
+            "Reload the page and choose another one."
+        )
+        in refused.text
+    )
+    assert await status_of(third) == "submitted"
+    # The kept one merged in turn: the first duplicate now points to the last proposal kept.
+    assert (
+        await post_form(client, f"/proposals/{second}/merge", {"into": str(third)})
+    ).status_code == 303
+    rows = await Proposal.select(Proposal.id, Proposal.merged_into).order_by(Proposal.id)
+    assert [row["merged_into"] for row in rows] == [third, third, None]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AsyncExitStack, ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -15,8 +15,9 @@ import pytest
 from accounts.services import open_session
 from meetings.models import AgendaItem, Meeting
 from tests.conftest import DATABASE_KIND
-from tests.factories import build_world
-from tests.test_deployment import replica
+from tests.factories import add_user, build_world, seat, t
+from tests.servers import replica
+from voix import live
 from voix.web import SESSION_COOKIE
 from votes.models import Vote
 
@@ -131,3 +132,84 @@ async def test_strangers_cannot_listen_to_a_room() -> None:
             client.cookies.set(SESSION_COOKIE, outsider)
             refused = await client.get(f"/meetings/{meeting_id}/events")
             assert refused.status_code == 403
+
+
+class Stream:
+    """One browser tab holding the room's event stream open."""
+
+    def __init__(self, base: str, session: str, meeting_id: int) -> None:
+        self.base, self.session, self.meeting_id = base, session, meeting_id
+        self.stack = AsyncExitStack()
+
+    async def open(self) -> httpx.Response:
+        client = await self.stack.enter_async_context(
+            httpx.AsyncClient(base_url=self.base, cookies={SESSION_COOKIE: self.session})
+        )
+        response = await self.stack.enter_async_context(
+            client.stream("GET", f"/meetings/{self.meeting_id}/events", timeout=30)
+        )
+        if response.status_code == 200:
+            # Kept: a line iterator dropped and collected closes the connection with it.
+            self.lines = response.aiter_lines()
+            assert await anext(self.lines) == ": connected"
+        else:
+            await response.aread()
+        return response
+
+    async def close(self) -> None:
+        await self.stack.aclose()
+
+
+async def test_event_streams_are_capped_per_person_and_per_meeting_and_come_back() -> None:
+    world = await build_world()
+    meeting_id, _ = await open_meeting_with_vote(world)
+    neighbour = await add_user("neighbour-a")
+    await seat(neighbour, world.table_a)
+    phone = await open_session(world.users["resident_a"])
+    tablet = await open_session(world.users["resident_a"])  # the same resident, signed in again
+    other = await open_session(neighbour)
+    projector = await open_session(world.users["facilitator_a"], verified=True)
+    env = {**os.environ, "VOIX_STREAMS_PER_MEETING": "6"}  # per person: the default, 4
+    opened: list[Stream] = []
+
+    async def open_many(session: str, count: int) -> list[httpx.Response]:
+        streams = [Stream(base, session, meeting_id) for _ in range(count)]
+        opened.extend(streams)
+        return await asyncio.gather(*(stream.open() for stream in streams))
+
+    with replica(env) as base:
+        try:
+            # Five at once from one resident: four are served, the fifth is refused.
+            responses = await open_many(phone, 5)
+            assert sorted(r.status_code for r in responses) == [200, 200, 200, 200, 429]
+            refused = next(r for r in responses if r.status_code == 429)
+            assert t(live.PERSON_STREAMS_FULL, max=4) in refused.text
+            assert refused.headers["retry-after"] == "30"
+            # Signing in again gives no more: the cap is the person's, not the session's.
+            (again,) = await open_many(tablet, 1)
+            assert again.status_code == 429
+            assert t(live.PERSON_STREAMS_FULL, max=4) in again.text
+
+            # Another resident fills the meeting's six; a seventh stream is refused...
+            statuses = [r.status_code for r in await open_many(other, 3)]
+            assert sorted(statuses) == [200, 200, 429]
+            # ...but the facilitator's room screen still gets in: a full room locks nobody
+            # who runs it out of it.
+            (screen,) = await open_many(projector, 1)
+            assert screen.status_code == 200
+
+            # One of the phone's tabs is closed: its slot comes back, the other resident gets in.
+            served = [s for s, r in zip(opened, responses, strict=False) if r.status_code == 200]
+            await served[0].close()
+            deadline = asyncio.get_running_loop().time() + 20
+            while True:
+                (retry,) = await open_many(other, 1)
+                if retry.status_code == 200:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, "the slot never came back"
+                await asyncio.sleep(0.2)
+            (full,) = await open_many(tablet, 1)
+            assert full.status_code == 429
+            assert t(live.MEETING_STREAMS_FULL) in full.text
+        finally:
+            await asyncio.gather(*(stream.close() for stream in opened))

@@ -14,11 +14,21 @@ from accounts import cards
 from meetings import services
 from meetings.models import AgendaItem, Attendance, Meeting, Minutes, Speaker
 from tables.services import get_table
-from voix.i18n import LOCAL_TIMEZONE
+from voix.i18n import LOCAL_TIMEZONE, catalog
 from voix.permissions import Principal
 from votes.models import Vote
 
-from .factories import add_proposal, add_user, build_world, post_form, seat, sign_in, sign_out, t
+from .factories import (
+    add_proposal,
+    add_user,
+    build_world,
+    post_form,
+    register_card_resident,
+    seat,
+    sign_in,
+    sign_out,
+    t,
+)
 
 
 def pdf_text(content: bytes) -> str:
@@ -277,7 +287,8 @@ async def test_three_ways_to_check_in_each_recorded_and_nobody_twice(client) -> 
         ]
     )
     listing = await client.get(f"/meetings/{meeting_id}/attendance")
-    assert t("%(num)d people present", num=3) in listing.text or "3" in listing.text
+    three = catalog("fr").ngettext("%(num)d person present", "%(num)d people present", 3)
+    assert f'<p class="present-total" role="status">{three % {"num": 3}}</p>' in listing.text
     for label in ("QR code, on their phone", "Ticked by the facilitator", "Walk-in, by name"):
         assert t(label) in listing.text
 
@@ -316,7 +327,8 @@ async def test_a_card_signs_in_to_check_in_and_a_revoked_card_does_not(client) -
         verified=True,
     )
     table = await get_table("flamants-iris")
-    code = await cards.issue_card(facilitator, table, world.users["resident_a"])
+    # Cards are for residents registered in person, without a password.
+    card_resident, code = await register_card_resident(facilitator, table)
 
     sign_out(client)
     page = await client.get(f"/meetings/{meeting_id}/check-in")
@@ -327,7 +339,7 @@ async def test_a_card_signs_in_to_check_in_and_a_revoked_card_does_not(client) -
     assert signed.status_code == 303
     assert signed.headers["location"] == f"/meetings/{meeting_id}/check-in"
 
-    await cards.revoke_cards(facilitator, table, world.users["resident_a"])
+    await cards.revoke_cards(facilitator, table, card_resident)
     refused = await post_form(client, f"/meetings/{meeting_id}/check-in", {})
     assert refused.status_code == 401
     again = await post_form(client, "/card", {"code": code})
@@ -600,3 +612,84 @@ def test_minutes_markdown_comes_out_inert(markdown: str, kept: str, gone: str) -
     html = str(services.render_markdown(markdown))
     assert kept in html
     assert gone not in html
+
+
+async def test_a_walk_in_name_with_an_invisible_mark_is_the_same_person(client) -> None:
+    world = await build_world()
+    meeting_id = await schedule(client, world)
+    await start(client, meeting_id)
+    first = await post_form(client, f"/meetings/{meeting_id}/attendance/walk-in", {"name": "Fatou"})
+    assert first.status_code == 303
+    for name in ("Fatou\u200e", "\u2067Fatou\u2069", "Fa\u202etou"):
+        again = await post_form(
+            client, f"/meetings/{meeting_id}/attendance/walk-in", {"name": name}
+        )
+        assert again.status_code == 409, name
+    assert await present(meeting_id) == [{"person": "name:fatou", "method": "walk_in"}]
+    sheet = await client.get(f"/meetings/{meeting_id}/attendance")
+    assert "\u200e" not in sheet.text
+    assert "\u202e" not in sheet.text
+
+
+async def test_public_minutes_leave_out_a_proposal_hidden_since(client) -> None:
+    world = await build_world()
+    kept = await add_proposal(world.table_a, "Réparer les ascenseurs")
+    hidden = await add_proposal(world.table_a, "Un titre injurieux")
+    meeting_id = await schedule(client, world)
+    await start(client, meeting_id)
+    await post_form(client, f"/meetings/{meeting_id}/close", {})
+    published = await post_form(
+        client,
+        f"/meetings/{meeting_id}/minutes",
+        {"body": "Séance ouverte.", "action": "publish", "proposals": [str(kept), str(hidden)]},
+    )
+    assert published.status_code == 303
+    await post_form(client, f"/proposals/{hidden}/moderation", {"reason": "Propos injurieux"})
+    sign_out(client)
+    page = await client.get(f"/meetings/{meeting_id}/minutes")
+    assert "Réparer les ascenseurs" in page.text
+    assert "injurieux" not in page.text
+    text = pdf_text((await client.get(f"/meetings/{meeting_id}/minutes.pdf")).content)
+    assert "Réparer les ascenseurs" in text
+    assert "injurieux" not in text
+
+
+async def test_a_proposal_hidden_after_it_went_on_the_agenda_leaves_no_trace_there(
+    client,
+) -> None:
+    world = await build_world()
+    hidden = await add_proposal(world.table_a, "Un titre injurieux")
+    meeting_id = await schedule(client, world)
+    added = await post_form(client, f"/meetings/{meeting_id}/agenda", {"proposal": str(hidden)})
+    assert added.status_code == 303
+    await post_form(client, f"/proposals/{hidden}/moderation", {"reason": "Propos injurieux"})
+    withdrawn = t("Item withdrawn by the moderation")
+
+    # Everyone, the facilitator included (the poster and the feed are public documents).
+    for who in ("anonymous", "facilitator"):
+        if who == "anonymous":
+            sign_out(client)
+        meeting_page = await client.get(f"/meetings/{meeting_id}")
+        assert "injurieux" not in meeting_page.text
+        assert withdrawn in meeting_page.text
+        assert f'href="/proposals/{hidden}"' not in meeting_page.text
+        feed = await client.get("/tables/flamants-iris/meetings.ics")
+        assert "injurieux" not in feed.text
+        poster = pdf_text((await client.get(f"/meetings/{meeting_id}/poster.pdf")).content)
+        assert "injurieux" not in poster
+        assert "Point retiré par la modération" in poster
+        if who == "anonymous":
+            await sign_in(client, world.users["facilitator_a"])
+
+    await start(client, meeting_id)
+    screen = await client.get(f"/meetings/{meeting_id}/screen")
+    assert "injurieux" not in screen.text
+
+    # And a hidden proposal cannot be put on an agenda again.
+    refused = await post_form(client, f"/meetings/{meeting_id}/agenda", {"proposal": str(hidden)})
+    assert refused.status_code == 400
+    assert t("This proposal is hidden by the moderation: it cannot go on an agenda.") in (
+        refused.text
+    )
+    choices = await client.get(f"/meetings/{meeting_id}")
+    assert f'<option value="{hidden}"' not in choices.text

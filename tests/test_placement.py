@@ -67,6 +67,11 @@ async def test_points_outside_and_places_of_other_tables_are_refused(client) -> 
         {"latitude": "43.36", "longitude": "5.36"},  # the 15e
         {"latitude": "91", "longitude": "5.41"},
         {"latitude": "nord", "longitude": "5.41"},
+        # float() reads these as a point inside the square: only plain decimals are coordinates.
+        {"latitude": "٤٣.٣٢٧", "longitude": "5.407"},
+        {"latitude": "4_3.327", "longitude": "5.407"},
+        {"latitude": " 43.327", "longitude": "5.407"},
+        {"latitude": "nan", "longitude": "5.407"},
     ):
         refused = await post_form(
             client, "/tables/flamants-iris/proposals?lang=ar", {**FORM, **extra}

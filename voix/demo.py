@@ -36,6 +36,7 @@ from tables.models import (
     TableDistrict,
 )
 from voix import crypto, db, i18n
+from voix.forms import Form
 from votes.models import CLOSED, Ballot, Participation, Vote
 from votes.services import new_receipt
 
@@ -241,6 +242,9 @@ def approximate_boundary(latitude: float, longitude: float, radius_m: float = 38
 
 async def add_user(email: str, name: str, password: str, role: str, table_slug: str | None) -> int:
     """For `voix user add`: an account, and its seat at a table unless it is an admin."""
+    form = Form({"name": name})  # cleaned as on the site: no control or bidi characters
+    name = form.text("name", max_length=80)
+    form.validate()
     table = None
     if role != "admin":
         if not table_slug:

@@ -119,12 +119,12 @@ def time(value: Any, form: str = "short") -> str:
     return format_time(_local(value), format=form, locale=current_language.get())
 
 
-def direction(text: str) -> str:
+def direction(text: object) -> str:
     """The direction of a text by its first strong character, as dir="auto" decides.
 
     For renderers that do not implement dir="auto" (WeasyPrint).
     """
-    for char in text:
+    for char in str(text):  # a Message too: its text in the reader's language
         kind = unicodedata.bidirectional(char)
         if kind == "L":
             return "ltr"

@@ -1,0 +1,197 @@
+"""The people and the objects of table A that tests/test_routes.py walks every route with.
+
+Everything is made through the project's services (or tests/factories.py), as a facilitator
+of table A would make it, so each path parameter names a real object of table A.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from PIL import Image
+
+from accounts import mfa
+from accounts.models import User
+from accounts.reset import make_token
+from accounts.services import load_principal, open_session
+from accounts.totp import generate_totp_secret
+from exports import services as briefs
+from meetings import services as meetings
+from meetings.models import Attendance
+from proposals import media
+from proposals.models import ADOPTED
+from tests.factories import PASSWORD, add_proposal, build_world, register_card_resident
+from voix import crypto
+from voix.i18n import LOCAL_TIMEZONE
+from voix.permissions import Principal
+from votes import services as votes
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone who makes requests: `user` is a key of RouteWorld.users (None: anonymous)."""
+
+    name: str
+    user: str | None
+    verified: bool = False  # the session proved a TOTP code
+
+
+PERSONS = (
+    Person("anonymous", None),
+    Person("resident_a", "resident_a"),
+    Person("resident_b", "resident_b"),
+    Person("card_resident_a", "card_resident_a"),  # registered at A, signs in with a card only
+    Person("facilitator_a", "facilitator_a", verified=True),
+    Person("facilitator_a_unverified", "facilitator_a"),
+    Person("facilitator_b", "facilitator_b", verified=True),
+    Person("coordinator_a", "coordinator_a", verified=True),
+    Person("coordinator_b", "coordinator_b", verified=True),
+    Person("admin", "admin", verified=True),
+)
+PERSON_NAMES = tuple(person.name for person in PERSONS)
+
+# Those who hold keys enrol TOTP, so an unverified session is sent to the code step as in life.
+MANAGING_USERS = ("facilitator_a", "facilitator_b", "coordinator_a", "coordinator_b", "admin")
+
+
+@dataclass
+class RouteWorld:
+    table_a: dict[str, Any]
+    table_b: dict[str, Any]
+    users: dict[str, int]
+    manager: Principal  # facilitator of A, verified: makes objects during the walk
+    objects: dict[str, Any] = field(default_factory=dict)
+    logins: dict[str, str] = field(default_factory=dict)
+    _walk_ins: int = 0
+
+    async def walk_in(self) -> int:
+        """A fresh check-in (by name) at the open meeting; its attendance id."""
+        self._walk_ins += 1
+        name = f"Visiteur {self._walk_ins}"
+        meeting = await meetings.get(self.objects["meeting"])
+        await meetings.check_in_walk_in(self.manager, self.table_a, meeting, {"name": name})
+        row = (
+            await Attendance.select(Attendance.id)
+            .where((Attendance.meeting == meeting["id"]) & (Attendance.name == name))
+            .first()
+        )
+        assert row is not None
+        return int(row["id"])
+
+
+def _meeting_form(title: str, agenda: str = "") -> dict[str, Any]:
+    day = (datetime.now(LOCAL_TIMEZONE) + timedelta(days=7)).date().isoformat()
+    return {
+        "title": title,
+        "date": day,
+        "start": "18:30",
+        "end": "20:00",
+        "place": "Centre social Flamants-Iris",
+        "address": "12 avenue Salvador Allende, 13014 Marseille",
+        "languages": ["fr", "ar"],
+        "agenda": agenda,
+    }
+
+
+def _photo() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 80, 60)).save(out, "JPEG")
+    return out.getvalue()
+
+
+# The walk checks who gets in, not argon2's cost: passwords are hashed with the lightest
+# parameters (a hash carries its own), so the forms that check one (sign-in, removing TOTP)
+# answer quickly for each person.
+_LIGHT_HASH = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
+
+
+async def build_route_world() -> RouteWorld:
+    base = await build_world()
+    users = dict(base.users)
+    await User.update({User.password_hash: _LIGHT_HASH}).where(User.id.is_in(list(users.values())))
+    now = datetime.now(UTC)
+    for key in MANAGING_USERS:
+        await User.update(
+            {
+                User.totp_secret: crypto.encrypt(generate_totp_secret(), mfa.TOTP),
+                User.totp_enabled_at: now,
+            }
+        ).where(User.id == users[key])
+    manager = await load_principal(await open_session(users["facilitator_a"], verified=True))
+    table = base.table_a
+    world = RouteWorld(table_a=table, table_b=base.table_b, users=users, manager=manager)
+    objects = world.objects
+    objects["slug"] = table["slug"]
+    objects["slug_b"] = base.table_b["slug"]
+    objects["organisation"] = table["organisation_slug"]
+
+    # Residents: one registered with a card (no password), and a link to reset a password.
+    card_user, card_code = await register_card_resident(manager, table)
+    users["card_resident_a"] = card_user
+    objects.update(
+        card_resident=card_user,
+        card_code=card_code,
+        resident_a=users["resident_a"],
+        resident_b=users["resident_b"],
+        facilitator_a=users["facilitator_a"],
+    )
+    by_id = {row["id"]: row["login"] for row in await User.select(User.id, User.login)}
+    world.logins = {key: by_id[user_id] for key, user_id in users.items()}
+    objects["reset_token"] = make_token(users["resident_a"], _LIGHT_HASH)
+
+    # Proposals: one to discuss (with a photo), one to hide, a duplicate of it to merge,
+    # others for the votes, one adopted for the brief.
+    objects["proposal"] = await add_proposal(table, "Réparer les ascenseurs de la tour G")
+    objects["media"] = await media.store(objects["proposal"], media.clean_photo(_photo()))
+    objects["proposal_to_hide"] = await add_proposal(table, "Une proposition à cacher")
+    objects["duplicate"] = await add_proposal(table, "Réparer les ascenseurs, encore")
+    voted_on = [await add_proposal(table, f"Des bancs devant l'école {n}") for n in range(3)]
+    await add_proposal(table, "Un éclairage pour le parking", status=ADOPTED)
+    objects["proposal_b"] = await add_proposal(base.table_b, "Un terrain de foot aux Aygalades")
+
+    # Votes: open, closed, and one open for the walk to close.
+    objects["vote_open"] = await votes.open_vote(manager, table, voted_on[0], "Adopter les bancs ?")
+    objects["vote_closed"] = await votes.open_vote(manager, table, voted_on[1], "Adopter ceci ?")
+    await votes.close_vote(manager, table, objects["vote_closed"])
+    objects["vote_to_close"] = await votes.open_vote(manager, table, voted_on[2], "Et cela ?")
+
+    # Meetings: one being held (agenda, a speaker waiting), one scheduled to edit, one each
+    # for the walk to open, cancel and close, and a closed one with published minutes.
+    async def scheduled(title: str, agenda: str = "") -> dict[str, Any]:
+        meeting_id = await meetings.schedule(manager, table, _meeting_form(title, agenda))
+        return await meetings.get(meeting_id)
+
+    async def held(title: str, agenda: str = "") -> dict[str, Any]:
+        meeting = await scheduled(title, agenda)
+        await meetings.open_meeting(manager, table, meeting)
+        return await meetings.get(meeting["id"])
+
+    room = await held("Réunion de la table", "Accueil\nLes ascenseurs")
+    objects["meeting"] = room["id"]
+    objects["agenda_item"] = (await meetings.agenda(room["id"]))[-1]["id"]
+    await meetings.add_speaker(manager, table, room, {"name": "Nadia"})
+    await meetings.add_speaker(manager, table, room, {"name": "Karim"})
+    objects["speaker"] = (await meetings.queue(room["id"]))["waiting"][-1]["id"]
+    objects["meeting_scheduled"] = (await scheduled("Réunion à venir"))["id"]
+    objects["meeting_to_open"] = (await scheduled("Réunion à ouvrir"))["id"]
+    objects["meeting_to_cancel"] = (await scheduled("Réunion à annuler"))["id"]
+    objects["meeting_to_close"] = (await held("Réunion à clore"))["id"]
+    past = await held("Réunion passée")
+    await meetings.close_meeting(manager, table, past)
+    past = await meetings.get(past["id"])
+    await meetings.save_minutes(
+        manager, table, past, {"body": "# Compte rendu\n\nLes bancs."}, publish=True
+    )
+    objects["meeting_closed"] = past["id"]
+
+    # The brief of what the table adopted.
+    objects["brief"] = await briefs.publish(
+        manager,
+        table,
+        {"title": "Nos propositions", "addressed_to": "Conseil citoyen", "introduction": ""},
+    )
+    return world

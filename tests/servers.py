@@ -1,0 +1,93 @@
+"""Real `voix serve` processes for the tests that need one (replicas, live streams, browser).
+
+A server is ready when /health answers 200, however long a loaded machine takes to get there;
+the wait ends early, with the server's own output, if the process dies or the deadline passes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+import httpx
+
+from voix.settings import PROJECT_ROOT
+
+READY_DEADLINE_SECONDS = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _output(log: IO[bytes]) -> str:
+    # pread leaves the offset the server writes at untouched.
+    data = os.pread(log.fileno(), os.fstat(log.fileno()).st_size, 0)
+    return data.decode(errors="replace")[-20_000:]
+
+
+def wait_ready(
+    url: str,
+    process: subprocess.Popen[str],
+    log: IO[bytes],
+    deadline_seconds: float = READY_DEADLINE_SECONDS,
+) -> None:
+    """Polls {url}/health until it answers 200; AssertionError with the server's output if the
+    process exits first or the deadline passes."""
+    started = time.monotonic()
+    last = "no answer yet"
+    while time.monotonic() - started < deadline_seconds:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"the server at {url} exited with code {process.returncode} before it was "
+                f"ready; its output:\n{_output(log)}"
+            )
+        try:
+            response = httpx.get(f"{url}/health", timeout=5)
+        except httpx.TransportError as error:
+            last = repr(error)
+        else:
+            if response.status_code == 200:
+                return
+            last = f"/health answered {response.status_code}: {response.text[:200]}"
+        time.sleep(0.25)
+    raise AssertionError(
+        f"the server at {url} was not ready after {deadline_seconds:.0f} s ({last}); "
+        f"its output:\n{_output(log)}"
+    )
+
+
+@contextmanager
+def replica(env: dict[str, str]) -> Iterator[str]:
+    """`voix serve` on a free port with this environment; yields its base URL once ready."""
+    port = free_port()
+    # Output to a file, not a pipe nobody reads: a full pipe would block the server.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "voix.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_ready(url, process, log)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=15)

@@ -1,0 +1,716 @@
+"""Every route of the app, walked by every kind of person: does each route ask the right question?
+
+`tests/test_permissions.py` tests `can()`; this tests that each route asks it, about the right
+table. ROWS names every (method, path) the app declares: a route without a row, or a row without
+a route, fails `test_every_route_has_a_row_and_every_row_a_route`. Each row says who may use the
+route (an access class); the walk sends one request per row and person (PERSONS, in
+tests/routes_world.py), its path naming real objects of table A, and checks that:
+
+- those the class lets in get past the permission check: a page, a redirect elsewhere than the
+  sign-in or code step, or for a form a refusal of what was sent (400, 409, 422);
+- everyone else is refused first (401, 403, 404, or sent to sign in or to the code step), and the
+  database did not change: row counts of every table and the columns in STATE, before and after.
+  Forms are valid where an invalid one would come back through a page that asks again, so a
+  missing check shows as a change, not as a form error;
+- rows about another table's objects are refused whoever asks (`rejected`: any 4xx, no change).
+
+The world is built and walked once, in one event loop (the `walk` fixture); each row and person
+is then a test of its own, so a failure names the route and the person. A hole found here keeps
+its row with the right expectation and a `Hole` (xfail, strict) until it is fixed.
+A new route gets a row here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from litestar.channels import ChannelsPlugin
+from piccolo.conf.apps import Finder
+
+from accounts.models import User
+from accounts.services import open_session
+from tables.models import Membership
+from tests.conftest import ALL_TABLES
+from tests.factories import t
+from tests.routes_world import PERSON_NAMES, PERSONS, Person, RouteWorld, build_route_world
+from voix import db
+from voix.app import CSRF_EXPIRED, create_app
+from voix.web import SESSION_COOKIE
+
+# Who gets past each access class (persons of tests/routes_world.py; table A is "the" table).
+EVERYONE = frozenset(PERSON_NAMES)
+SIGNED_IN = EVERYONE - {"anonymous"}
+MEMBERS = frozenset({"resident_a", "card_resident_a", "facilitator_a", "facilitator_a_unverified"})
+MANAGERS = frozenset({"facilitator_a", "coordinator_a", "admin"})  # verified sessions
+COORDINATORS = frozenset({"coordinator_a", "admin"})
+JOINERS = frozenset({"resident_b", "facilitator_b", "coordinator_b"})
+
+
+@dataclass(frozen=True)
+class Access:
+    name: str
+    allowed: frozenset[str]
+
+
+PUBLIC = Access("PUBLIC", EVERYONE)
+SIGNED = Access("SIGNED_IN", SIGNED_IN)
+SELF = Access("SELF", SIGNED_IN)  # signed in, and what comes back is one's own
+MEMBER = Access("MEMBER_OF_TABLE", MEMBERS)
+FOLLOWER = Access("MEMBER_OR_MANAGER", MEMBERS | MANAGERS)
+MANAGER = Access("MANAGER_OF_TABLE", MANAGERS)
+COORDINATOR = Access("COORDINATOR_OF_ORG", COORDINATORS)
+JOINER = Access("MAY_JOIN", JOINERS)  # signed in, no seat at the table, does not manage it
+NOBODY = Access("NOBODY", frozenset())
+
+PASS, REFUSE, REJECT = "past the permission check", "refused", "rejected (4xx)"
+
+
+@dataclass(frozen=True)
+class Hole:
+    """A row that fails today for these persons: marked xfail(strict) until it is fixed."""
+
+    reason: str
+    persons: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    route: str  # the path as the app declares it
+    access: Access
+    url: str = ""  # the request's path; {name} from RouteWorld.objects (default: from `route`)
+    form: dict[str, str] | None = None  # for POST, with a valid CSRF token; {login} too
+    variant: str = ""  # tells apart rows of one route
+    # Persons refused because of the target, not of who they are: any 4xx, nothing changed.
+    rejected: frozenset[str] = frozenset()
+    unchanged: bool = False  # nothing may change, whoever asks
+    stream: bool = False  # server-sent events: read the status line only
+    fresh: str = ""  # a RouteWorld method making a new object for each request, as {fresh}
+    ends_sessions: str = ""  # whose sessions the request may end: "self", or a user's key
+    undo: Callable[[RouteWorld], Awaitable[None]] | None = None
+    hole: Hole | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.route}" + (f" ({self.variant})" if self.variant else "")
+
+    def expectation(self, person: str) -> str:
+        if person in self.access.allowed:
+            return PASS
+        return REJECT if person in self.rejected else REFUSE
+
+
+# The object a path parameter names when a row does not say (RouteWorld.objects keys).
+DEFAULT_OBJECTS = {
+    "slug": "slug",
+    "proposal_id": "proposal",
+    "vote_id": "vote_open",
+    "meeting_id": "meeting",
+    "item_id": "agenda_item",
+    "speaker_id": "speaker",
+    "user_id": "card_resident",
+    "code": "card_code",
+}
+_PARAMETER = re.compile(r"\{(\w+):\w+\}")
+
+
+def _default_url(route: str) -> str:
+    return _PARAMETER.sub(lambda m: "{" + DEFAULT_OBJECTS.get(m.group(1), m.group(1)) + "}", route)
+
+
+def get(route: str, access: Access, **options: Any) -> Row:
+    return Row("GET", route, access, **options)
+
+
+def post(route: str, access: Access, form: dict[str, str] | None = None, **options: Any) -> Row:
+    return Row("POST", route, access, form=form or {}, **options)
+
+
+async def _leave_table_a(world: RouteWorld) -> None:
+    """Undoes a join, so the person is again who the walk says they are."""
+    joiners = [world.users[p.user] for p in PERSONS if p.name in JOINERS and p.user]
+    await Membership.delete().where(
+        (Membership.table == world.table_a["id"]) & Membership.user.is_in(joiners)
+    )
+
+
+ROWS: list[Row] = [
+    # voix.app, the open-data API, static files, the OpenAPI schema
+    get("/health", PUBLIC),
+    get("/api/v1/tables", PUBLIC),
+    get("/api/v1/tables/{slug:str}/proposals", PUBLIC),
+    get("/api/v1/votes/{vote_id:int}", PUBLIC, variant="open vote"),
+    get("/api/v1/votes/{vote_id:int}", PUBLIC, url="/api/v1/votes/{vote_closed}", variant="closed"),
+    get("/static/{file_path:path}", PUBLIC, url="/static/app.css"),
+    Row("HEAD", "/static/{file_path:path}", PUBLIC, url="/static/app.css"),
+    get("/schema", PUBLIC),
+    get("/schema/openapi.json", PUBLIC),
+    get("/schema/{path:str}", NOBODY, url="/schema/swagger"),  # only the JSON is served
+    # tables
+    get("/", PUBLIC),
+    get("/tables/{slug:str}", PUBLIC),
+    post("/tables/{slug:str}/join", JOINER, undo=_leave_table_a),
+    get("/tables/{slug:str}/residents", MANAGER),
+    post(
+        "/tables/{slug:str}/residents",
+        MANAGER,
+        {"display_name": "Habitante {login}", "language": "fr", "consent": "yes"},
+    ),
+    post(
+        "/tables/{slug:str}/residents/{user_id:int}/card",
+        MANAGER,
+        {"reason": "Carte perdue"},
+        variant="card resident",
+        ends_sessions="card_resident_a",
+    ),
+    # A card signs in without a password: never one for someone who has a password or who
+    # manages a table, whoever asks (this was the hole of issue 9, in this route).
+    post(
+        "/tables/{slug:str}/residents/{user_id:int}/card",
+        NOBODY,
+        {"reason": "Carte perdue"},
+        url="/tables/{slug}/residents/{facilitator_a}/card",
+        variant="a facilitator",
+        rejected=MANAGERS,
+        ends_sessions="facilitator_a",
+    ),
+    post(
+        "/tables/{slug:str}/residents/{user_id:int}/card",
+        NOBODY,
+        {"reason": "Carte perdue"},
+        url="/tables/{slug}/residents/{resident_a}/card",
+        variant="a resident with a password",
+        rejected=MANAGERS,
+        ends_sessions="resident_a",
+    ),
+    post(
+        "/tables/{slug:str}/residents/{user_id:int}/card",
+        NOBODY,
+        {"reason": "Carte perdue"},
+        url="/tables/{slug_b}/residents/{card_resident}/card",
+        variant="A's resident through table B",
+    ),
+    post(
+        "/tables/{slug:str}/residents/{user_id:int}/card/revoke",
+        MANAGER,
+        variant="card resident",
+        ends_sessions="card_resident_a",
+    ),
+    # Someone who holds no card is not signed out everywhere by "revoking" it.
+    post(
+        "/tables/{slug:str}/residents/{user_id:int}/card/revoke",
+        MANAGER,
+        url="/tables/{slug}/residents/{facilitator_a}/card/revoke",
+        variant="a facilitator",
+        unchanged=True,
+        ends_sessions="facilitator_a",
+    ),
+    post(
+        "/tables/{slug:str}/residents/{user_id:int}/card/revoke",
+        NOBODY,
+        url="/tables/{slug_b}/residents/{card_resident}/card/revoke",
+        variant="A's resident through table B",
+    ),
+    post("/tables/{slug:str}/residents/{user_id:int}/role", COORDINATOR, {"role": "resident"}),
+    post(
+        "/tables/{slug:str}/residents/{user_id:int}/role",
+        NOBODY,
+        {"role": "facilitator"},
+        url="/tables/{slug}/residents/{resident_b}/role",
+        variant="B's resident through table A",
+        rejected=COORDINATORS,
+    ),
+    post(
+        "/tables/{slug:str}/residents/{user_id:int}/role",
+        NOBODY,
+        url="/tables/{slug_b}/residents/{card_resident}/role",
+        form={"role": "facilitator"},
+        variant="A's resident through table B",
+    ),
+    # accounts
+    get("/login", PUBLIC),
+    post("/login", PUBLIC, {"login": "{login}", "password": "not the password"}),
+    get("/login/verify", SIGNED),
+    post("/login/verify", SIGNED),
+    get("/account", SIGNED),
+    post("/account/totp", SIGNED),
+    post("/account/totp/reset", SIGNED),
+    post("/account/sign-out-everywhere", SIGNED, ends_sessions="self"),
+    post("/logout", PUBLIC, ends_sessions="self"),
+    get("/signup", PUBLIC),
+    post("/signup", PUBLIC),
+    get("/card", PUBLIC),
+    get("/card/{code:str}", PUBLIC),
+    post("/card", PUBLIC),
+    get("/account/data.json", SELF),
+    post("/account/erase", SIGNED),
+    get("/password/forgot", PUBLIC),
+    post("/password/forgot", PUBLIC, {"email": "nobody-{person}@example.org"}),
+    get("/password/reset/{token:str}", PUBLIC, url="/password/reset/{reset_token}"),
+    post("/password/reset/{token:str}", PUBLIC, url="/password/reset/{reset_token}"),
+    # proposals
+    get("/tables/{slug:str}/proposals/new", FOLLOWER),
+    post(
+        "/tables/{slug:str}/proposals",
+        FOLLOWER,
+        {"title": "Un jardin partagé", "body": "Au pied de la tour G.", "theme": "housing"},
+    ),
+    get("/proposals/{proposal_id:int}", PUBLIC),
+    post("/proposals/{proposal_id:int}/support", MEMBER),
+    *[
+        post(
+            "/proposals/{proposal_id:int}/{what:str}",
+            access,
+            form,
+            url=f"/proposals/{{{proposal}}}/{what}",
+            variant=what,
+        )
+        for what, access, proposal, form in (
+            ("comments", MEMBER, "proposal", {"body": "Je suis d'accord."}),
+            ("report", SIGNED, "proposal", {"reason": "Hors sujet"}),
+            ("moderation", MANAGER, "proposal_to_hide", {"reason": "Propos blessants"}),
+            ("status", MANAGER, "proposal", {"status": "discussion", "reason": "À discuter"}),
+            ("merge", MANAGER, "duplicate", {"into": "{proposal}"}),
+            ("transcription", MANAGER, "proposal", {"transcription": "Les ascenseurs."}),
+            (
+                "translations",
+                MANAGER,
+                "proposal",
+                {"language": "en", "title": "Repair the lifts", "body": "They break every week."},
+            ),
+            ("nonsense", NOBODY, "proposal", {}),
+        )
+    ],
+    post(
+        "/proposals/{proposal_id:int}/{what:str}",
+        NOBODY,
+        {"into": "{proposal_b}"},
+        url="/proposals/{duplicate}/merge",
+        variant="merge into table B's proposal",
+        rejected=MANAGERS,
+    ),
+    get("/media/{token:str}", PUBLIC, url="/media/{media}"),
+    # votes
+    post("/proposals/{proposal_id:int}/votes", MANAGER, {"question": "Adopter la proposition ?"}),
+    get("/votes/{vote_id:int}", PUBLIC, variant="open"),
+    get("/votes/{vote_id:int}", PUBLIC, url="/votes/{vote_closed}", variant="closed"),
+    post("/votes/{vote_id:int}/ballot", MEMBER, {"choice": "yes"}),
+    post("/votes/{vote_id:int}/close", MANAGER, url="/votes/{vote_to_close}/close"),
+    post("/proposals/{proposal_id:int}/decision", MANAGER, {"decision": "adopted"}),
+    # meetings
+    get("/tables/{slug:str}/meetings", PUBLIC),
+    get("/tables/{slug:str}/meetings.ics", PUBLIC),
+    get("/tables/{slug:str}/meetings/new", MANAGER),
+    post("/tables/{slug:str}/meetings", MANAGER),
+    get("/meetings/{meeting_id:int}/edit", MANAGER, url="/meetings/{meeting_scheduled}/edit"),
+    post("/meetings/{meeting_id:int}/edit", MANAGER, url="/meetings/{meeting_scheduled}/edit"),
+    get("/meetings/{meeting_id:int}", PUBLIC),
+    get("/meetings/{meeting_id:int}/poster.pdf", PUBLIC),
+    post("/meetings/{meeting_id:int}/open", MANAGER, url="/meetings/{meeting_to_open}/open"),
+    post("/meetings/{meeting_id:int}/close", MANAGER, url="/meetings/{meeting_to_close}/close"),
+    post("/meetings/{meeting_id:int}/cancel", MANAGER, url="/meetings/{meeting_to_cancel}/cancel"),
+    post("/meetings/{meeting_id:int}/agenda", MANAGER, {"title": "Point ajouté"}),
+    post(
+        "/meetings/{meeting_id:int}/agenda",
+        NOBODY,
+        {"proposal": "{proposal_b}"},
+        variant="table B's proposal",
+        rejected=MANAGERS,
+    ),
+    post("/meetings/{meeting_id:int}/agenda/{item_id:int}", MANAGER, {"action": "current"}),
+    get("/meetings/{meeting_id:int}/check-in", PUBLIC),
+    post("/meetings/{meeting_id:int}/check-in", MEMBER),
+    get("/meetings/{meeting_id:int}/attendance", MANAGER),
+    post(
+        "/meetings/{meeting_id:int}/attendance/members/{user_id:int}",
+        MANAGER,
+        url="/meetings/{meeting}/attendance/members/{resident_a}",
+    ),
+    post(
+        "/meetings/{meeting_id:int}/attendance/members/{user_id:int}",
+        NOBODY,
+        url="/meetings/{meeting}/attendance/members/{resident_b}",
+        variant="B's resident",
+        rejected=MANAGERS,
+    ),
+    post("/meetings/{meeting_id:int}/attendance/walk-in", MANAGER, {"name": "Passant {login}"}),
+    post(
+        "/meetings/{meeting_id:int}/attendance/{attendance_id:int}/remove",
+        MANAGER,
+        url="/meetings/{meeting}/attendance/{fresh}/remove",
+        fresh="walk_in",
+    ),
+    get("/meetings/{meeting_id:int}/sign-in-sheet.pdf", MANAGER),
+    get("/meetings/{meeting_id:int}/screen", FOLLOWER),
+    get("/meetings/{meeting_id:int}/control", MANAGER),
+    get("/meetings/{meeting_id:int}/events", FOLLOWER, stream=True),
+    post("/meetings/{meeting_id:int}/speakers", MANAGER, {"name": "Intervenant {login}"}),
+    post("/meetings/{meeting_id:int}/speakers/{speaker_id:int}", MANAGER, {"action": "up"}),
+    get("/meetings/{meeting_id:int}/minutes", PUBLIC, url="/meetings/{meeting_closed}/minutes"),
+    get(
+        "/meetings/{meeting_id:int}/minutes/edit",
+        MANAGER,
+        url="/meetings/{meeting_closed}/minutes/edit",
+    ),
+    post(
+        "/meetings/{meeting_id:int}/minutes",
+        MANAGER,
+        {"body": "Brouillon du compte rendu."},
+        url="/meetings/{meeting_closed}/minutes",
+    ),
+    get(
+        "/meetings/{meeting_id:int}/minutes.pdf",
+        PUBLIC,
+        url="/meetings/{meeting_closed}/minutes.pdf",
+    ),
+    # maps
+    get("/tables/{slug:str}/map", PUBLIC),
+    get("/map", PUBLIC),
+    get("/tables/{slug:str}/districts.geojson", PUBLIC),
+    # audit
+    get("/organisations/{slug:str}/audit", COORDINATOR, url="/organisations/{organisation}/audit"),
+    # briefs
+    get("/tables/{slug:str}/briefs/new", MANAGER),
+    post(
+        "/tables/{slug:str}/briefs",
+        MANAGER,
+        {"title": "Deuxième envoi", "addressed_to": "Métropole"},
+    ),
+    get("/briefs/{slug:str}", PUBLIC, url="/briefs/{brief}"),
+    get("/briefs/{slug:str}/pdf/{lang:str}", PUBLIC, url="/briefs/{brief}/pdf/fr"),
+]
+
+
+# --- the table is complete -----------------------------------------------------------------
+
+# Litestar answers OPTIONS on every path by itself; it is no route of ours.
+IMPLICIT_METHODS = {"OPTIONS"}
+
+
+def app_routes() -> set[tuple[str, str]]:
+    return {
+        (method, route.path)
+        for route in create_app().routes
+        for method in getattr(route, "methods", ())
+        if method not in IMPLICIT_METHODS
+    }
+
+
+def test_every_route_has_a_row_and_every_row_a_route() -> None:
+    declared = app_routes()
+    rows = {(row.method, row.route) for row in ROWS}
+    missing = [f"add a row for {m} {p} in tests/test_routes.py" for m, p in sorted(declared - rows)]
+    stale = [
+        f"no route {m} {p}: remove its row from tests/test_routes.py"
+        for m, p in sorted(rows - declared)
+    ]
+    assert not missing + stale, "\n".join(missing + stale)
+
+
+def test_rows_are_distinct() -> None:
+    labels = [row.label for row in ROWS]
+    assert len(labels) == len(set(labels)), [x for x in labels if labels.count(x) > 1]
+
+
+# --- the walk ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    status: int
+    location: str = ""
+    changed: list[str] = field(default_factory=list)  # fingerprint entries a request changed
+    csrf: bool = False  # refused as a forged form: the walk's own mistake, not an answer
+    own_data: bool | None = None  # SELF rows: the data that came back is the person's own
+    text: str = ""
+
+    def describe(self) -> str:
+        where = f" -> {self.location}" if self.location else ""
+        changed = f"; changed: {', '.join(self.changed)}" if self.changed else ""
+        return f"{self.status}{where}{changed}"
+
+
+# State a refused request must not touch, beyond the row counts of every table.
+STATE = {
+    "votes open": "SELECT COALESCE(SUM(id), 0) FROM vote WHERE status = 'open'",
+    "meeting states": "SELECT COALESCE(SUM(id * LENGTH(status)), 0) FROM meeting",
+    "current items": "SELECT COALESCE(SUM(current_item), 0) FROM meeting",
+    "agenda order": "SELECT COALESCE(SUM(id * position), 0) FROM agenda_item",
+    "speakers": "SELECT COALESCE(SUM(id * position), 0) + COUNT(started_at) FROM speaker",
+    "proposal states": "SELECT COALESCE(SUM(id * LENGTH(status)), 0) FROM proposal",
+    "hidden": "SELECT COUNT(hidden_at) FROM proposal",
+    "supports": "SELECT COALESCE(SUM(supports), 0) FROM proposal",
+    "transcriptions": "SELECT COALESCE(SUM(LENGTH(transcription)), 0) FROM proposal",
+    "roles": "SELECT COALESCE(SUM(id * LENGTH(role)), 0) FROM membership",
+    "cards revoked": "SELECT COUNT(revoked_at) FROM login_card",
+    "totp": "SELECT COUNT(totp_enabled_at) + COUNT(totp_secret) FROM account",
+    "passwords": "SELECT COALESCE(SUM(LENGTH(password_hash)), 0) FROM account",
+    "minutes": "SELECT COALESCE(SUM(LENGTH(body)), 0) + COUNT(published_at) FROM minutes",
+    "throttle": "SELECT COALESCE(SUM(failures), 0) FROM throttle",
+}
+
+
+def fingerprint_query() -> tuple[list[str], str]:
+    names = sorted(table._meta.tablename for table in Finder().get_table_classes())
+    parts = [(f"rows of {name}", f'SELECT COUNT(*) FROM "{name}"') for name in names]
+    parts += list(STATE.items())
+    sql = "SELECT " + ", ".join(f"({query}) AS f{i}" for i, (_, query) in enumerate(parts))
+    return [label for label, _ in parts], sql
+
+
+class Walker:
+    def __init__(self, app: Any, world: RouteWorld) -> None:
+        self.app = app
+        self.world = world
+        self.labels, self.sql = fingerprint_query()
+        self.clients: dict[str, httpx.AsyncClient] = {}
+        self.sessions: dict[str, str] = {}
+        self.csrf: dict[str, str] = {}
+        # The database as the last refused request left it; None once anything may have changed.
+        self.known: list[Any] | None = None
+
+    async def start(self) -> None:
+        for number, person in enumerate(PERSONS, start=10):
+            # A client address of their own: throttles count per client, as for real people.
+            transport = httpx.ASGITransport(app=self.app, client=(f"10.0.0.{number}", 40000))
+            client = httpx.AsyncClient(transport=transport, base_url="http://testserver.local")
+            await client.get("/login")  # the CSRF cookie forms are posted with
+            self.csrf[person.name] = str(client.cookies["csrftoken"])
+            self.clients[person.name] = client
+            await self.open_session(person)
+
+    async def stop(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+
+    async def open_session(self, person: Person) -> None:
+        self.known = None
+        if person.user is not None:
+            user_id = self.world.users[person.user]
+            self.sessions[person.name] = await open_session(user_id, verified=person.verified)
+
+    async def fingerprint(self) -> list[Any]:
+        rows = await User.raw(self.sql)
+        return list(rows[0].values())
+
+    def cookies(self, person: Person) -> dict[str, str]:
+        cookies = {"csrftoken": self.csrf[person.name]}
+        if person.name in self.sessions:
+            cookies[SESSION_COOKIE] = self.sessions[person.name]
+        return cookies
+
+    async def request(self, row: Row, person: Person) -> Outcome:
+        values: dict[str, Any] = {
+            **self.world.objects,
+            "person": person.name,
+            "login": self.world.logins.get(person.user or "", "nobody"),
+        }
+        if row.fresh:
+            values["fresh"] = await getattr(self.world, row.fresh)()
+            self.known = None
+        url = (row.url or _default_url(row.route)).format_map(values)
+        # Only a refused request must leave the database as it was (and any, on some rows).
+        watched = row.unchanged or row.expectation(person.name) != PASS
+        before = (self.known or await self.fingerprint()) if watched else []
+        self.known = None
+        if row.stream:
+            outcome = await self.stream_status(url, person)
+        else:
+            client = self.clients[person.name]
+            client.cookies.clear()
+            for name, value in self.cookies(person).items():
+                client.cookies.set(name, value)
+            if row.form is None:
+                response = await client.request(row.method, url)
+            else:
+                form = {k: v.format_map(values) for k, v in row.form.items()}
+                response = await client.post(
+                    url, data={**form, "_csrf_token": self.csrf[person.name]}
+                )
+            outcome = self.outcome(response)
+            if row.access is SELF and 200 <= response.status_code < 300:
+                outcome.own_data = response.json()["account"]["login"] == values["login"]
+        if watched:
+            after = await self.fingerprint()
+            outcome.changed = [
+                label for label, b, a in zip(self.labels, before, after, strict=True) if a != b
+            ]
+            self.known = after
+        if row.undo is not None:
+            await row.undo(self.world)
+            self.known = None
+        if row.ends_sessions:
+            # Signing out, or a card printed or revoked, ends sessions: open new ones.
+            user = person.user if row.ends_sessions == "self" else row.ends_sessions
+            for each in PERSONS:
+                if user is not None and each.user == user:
+                    await self.open_session(each)
+        return outcome
+
+    def outcome(self, response: httpx.Response) -> Outcome:
+        text = response.text if "text" in response.headers.get("content-type", "") else ""
+        return Outcome(
+            status=response.status_code,
+            location=response.headers.get("location", ""),
+            csrf=bool(text) and t(CSRF_EXPIRED) in text,
+            text=text[-300:],
+        )
+
+    async def stream_status(self, url: str, person: Person) -> Outcome:
+        """The status of a streamed response; then the client goes away (server-sent events)."""
+        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies(person).items())
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": url,
+            "raw_path": url.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"testserver.local"), (b"cookie", cookie.encode())],
+            "client": ("10.0.0.99", 40000),
+            "server": ("testserver.local", 80),
+        }
+        started: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        gone = asyncio.Event()
+        requested = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and not started.done():
+                started.set_result(message)
+
+        task = asyncio.create_task(self.app(scope, receive, send))
+        try:
+            start = await asyncio.wait_for(asyncio.shield(started), timeout=10)
+        finally:
+            gone.set()
+            with contextlib.suppress(TimeoutError):  # wait_for cancels the stream then
+                await asyncio.wait_for(task, timeout=3)
+        headers = {k.decode().lower(): v.decode() for k, v in start.get("headers", [])}
+        return Outcome(status=start["status"], location=headers.get("location", ""))
+
+
+async def _walk() -> dict[tuple[str, str], Outcome]:
+    await db.engine().start()
+    application = create_app()
+    results: dict[tuple[str, str], Outcome] = {}
+    try:
+        async with application.plugins.get(ChannelsPlugin):
+            world = await build_route_world()
+            walker = Walker(application, world)
+            await walker.start()
+            try:
+                for row in ROWS:
+                    for person in PERSONS:
+                        results[(row.label, person.name)] = await walker.request(row, person)
+            finally:
+                await walker.stop()
+    finally:
+        async with db.engine().transaction():
+            for table in ALL_TABLES:
+                await db.engine().run_ddl(f'DELETE FROM "{table}"')
+        await db.engine().stop()
+    return results
+
+
+@pytest.fixture(autouse=True)
+def clean_database() -> None:
+    """Replaces the suite's per-test clean-up: the walk builds once and cleans up itself."""
+
+
+_WALKED: list[dict[tuple[str, str], Outcome] | BaseException] = []
+
+
+@pytest.fixture
+def walk() -> dict[tuple[str, str], Outcome]:
+    """The walk's outcomes, walked once (a failed walk fails every row at once, not again)."""
+    if not _WALKED:
+        try:
+            _WALKED.append(asyncio.run(_walk()))
+        except Exception as error:
+            _WALKED.append(error)
+    if isinstance(_WALKED[0], BaseException):
+        raise RuntimeError("the walk failed") from _WALKED[0]
+    return _WALKED[0]
+
+
+# --- one test per row and person -----------------------------------------------------------
+
+AUTH_STEPS = {"/login", "/login/verify", "/account"}
+
+
+def sent_to_sign_in(outcome: Outcome) -> bool:
+    """A redirect to the sign-in or code step, which always says where to come back to."""
+    target = urlsplit(outcome.location)
+    return 300 <= outcome.status < 400 and target.path in AUTH_STEPS and "next=" in target.query
+
+
+def verdict(row: Row, expectation: str, outcome: Outcome) -> str | None:
+    """What is wrong with this outcome, or None."""
+    if outcome.csrf:
+        return "refused as a forged form: the walk sent a bad CSRF token"
+    if outcome.status >= 500:
+        return "server error"
+    if expectation == PASS:
+        return _not_passed(row, outcome)
+    return _not_refused(expectation, outcome)
+
+
+def _not_passed(row: Row, outcome: Outcome) -> str | None:
+    if outcome.status in (401, 403, 404) or sent_to_sign_in(outcome):
+        return "refused"
+    if row.method in ("GET", "HEAD") and not 200 <= outcome.status < 400:
+        return "no page"
+    if outcome.status >= 400 and outcome.status not in (400, 409, 413, 422, 429):
+        return "unexpected status"
+    if outcome.own_data is False:
+        return "someone else's data"
+    return "the database changed" if outcome.changed else None  # rows that must change nothing
+
+
+def _not_refused(expectation: str, outcome: Outcome) -> str | None:
+    if expectation == REFUSE and not (
+        outcome.status in (401, 403, 404) or sent_to_sign_in(outcome)
+    ):
+        return "not refused before validation" if outcome.status >= 400 else "not refused"
+    if expectation == REJECT and not 400 <= outcome.status < 500:
+        return "not refused"
+    return "refused, yet the database changed" if outcome.changed else None
+
+
+def _cases() -> Iterator[Any]:
+    for row in ROWS:
+        for person in PERSON_NAMES:
+            marks = []
+            if row.hole is not None and person in row.hole.persons:
+                marks.append(pytest.mark.xfail(strict=True, reason=row.hole.reason))
+            yield pytest.param(row, person, id=f"{row.label} as {person}", marks=marks)
+
+
+@pytest.mark.parametrize(("row", "person"), list(_cases()))
+def test_route(walk: dict[tuple[str, str], Outcome], row: Row, person: str) -> None:
+    outcome = walk[(row.label, person)]
+    expectation = row.expectation(person)
+    problem = verdict(row, expectation, outcome)
+    assert problem is None, (
+        f"{row.label} [{row.access.name}] as {person}: expected {expectation}, "
+        f"got {outcome.describe()}: {problem}\n{outcome.text}"
+    )
