@@ -154,8 +154,9 @@ async def _account_page(
     request: Request, principal: Principal, status_code: int = 200, **context: Any
 ) -> Template:
     user_id = signed_in(principal)
+    has_password = await rights.has_password(user_id)
     enrolment = None
-    if not principal.totp_enabled:
+    if has_password and not principal.totp_enabled:
         login = await services.login_of(user_id)
         enrolment = await mfa.enrolment(user_id, login)
     return page(
@@ -163,7 +164,7 @@ async def _account_page(
         "accounts/account.html",
         status_code=status_code,
         enrolment=enrolment,
-        has_password=await rights.has_password(user_id),
+        has_password=has_password,
         cards=await cards.history(user_id),
         next=safe_next(request.query_params.get("next")),
         **context,

@@ -347,13 +347,14 @@ async def test_a_reprint_needs_a_reason_which_the_resident_and_the_journal_see(
         assert (await post_form(phone, "/card", {"code": second})).status_code == 303
         account = await phone.get("/account")
     issued_at = (await LoginCard.select(LoginCard.issued_at).where(LoginCard.reason == reason))[0]
-    shown = t(
-        "Card reprinted on %(date)s by %(name)s: %(reason)s",
-        date=i18n.date(db.utc(issued_at["issued_at"]), "medium"),
-        name="Facilitator-A",
-        reason=reason,
-    )
+    # Each user-written part isolated, so a French reason reads right in an Arabic sentence.
+    shown = i18n.catalog("fr").gettext("Card reprinted on %(date)s by %(name)s: %(reason)s") % {
+        "date": f"<bdi>{i18n.date(db.utc(issued_at['issued_at']), 'medium')}</bdi>",
+        "name": "<bdi>Facilitator-A</bdi>",
+        "reason": f"<bdi>{reason}</bdi>",
+    }
     assert shown in account.text
+    assert t("Two-step sign-in") not in account.text  # a card-only resident has no password
 
     entry = await AuditEntry.select(AuditEntry.details).where(AuditEntry.action == "card.reprinted")
     assert len(entry) == 1

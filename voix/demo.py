@@ -10,7 +10,8 @@ import math
 import random
 from datetime import UTC, datetime, time, timedelta
 
-from accounts.models import User
+from accounts.cards import CARD, new_card_code
+from accounts.models import LoginCard, User
 from accounts.services import create_user, hash_password, hash_password_async
 from exports.models import Brief, BriefItem
 from maps.models import District, Place
@@ -336,6 +337,22 @@ async def _seed() -> None:
             )
 
     facilitator = users["animation.flamants@avec-nous.example"]
+    # Registered in person by the facilitator, with her consent: no password, a login card.
+    fatima = await create_user("h-demo-fatima", "Fatima", "", language="ar")
+    await User.update({User.consent_at: joined, User.consent_recorded_by: facilitator}).where(
+        User.id == fatima.id
+    )
+    await Membership.insert(
+        Membership(user=fatima.id, table=tables["flamants-iris"], role=RESIDENT, created_at=joined)
+    )
+    await LoginCard.insert(  # nobody knows its code: it was printed, and only its hash is kept
+        LoginCard(
+            user=fatima.id,
+            code_hash=crypto.keyed_hash(new_card_code(), CARD),
+            issued_by=facilitator,
+            issued_at=joined,
+        )
+    )
     now = datetime.now(UTC)
     proposals = []
     for index, (table_slug, author, theme, lang, title, body) in enumerate(PROPOSALS):

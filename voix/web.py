@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Request
 from litestar.datastructures import Cookie
@@ -126,6 +127,9 @@ def build_environment() -> Environment:
     env.filters["datetime"] = i18n.datetime
     env.filters["time"] = i18n.time
     env.filters["direction"] = i18n.direction
+    # User-written text inside a translated sentence: isolated, so a French name in an Arabic
+    # sentence (or the reverse) keeps its own order and does not reorder the sentence around it.
+    env.filters["bdi"] = lambda text: Markup("<bdi>{}</bdi>").format(text)
     env.globals["can"] = can
     env.globals["organisation_scope"] = organisation_scope
     env.globals["languages"] = [i18n.language(code) for code in i18n.LANGUAGES]
