@@ -159,12 +159,12 @@ async def test_odd_numbers_in_query_strings_fall_back_to_the_default(
             assert "tour G" in response.text, raw
 
 
-async def published_minutes(world) -> int:
+async def _meeting(world, days_from_now: int, status: str = "scheduled") -> int:
     from datetime import UTC, datetime, timedelta
 
-    from meetings.models import Meeting, Minutes
+    from meetings.models import Meeting
 
-    starts = datetime.now(UTC) - timedelta(days=2)
+    starts = datetime.now(UTC) + timedelta(days=days_from_now)
     rows = await Meeting.insert(
         Meeting(
             table=world.table_a["id"],
@@ -174,41 +174,34 @@ async def published_minutes(world) -> int:
             place="Centre social",
             address="Marseille",
             languages="fr",
-            status="closed",
+            status=status,
         )
     ).returning(Meeting.id)
-    meeting_id = int(rows[0]["id"])
+    return int(rows[0]["id"])
+
+
+async def published_minutes(world) -> int:
+    from datetime import UTC, datetime
+
+    from meetings.models import Minutes
+
+    meeting_id = await _meeting(world, days_from_now=-2, status="closed")
+    now = datetime.now(UTC)
     await Minutes.insert(
         Minutes(
             meeting=meeting_id,
             version=1,
             body="Le compte rendu de la séance.",
             published=True,
-            updated_at=starts,
-            published_at=starts,
+            updated_at=now,
+            published_at=now,
         )
     )
     return meeting_id
 
 
 async def open_meeting(world) -> int:
-    from datetime import UTC, datetime, timedelta
-
-    from meetings.models import Meeting
-
-    starts = datetime.now(UTC) + timedelta(days=2)
-    rows = await Meeting.insert(
-        Meeting(
-            table=world.table_a["id"],
-            title="Réunion de la table",
-            starts_at=starts,
-            ends_at=starts + timedelta(hours=2),
-            place="Centre social",
-            address="Marseille",
-            languages="fr",
-        )
-    ).returning(Meeting.id)
-    return int(rows[0]["id"])
+    return await _meeting(world, days_from_now=2)
 
 
 NEW_PROPOSAL = {
