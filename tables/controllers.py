@@ -197,9 +197,8 @@ async def change_role(
     try:
         await services.change_role(principal, table, user_id, str(data.get("role") or ""))
     except FormErrors as invalid:
-        return await _residents_page(
-            request, principal, table, status_code=400, errors=invalid.errors
-        )
+        errors = {f"role-{user_id}": message for message in invalid.errors.values()}
+        return await _residents_page(request, principal, table, status_code=400, errors=errors)
     return redirect(f"/tables/{slug}/residents", flash="role_changed")
 
 

@@ -6,12 +6,18 @@ from typing import Any
 
 from litestar.exceptions import NotFoundException
 
+from accounts.models import User
 from audit import services as audit
 from tables.models import RESIDENT, TABLE_ROLES, Membership, Organisation, Table, TableDistrict
 from voix import db
-from voix.forms import Form, UserError
+from voix.forms import Form, FormErrors, Message, UserError
 from voix.i18n import N_
 from voix.permissions import Principal, Scope, require
+
+CARD_ONLY_CANNOT_RUN = N_(
+    "This resident signs in with a login card only. To help run a table, they first need an "
+    "account with a password (and two-step sign-in): create one for them with their agreement."
+)
 
 NOT_A_MEMBER = N_("This person is not a member of this table.")
 
@@ -111,6 +117,14 @@ async def change_role(who: Principal, table: dict[str, Any], user_id: int, role:
     role = form.choice("role", TABLE_ROLES)
     form.validate()
     async with db.write_transaction():
+        if not await is_member(user_id, table["id"]):  # before anything is said of the person
+            raise UserError(NOT_A_MEMBER, status_code=404)
+        if role != RESIDENT and await User.exists().where(
+            (User.id == user_id) & (User.password_hash == "")
+        ):
+            # A login card never signs in someone who runs a table, and they have no password:
+            # promoted, they could no longer sign in at all.
+            raise FormErrors({"role": Message(CARD_ONLY_CANNOT_RUN)})
         changed = await (
             Membership.update({Membership.role: role})
             .where((Membership.user == user_id) & (Membership.table == table["id"]))
