@@ -26,7 +26,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from voix.forms import UserError
+from voix.forms import UserError, parse_int
 from voix.i18n import N_
 
 T = TypeVar("T")
@@ -36,7 +36,7 @@ RETRY_AFTER_SECONDS = 60
 
 # Imported by each worker as it starts (see warm_up), so the first PDF or map it makes does not
 # also pay for loading WeasyPrint, its fonts or folium.
-PRELOAD = ("exports.pdf", "maps.interactive", "meetings.services")
+PRELOAD = ("exports.pdf", "maps.interactive", "meetings.services", "proposals.media")
 
 logger = logging.getLogger("voix")
 
@@ -48,8 +48,7 @@ class Busy(UserError):
 
 
 def _setting(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    return int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else default
+    return parse_int(os.environ.get(name), min=1) or default
 
 
 _lock = threading.Lock()
