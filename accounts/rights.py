@@ -11,6 +11,7 @@ from accounts.throttle import storage_key
 from audit import services as audit
 from audit.models import AuditEntry
 from meetings.models import Attendance, Meeting, Speaker
+from proposals.discussion import recount_supports
 from proposals.models import Comment, Proposal, Report, Support
 from tables.models import Coordinator, Membership
 from voix import db
@@ -147,22 +148,19 @@ async def _forget_traces(user_id: int, user: dict[str, Any]) -> None:
     await Comment.update({Comment.body: "", Comment.author: None}).where(Comment.author == user_id)
     # Supports go, and each proposal's count is recounted from the supports left.
     supported = await Support.delete().where(Support.user == user_id).returning(Support.proposal)
-    proposal_ids = sorted({row["proposal"] for row in supported})
-    for proposal_id, count in (await db.count_by(Support.proposal, proposal_ids)).items():
-        await Proposal.update({Proposal.supports: count}).where(Proposal.id == proposal_id)
+    for proposal_id in sorted({row["proposal"] for row in supported}):
+        await recount_supports(proposal_id)
     await Report.delete().where(Report.reporter == user_id)
     # Attendance keeps counting (one row each, the person key stays unique per meeting).
-    attended = await Attendance.select(Attendance.id, Attendance.meeting).where(
-        (Attendance.user == user_id) | (Attendance.person == f"user:{user_id}")
+    # One statement: each row's new key is built from its own id ("erased:<id>").
+    attended = await Attendance.raw(
+        'UPDATE attendance SET "user" = NULL, name = {}, person = {} || id '
+        'WHERE "user" = {} OR person = {} RETURNING meeting',
+        ERASED_NAME,
+        "erased:",
+        user_id,
+        f"user:{user_id}",
     )
-    for row in attended:
-        await Attendance.update(
-            {
-                Attendance.user: None,
-                Attendance.name: ERASED_NAME,
-                Attendance.person: f"erased:{row['id']}",
-            }
-        ).where(Attendance.id == row["id"])
     # The speakers' queue holds names as typed by the facilitator: those of the person's name,
     # in the meetings of their tables, lose it.
     tables = await Membership.select(Membership.table).where(Membership.user == user_id)

@@ -172,7 +172,7 @@ async def support(who: Principal, table: dict[str, Any], proposal: dict[str, Any
         )
         if not inserted:
             raise UserError(ALREADY_SUPPORTED)
-        await _recount(proposal["id"])
+        await recount_supports(proposal["id"])
 
 
 async def withdraw_support(who: Principal, table: dict[str, Any], proposal: dict[str, Any]) -> None:
@@ -185,10 +185,10 @@ async def withdraw_support(who: Principal, table: dict[str, Any], proposal: dict
         )
         if not removed:
             raise UserError(NOT_SUPPORTED)
-        await _recount(proposal["id"])
+        await recount_supports(proposal["id"])
 
 
-async def _recount(proposal_id: int) -> None:
+async def recount_supports(proposal_id: int) -> None:
     """The list's support count, from the supports themselves, in the changing transaction."""
     count = await Support.count().where(Support.proposal == proposal_id)
     await Proposal.update({Proposal.supports: count}).where(Proposal.id == proposal_id)
@@ -423,8 +423,8 @@ async def merge(
                 ]
             ).on_conflict(action="DO NOTHING")
         await Support.delete().where(Support.proposal == duplicate["id"])
-        await _recount(kept_id)
-        await _recount(duplicate["id"])
+        await recount_supports(kept_id)
+        await recount_supports(duplicate["id"])
         await Comment.update({Comment.proposal: kept_id}).where(Comment.proposal == duplicate["id"])
         before = rows[duplicate["id"]]["status"]
         await record_change(duplicate["id"], before, MERGED, who, f"#{kept_id}")
