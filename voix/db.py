@@ -7,6 +7,8 @@ asks which engine it runs on.
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -119,6 +121,59 @@ async def count_by(column: Any, ids: list[int]) -> dict[int, int]:
         )
         counts.update({row[column._meta.name]: row["n"] for row in rows})
     return counts
+
+
+def _connection() -> Any:
+    """The driver's connection of the transaction in progress (aiosqlite or asyncpg)."""
+    transaction = engine().current_transaction.get()
+    if transaction is None:
+        raise RuntimeError("streaming and bulk writes run inside a transaction")
+    return transaction.connection
+
+
+def _placeholders(sql: str) -> str:
+    """Our SQL is written with `?`; PostgreSQL numbers its parameters."""
+    if isinstance(engine(), SQLite):
+        return sql
+    numbers = iter(range(1, sql.count("?") + 1))
+    return re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
+
+
+async def stream(sql: str, *args: Any, chunk: int = 2000) -> AsyncIterator[tuple[Any, ...]]:
+    """Rows of a query read in chunks from a cursor, never the whole result in memory.
+
+    Runs inside the caller's transaction (a server-side cursor needs one on PostgreSQL), and
+    the caller may write on the same connection between rows.
+    """
+    connection = _connection()
+    if isinstance(engine(), SQLite):
+        cursor = await connection.execute(sql, args)
+        try:
+            while rows := await cursor.fetchmany(chunk):
+                for row in rows:
+                    yield tuple(row.values()) if isinstance(row, dict) else tuple(row)
+        finally:
+            await cursor.close()
+    else:
+        async for record in connection.cursor(_placeholders(sql), *args, prefetch=chunk):
+            yield tuple(record.values())
+
+
+async def bulk_insert(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Many rows in one round trip: COPY on PostgreSQL, executemany on SQLite."""
+    connection = _connection()
+    if isinstance(engine(), SQLite):
+        marks = ", ".join("?" for _ in columns)
+        names = ", ".join(f'"{column}"' for column in columns)
+        values = [
+            [str(v) if not isinstance(v, int | str | float | None) else v for v in row]
+            for row in rows
+        ]
+        # Table and column names come from our code, never from a request.
+        insert = f'INSERT INTO "{table}" ({names}) VALUES ({marks})'  # noqa: S608
+        await connection.executemany(insert, values)
+    else:
+        await connection.copy_records_to_table(table, records=list(rows), columns=list(columns))
 
 
 def index(table: str, *columns: str, unique: bool = False) -> Any:

@@ -36,7 +36,13 @@ RETRY_AFTER_SECONDS = 60
 
 # Imported by each worker as it starts (see warm_up), so the first PDF or map it makes does not
 # also pay for loading WeasyPrint, its fonts or folium.
-PRELOAD = ("exports.pdf", "maps.interactive", "meetings.services", "proposals.media")
+PRELOAD = (
+    "exports.pdf",
+    "maps.interactive",
+    "meetings.services",
+    "proposals.media",
+    "votes.sealing",
+)
 
 logger = logging.getLogger("voix")
 

@@ -1,4 +1,4 @@
-"""Vote pages: open, cast, close, and the table's decision."""
+"""Vote pages: open, cast, close, results, the public ballot box, and the table's decision."""
 
 from __future__ import annotations
 
@@ -6,18 +6,22 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.response import Redirect, Template
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Stream, Template
 
 from meetings.services import meetings_showing_vote
+from proposals import media
 from proposals import services as proposals
 from proposals.controllers import proposal_page
+from proposals.themes import THEMES
 from tables import services as tables
 from voix import live
 from voix.forms import FormErrors
-from voix.permissions import Principal
-from voix.web import ObjectId, form_data, page, redirect
-from votes import services
-from votes.models import CHOICES
+from voix.permissions import Principal, require
+from voix.web import ObjectId, Slug, form_data, page, redirect
+from votes import box, closing, decisions, services, views
+from votes.models import CLOSED, OPEN
+from votes.scales import MAJORITY_JUDGMENT, METHOD_LABELS, SCALES, THRESHOLD_LABELS
 
 
 async def _vote_page(
@@ -28,6 +32,8 @@ async def _vote_page(
     **context: Any,
 ) -> Template:
     table = await tables.get_table_by_id(vote["table"])
+    (vote,) = await services.with_results([vote])
+    proposal_ids = [o["proposal"] for o in vote["options"] if o["proposal"]]
     return page(
         request,
         "votes/vote.html",
@@ -35,12 +41,69 @@ async def _vote_page(
         vote=vote,
         table=table,
         scope=tables.scope_of(table),
-        choices=CHOICES,
-        tally=(await services.tallies([vote["id"]]))[vote["id"]],
-        turnout=(await services.turnout([vote["id"]]))[vote["id"]],
+        themes=THEMES,
+        media=await media.for_proposals(proposal_ids) if vote["status"] == OPEN else {},
         voted=vote["id"] in await services.voted_in(principal.user_id, [vote["id"]]),
+        chart=views.chart(vote) if vote["status"] == CLOSED else "",
+        overridden=views.overridden(vote, await decisions.latest(proposal_ids)),
+        proof=services.RECEIPT_PROOFS[vote["receipts_prove"]],
+        method_labels=METHOD_LABELS,
+        threshold_labels=THRESHOLD_LABELS,
         **context,
     )
+
+
+@get("/tables/{slug:str}/votes/new", name="vote_new")
+async def new_vote(request: Request, principal: NamedDependency[Principal], slug: Slug) -> Template:
+    """Choose the proposals of a vote from the table's list, with the list's filters."""
+    table = await tables.get_table(slug)
+    values: dict[str, Any] = dict(request.query_params)
+    values["proposals"] = request.query_params.getall("proposals", [])
+    return await _new_vote_page(request, principal, table, values)
+
+
+async def _new_vote_page(
+    request: Request,
+    principal: Principal,
+    table: dict[str, Any],
+    values: dict[str, Any],
+    status_code: int = 200,
+    **context: Any,
+) -> Template:
+    require(principal, "votes.manage", tables.scope_of(table))
+    filters = proposals.Filters.from_query(values)
+    chosen = services.chosen_proposals(values)
+    return page(
+        request,
+        "votes/new.html",
+        status_code=status_code,
+        table=table,
+        filters=filters,
+        candidates=await proposals.votable(table["id"], filters, chosen),
+        chosen=chosen,
+        themes=THEMES,
+        scales=SCALES,
+        method_labels=METHOD_LABELS,
+        threshold_labels=THRESHOLD_LABELS,
+        values=values,
+        **context,
+    )
+
+
+@post("/tables/{slug:str}/votes", name="vote_open_several")
+async def open_several(
+    request: Request, principal: NamedDependency[Principal], slug: Slug
+) -> Template | Redirect:
+    data = await form_data(request, "proposals")
+    table = await tables.get_table(slug)
+    data.setdefault("method", MAJORITY_JUDGMENT)
+    try:
+        vote_id = await services.open_vote(principal, table, services.chosen_proposals(data), data)
+    except FormErrors as invalid:
+        return await _new_vote_page(
+            request, principal, table, data, status_code=400, errors=invalid.errors
+        )
+    return redirect(f"/votes/{vote_id}", flash="vote_opened")
 
 
 @post("/proposals/{proposal_id:int}/votes", name="vote_open")
@@ -49,10 +112,9 @@ async def open_vote(
 ) -> Template | Redirect:
     data = await form_data(request)
     _, table = await proposals.get_with_table(proposal_id)
+    data["method"] = "yes_no_abstain"
     try:
-        vote_id = await services.open_vote(
-            principal, table, proposal_id, str(data.get("question") or "")
-        )
+        vote_id = await services.open_vote(principal, table, [proposal_id], data)
     except FormErrors as invalid:
         return await proposal_page(
             request, principal, proposal_id, status_code=400, errors=invalid.errors, values=data
@@ -64,7 +126,11 @@ async def open_vote(
 async def vote_page(
     request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
 ) -> Template:
-    return await _vote_page(request, principal, await services.get(vote_id))
+    vote = await services.get(vote_id)
+    if vote["status"] == CLOSED and not vote["box_sha256"]:
+        # Closed by its closing time, by whoever read it first: the fingerprint comes now.
+        vote["box_sha256"] = await box.fingerprint(vote_id)
+    return await _vote_page(request, principal, vote)
 
 
 async def _tell_rooms(request: Request, vote_id: int) -> None:
@@ -73,19 +139,40 @@ async def _tell_rooms(request: Request, vote_id: int) -> None:
         live.publish(request.app, "votes", vote=vote_id, meetings=rooms)
 
 
+def _private(response: Template) -> Template:
+    """A page that shows someone's choices or receipt: never kept by a browser or a proxy,
+    so Back on a shared phone or tablet cannot bring it up again."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @post("/votes/{vote_id:int}/ballot", name="vote_cast")
 async def cast(
     request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
 ) -> Template:
-    data = await form_data(request)
+    data = await form_data(request, "approve")
     vote, table = await services.get_with_table(vote_id)
     try:
-        receipt = await services.cast(principal, table, vote_id, str(data.get("choice") or ""))
+        if vote["status"] == OPEN and vote["method"] == MAJORITY_JUDGMENT:
+            # Without JavaScript the page cannot count ungraded options as the voter goes:
+            # it says so here, before anything is stored, and asks again.
+            (shown,) = await services.with_results([dict(vote)])
+            marks = services.read_marks(vote, shown["options"], data)
+            ungraded = len(shown["options"]) - len(marks)
+            if ungraded and data.get("confirm") != "1":
+                return _private(
+                    await _vote_page(request, principal, vote, ungraded=ungraded, values=data)
+                )
+        receipt = await services.cast(principal, table, vote_id, data)
     except FormErrors as invalid:
-        return await _vote_page(request, principal, vote, status_code=400, errors=invalid.errors)
+        return _private(
+            await _vote_page(
+                request, principal, vote, status_code=400, errors=invalid.errors, values=data
+            )
+        )
     await _tell_rooms(request, vote_id)
-    # Shown once: nothing stored links this receipt to the voter.
-    return await _vote_page(request, principal, vote, receipt=receipt)
+    # Shown once: nothing stored links this receipt to the voter, and it is in no URL.
+    return _private(await _vote_page(request, principal, vote, receipt=receipt))
 
 
 @post("/votes/{vote_id:int}/close", name="vote_close")
@@ -94,9 +181,41 @@ async def close(
 ) -> Redirect:
     await form_data(request)
     _, table = await services.get_with_table(vote_id)
-    await services.close_vote(principal, table, vote_id)
+    await closing.close_vote(principal, table, vote_id)
+    await box.fingerprint(vote_id)
     await _tell_rooms(request, vote_id)
     return redirect(f"/votes/{vote_id}", flash="vote_closed")
+
+
+@post("/votes/{vote_id:int}/receipt", name="vote_receipt_check")
+async def check_receipt(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Template:
+    """Found or not found: a POST, so the receipt is in no URL, history or log."""
+    data = await form_data(request)
+    vote = await services.get(vote_id)
+    code = str(data.get("receipt") or "")[:40]
+    found = await services.receipt_found(vote, code)
+    return _private(
+        await _vote_page(request, principal, vote, checked=found, values={"receipt": code})
+    )
+
+
+@get("/votes/{vote_id:int}/ballots.json", name="vote_ballots")
+async def ballots(vote_id: ObjectId) -> Stream:
+    """The public ballot box of a closed vote: the same bytes as `voix export ballots`."""
+    vote = await services.get(vote_id)
+    if vote["status"] != CLOSED:
+        raise NotFoundException()
+    await box.fingerprint(vote_id)
+    return Stream(
+        box.chunks(vote_id),
+        media_type="application/json; charset=utf-8",
+        headers={
+            "Content-Disposition": f'inline; filename="vote-{vote_id}-ballots.json"',
+            "Cache-Control": "public, max-age=300",
+        },
+    )
 
 
 @post("/proposals/{proposal_id:int}/decision", name="proposal_decide")
@@ -106,12 +225,12 @@ async def decide(
     data = await form_data(request)
     _, table = await proposals.get_with_table(proposal_id)
     try:
-        await services.decide(principal, table, proposal_id, str(data.get("decision") or ""))
+        await decisions.decide(principal, table, proposal_id, data)
     except FormErrors as invalid:
         return await proposal_page(
-            request, principal, proposal_id, status_code=400, errors=invalid.errors
+            request, principal, proposal_id, status_code=400, errors=invalid.errors, values=data
         )
     return redirect(f"/proposals/{proposal_id}", flash="decision_recorded")
 
 
-ROUTES = [open_vote, vote_page, cast, close, decide]
+ROUTES = [new_vote, open_several, open_vote, vote_page, cast, close, check_receipt, ballots, decide]

@@ -1,21 +1,33 @@
-from piccolo.columns import UUID, ForeignKey, Serial, Text, Timestamptz, Varchar
+from piccolo.columns import (
+    UUID,
+    Boolean,
+    ForeignKey,
+    Integer,
+    Serial,
+    SmallInt,
+    Text,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table as Model
 
 from accounts.models import User
 from proposals.models import Proposal
 from tables.models import Table
+from votes.scales import YES_NO_ABSTAIN
 
 OPEN = "open"
 CLOSED = "closed"
-YES_NO_ABSTAIN = "yes_no_abstain"
-YES, NO, ABSTAIN = "yes", "no", "abstain"
-CHOICES = (YES, NO, ABSTAIN)
+# What a receipt proves once the vote is closed (see votes.services.RECEIPT_PROOFS).
+INCLUSION = "inclusion"
+CONTENT = "content"
 
 
 class Vote(Model, tablename="vote"):
     id: Serial
     table = ForeignKey(Table, null=False, on_delete=OnDelete.restrict)
+    # A vote on one proposal (yes/no); a vote over several has its proposals in VoteOption.
     proposal = ForeignKey(Proposal, null=True, on_delete=OnDelete.restrict)
     question = Varchar(length=200)
     method = Varchar(length=24, default=YES_NO_ABSTAIN)
@@ -23,6 +35,37 @@ class Vote(Model, tablename="vote"):
     opened_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
     opened_at = Timestamptz()
     closed_at = Timestamptz(null=True, default=None)
+    # Closed by the first request or `voix close-due` after this moment, whichever comes first.
+    closes_at = Timestamptz(null=True, default=None)
+    # The rule, fixed when the vote opens: the result decides by it alone.
+    scale = Varchar(length=8, default="")
+    quorum = Integer(null=True, default=None)
+    threshold = Varchar(length=16, default="majority")
+    adopt_grade = SmallInt(null=True, default=None)
+    adopt_top = SmallInt(null=True, default=None)
+    receipts_prove = Varchar(length=12, default=INCLUSION)
+    # Written when the vote closes.
+    participants = Integer(null=True, default=None)
+    box_sha256 = Varchar(length=64, default="")
+
+
+class VoteOption(Model, tablename="vote_option"):
+    """What is voted on, as it read when the vote opened: later edits or merges change nothing.
+
+    The result of each option is stored here when the vote closes.
+    """
+
+    id: Serial
+    vote = ForeignKey(Vote, null=False, on_delete=OnDelete.cascade)
+    position = SmallInt()
+    proposal = ForeignKey(Proposal, null=True, on_delete=OnDelete.set_null)
+    label = Varchar(length=200)
+    theme = Varchar(length=32, default="")
+    # Counts best grade first (majority judgment), [approvals], or [yes, no, abstain], as JSON.
+    tally = Text(default="")
+    rank = SmallInt(null=True, default=None)
+    majority_grade = SmallInt(null=True, default=None)
+    adopted = Boolean(null=True, default=None)
 
 
 class Participation(Model, tablename="vote_participation"):
@@ -37,7 +80,7 @@ class Participation(Model, tablename="vote_participation"):
 
 
 class SealedBallot(Model, tablename="sealed_ballot"):
-    """A ballot while its vote is open: receipt and choice encrypted (voix.crypto, "ballot").
+    """A ballot while its vote is open: receipt and choices encrypted (voix.crypto, "ballot").
 
     Written in the same transaction as the participation, so the database can link the two;
     that is why it is sealed, and why it only lives until the vote closes.
@@ -51,9 +94,30 @@ class SealedBallot(Model, tablename="sealed_ballot"):
 class Ballot(Model, tablename="ballot"):
     """What was voted, written when the vote closes: all ballots of a vote in one transaction,
     in shuffled order, with a random key and no timestamp. Nothing ties a row to a voter.
+
+    `marks` is a JSON array with one entry per option, in the vote's option order: the grade
+    given (majority judgment: 0 is the best; yes/no: 0 yes, 1 no, 2 abstain; approval: 0 for
+    approved) or null for an option left ungraded or not approved, which counts as the lowest
+    grade. One row per ballot: closing 100,000 ballots writes 100,000 rows, not a million.
     """
 
     id = UUID(primary_key=True)
     vote = ForeignKey(Vote, null=False, on_delete=OnDelete.cascade)
     receipt = Varchar(length=12)
-    choice = Varchar(length=16)
+    marks = Text(default="[]")
+
+
+class Decision(Model, tablename="vote_decision"):
+    """How the table decided a proposal: by a vote's result, or by its own reasoned choice.
+
+    A decision without a vote, or against one, carries its written reason, shown publicly.
+    """
+
+    id: Serial
+    proposal = ForeignKey(Proposal, null=False, on_delete=OnDelete.cascade)
+    vote = ForeignKey(Vote, null=True, on_delete=OnDelete.set_null)
+    outcome = Varchar(length=16)
+    follows_vote = Boolean(default=False)
+    reason = Text(default="")
+    decided_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+    decided_at = Timestamptz()

@@ -1,9 +1,9 @@
-"""Votes: opening, casting (once, secretly), closing, counting, deciding.
+"""Votes: opening (on one proposal or several), casting once and secretly, reading.
 
 Casting is one write transaction: a participation row (unique per vote and voter) and a
-sealed ballot (encrypted). Closing unseals every ballot of the vote at once, shuffled, so
-the stored ballots share no key, time, order or transaction with who voted. A vote's
-state is checked by a conditional UPDATE in the same transaction, which serialises
+sealed ballot (encrypted). Closing (votes.closing) unseals every ballot of the vote at once,
+shuffled, so the stored ballots share no key, time, order or transaction with who voted. A
+vote's state is checked by a conditional UPDATE in the same transaction, which serialises
 casting against closing.
 """
 
@@ -11,23 +11,43 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections import Counter
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar.exceptions import NotFoundException
-from piccolo.query.functions.aggregate import Count
 
 from audit import services as audit
 from proposals.discussion import record_change
-from proposals.models import ADOPTED, DISCUSSION, REJECTED, SUBMITTED, VOTING, Proposal
+from proposals.models import DISCUSSION, SUBMITTED, VOTING, Proposal
 from tables.models import Membership
 from tables.services import get_table_by_id, scope_of
-from voix import crypto, db
-from voix.forms import Form, UserError
+from voix import db
+from voix.forms import Form, UserError, parse_int
 from voix.i18n import N_
 from voix.permissions import Principal, require
-from votes.models import CHOICES, CLOSED, OPEN, Ballot, Participation, SealedBallot, Vote
+from votes import sealing
+from votes.models import (
+    CLOSED,
+    CONTENT,
+    INCLUSION,
+    OPEN,
+    Ballot,
+    Participation,
+    SealedBallot,
+    Vote,
+    VoteOption,
+)
+from votes.scales import (
+    APPROVAL,
+    MAJORITY_JUDGMENT,
+    METHODS,
+    SCALES,
+    SEVEN,
+    THRESHOLDS,
+    YES_NO_ABSTAIN,
+    YES_NO_CHOICES,
+)
 
 JOINED_AFTER_OPENING = N_(
     "Only people who were members of the table when the vote opened take part in it."
@@ -35,15 +55,35 @@ JOINED_AFTER_OPENING = N_(
 ALREADY_VOTED = N_("You have already voted. Each person votes once.")
 VOTE_NOT_OPEN = N_("This vote is closed; ballots are no longer accepted.")
 NOT_OPENABLE = N_("A vote can only be opened on a proposal that is still under discussion.")
-ALREADY_CLOSED = N_("This vote is already closed.")
-ALREADY_DECIDED = N_("This proposal has already been decided.")
-VOTE_STILL_OPEN = N_("Close the vote before recording the decision.")
+SOME_NOT_OPENABLE = N_(
+    "Some of the chosen proposals can no longer be put to the vote (already in a vote, "
+    "decided or hidden). Reload the list and choose again."
+)
+ONE_PROPOSAL = N_("A vote for or against is on one proposal.")
+SEVERAL_PROPOSALS = N_("Choose between %(min)d and %(max)d proposals for this kind of vote.")
+CLOSES_IN_PAST = N_("The closing time must be in the future.")
+CLOSES_TOO_LATE = N_("A vote stays open %(days)d days at most.")
+TOP_TOO_LARGE = N_("Choose fewer than the number of proposals in the vote.")
+GRADE_UNKNOWN = N_("Please choose one of the grades offered.")
 QUESTION_MAX = 200
-DECISIONS = {"adopted": ADOPTED, "rejected": REJECTED}
+MIN_OPTIONS, MAX_OPTIONS = 2, 40
+MAX_OPEN_DAYS = 90
+QUORUM_MAX = 100_000
+ADOPT_RULES = ("grade", "top", "majority")
 # Crockford's base 32: no I, L, O or U to misread on paper.
 RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 RECEIPT_LENGTH = 8
-BALLOT_SEAL = "ballot"
+RECEIPT_PROOFS = {
+    INCLUSION: N_(
+        "Your receipt proves that your ballot is in the ballot box, not what it says: "
+        "receipts are published apart from the ballots, so nobody can make you show "
+        "how you voted."
+    ),
+    CONTENT: N_(
+        "Your receipt is printed beside your ballot in the public ballot box: you can check "
+        "what it says. Anyone you show your receipt to can see how you voted."
+    ),
+}
 
 _COLUMNS = (
     Vote.id,
@@ -54,7 +94,28 @@ _COLUMNS = (
     Vote.status,
     Vote.opened_at,
     Vote.closed_at,
+    Vote.closes_at,
+    Vote.scale,
+    Vote.quorum,
+    Vote.threshold,
+    Vote.adopt_grade,
+    Vote.adopt_top,
+    Vote.receipts_prove,
+    Vote.participants,
+    Vote.box_sha256,
     Vote.proposal.title.as_alias("proposal_title"),
+)
+_OPTION_COLUMNS = (
+    VoteOption.id,
+    VoteOption.vote,
+    VoteOption.position,
+    VoteOption.proposal,
+    VoteOption.label,
+    VoteOption.theme,
+    VoteOption.tally,
+    VoteOption.rank,
+    VoteOption.majority_grade,
+    VoteOption.adopted,
 )
 
 
@@ -62,10 +123,64 @@ def new_receipt() -> str:
     return "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(RECEIPT_LENGTH))
 
 
+def grades_of(vote: Mapping[str, Any]) -> tuple[str, ...]:
+    """The labels a ballot of this vote is written in, best first."""
+    if vote["method"] == MAJORITY_JUDGMENT:
+        return SCALES[vote["scale"] or SEVEN]
+    if vote["method"] == YES_NO_ABSTAIN:
+        return YES_NO_CHOICES
+    return ()
+
+
+def option_key(option: Mapping[str, Any]) -> str:
+    """An option's name in the public ballot box: its proposal's number, as `p12`."""
+    return f"p{option['proposal']}" if option["proposal"] else f"o{option['position'] + 1}"
+
+
+def _shape(vote: dict[str, Any]) -> dict[str, Any]:
+    for moment in ("opened_at", "closed_at", "closes_at"):
+        if vote.get(moment):
+            vote[moment] = db.utc(vote[moment])
+    return vote
+
+
+def _shape_option(option: dict[str, Any]) -> dict[str, Any]:
+    option["key"] = option_key(option)
+    option["tally"] = json.loads(option["tally"]) if option["tally"] else None
+    return option
+
+
+async def _close_due_among(votes: Sequence[dict[str, Any]]) -> bool:
+    """Closes the votes past their closing time; True when one was due.
+
+    True also when another request or `voix close-due` closed it at the same moment
+    (close_if_due returns False then): the caller's rows are stale either way.
+    """
+    from votes.closing import close_if_due  # noqa: PLC0415 (closing builds on this module)
+
+    due = False
+    for vote in votes:
+        if vote["status"] == OPEN and vote["closes_at"] and vote["closes_at"] <= _now():
+            await close_if_due(vote["id"])
+            due = True
+    return due
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 async def get(vote_id: int) -> dict[str, Any]:
+    """A vote, closed first if its time has come: the first reader closes it."""
     vote = await Vote.select(*_COLUMNS).where(Vote.id == vote_id).first()
     if vote is None:
         raise NotFoundException()
+    if await _close_due_among([_shape(vote)]):
+        # Closed now, by this request or another: read it as it is now (once, no recursion).
+        vote = await Vote.select(*_COLUMNS).where(Vote.id == vote_id).first()
+        if vote is None:
+            raise NotFoundException()
+        _shape(vote)
     return vote
 
 
@@ -74,48 +189,92 @@ async def get_with_table(vote_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
     return vote, await get_table_by_id(vote["table"])
 
 
+async def _read(where: Any) -> list[dict[str, Any]]:
+    rows = [_shape(v) for v in await Vote.select(*_COLUMNS).where(where).order_by(Vote.id)]
+    if await _close_due_among(rows):
+        rows = [_shape(v) for v in await Vote.select(*_COLUMNS).where(where).order_by(Vote.id)]
+    return sorted(rows, key=lambda v: v["opened_at"], reverse=True)
+
+
+async def by_ids(vote_ids: list[int]) -> list[dict[str, Any]]:
+    return await _read(Vote.id.is_in(vote_ids)) if vote_ids else []
+
+
 async def for_table(table_id: int) -> list[dict[str, Any]]:
-    return (
-        await Vote.select(*_COLUMNS)
-        .where(Vote.table == table_id)
-        .order_by(Vote.opened_at, ascending=False)
-    )
+    return await _read(Vote.table == table_id)
+
+
+async def _vote_ids_on(proposal_ids: list[int]) -> list[int]:
+    rows = await VoteOption.select(VoteOption.vote).where(VoteOption.proposal.is_in(proposal_ids))
+    return sorted({row["vote"] for row in rows})
 
 
 async def for_proposals(proposal_ids: list[int], status: str = CLOSED) -> list[dict[str, Any]]:
-    """Votes on these proposals, newest first."""
-    if not proposal_ids:
+    """Votes on these proposals (alone or among others), newest first."""
+    if not proposal_ids or not (ids := await _vote_ids_on(proposal_ids)):
         return []
-    return await (
-        Vote.select(*_COLUMNS)
-        .where(Vote.proposal.is_in(proposal_ids) & (Vote.status == status))
-        .order_by(Vote.opened_at, ascending=False)
-    )
+    return [v for v in await _read(Vote.id.is_in(ids)) if v["status"] == status]
 
 
 async def for_proposal(proposal_id: int) -> list[dict[str, Any]]:
-    return (
-        await Vote.select(*_COLUMNS)
-        .where(Vote.proposal == proposal_id)
-        .order_by(Vote.opened_at, ascending=False)
-    )
+    ids = await _vote_ids_on([proposal_id])
+    return await _read(Vote.id.is_in(ids)) if ids else []
 
 
 async def has_open_vote(proposal_id: int) -> bool:
-    return await Vote.exists().where((Vote.proposal == proposal_id) & (Vote.status == OPEN))
+    return await VoteOption.exists().where(
+        (VoteOption.proposal == proposal_id) & (VoteOption.vote.status == OPEN)
+    )
 
 
-async def tallies(vote_ids: list[int]) -> dict[int, Counter[str]]:
-    """Counts for many votes in one query."""
-    counts: dict[int, Counter[str]] = {vote_id: Counter() for vote_id in vote_ids}
+async def options(vote_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each vote's options in ballot order, with their stored results once closed."""
+    found: dict[int, list[dict[str, Any]]] = {vote_id: [] for vote_id in vote_ids}
     if vote_ids:
         rows = await (
-            Ballot.select(Ballot.vote, Ballot.choice, Count(Ballot.id).as_alias("n"))
-            .where(Ballot.vote.is_in(vote_ids))
-            .group_by(Ballot.vote, Ballot.choice)
+            VoteOption.select(
+                *_OPTION_COLUMNS,
+                VoteOption.proposal.supports.as_alias("supports"),
+                VoteOption.proposal.hidden_at.as_alias("hidden_at"),
+            )
+            .where(VoteOption.vote.is_in(vote_ids))
+            .order_by(VoteOption.vote)
+            .order_by(VoteOption.position)
         )
         for row in rows:
-            counts[row["vote"]][row["choice"]] = row["n"]
+            found[row["vote"]].append(_shape_option(row))
+    return found
+
+
+async def with_results(votes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Votes with their options (results once closed) and live turnout: two queries."""
+    ids = [vote["id"] for vote in votes]
+    found, counts = await options(ids), await turnout(ids)
+    for vote in votes:
+        for option in found[vote["id"]]:
+            # A proposal hidden by moderation keeps its place and its counts, not its words
+            # (the public ballot box keeps the label the vote was opened with: votes.box).
+            option["withdrawn"] = bool(option["hidden_at"])
+            if option["withdrawn"]:
+                option["label"] = ""
+        vote["options"] = found[vote["id"]]
+        vote["turnout"] = counts[vote["id"]]
+        vote["grades"] = grades_of(vote)
+    return votes
+
+
+async def yes_no_counts(vote_ids: list[int]) -> dict[int, dict[str, int]]:
+    """For, against and abstain of closed yes/no votes (from the stored result), in one query."""
+    counts: dict[int, dict[str, int]] = {vote_id: {} for vote_id in vote_ids}
+    if vote_ids:
+        rows = await VoteOption.select(VoteOption.vote, VoteOption.tally).where(
+            VoteOption.vote.is_in(vote_ids) & (VoteOption.vote.method == YES_NO_ABSTAIN)
+        )
+        for row in rows:
+            if row["tally"]:
+                counts[row["vote"]] = dict(
+                    zip(YES_NO_CHOICES, json.loads(row["tally"]), strict=True)
+                )
     return counts
 
 
@@ -133,81 +292,199 @@ async def voted_in(user_id: int | None, vote_ids: list[int]) -> set[int]:
     return {row["vote"] for row in rows}
 
 
-async def open_vote(who: Principal, table: dict[str, Any], proposal_id: int, question: str) -> int:
+async def receipt_found(vote: Mapping[str, Any], receipt: str) -> bool:
+    """Is this receipt in the ballot box of this closed vote?"""
+    code = "".join(receipt.split()).upper()[:RECEIPT_LENGTH]
+    return vote["status"] == CLOSED and await Ballot.exists().where(
+        (Ballot.vote == vote["id"]) & (Ballot.receipt == code)
+    )
+
+
+# Opening
+
+
+def _read_rule(form: Form, method: str, count: int) -> dict[str, Any]:
+    """How the result will decide, fixed before anyone votes."""
+    rule: dict[str, Any] = {
+        "quorum": form.integer("quorum", required=False, min=1, max=QUORUM_MAX),
+        "receipts_prove": form.choice("receipts_prove", (INCLUSION, CONTENT), required=False)
+        or INCLUSION,
+    }
+    if method == YES_NO_ABSTAIN:
+        if count != 1:
+            form.error("proposals", ONE_PROPOSAL)
+        rule["threshold"] = form.choice("threshold", THRESHOLDS, required=False) or "majority"
+        return rule
+    if not MIN_OPTIONS <= count <= MAX_OPTIONS:
+        form.error("proposals", SEVERAL_PROPOSALS, min=MIN_OPTIONS, max=MAX_OPTIONS)
+    adopt = form.choice("adopt_rule", ADOPT_RULES, required=False) or (
+        "grade" if method == MAJORITY_JUDGMENT else "majority"
+    )
+    if method == MAJORITY_JUDGMENT:
+        rule["scale"] = form.choice("scale", SCALES, required=False) or SEVEN
+        grades = SCALES.get(rule["scale"], SCALES[SEVEN])
+        if adopt == "grade":
+            # Default: adopted when a majority grades it "Bien" or better.
+            chosen = form.choice("adopt_grade", grades, required=False) or "Bien"
+            rule["adopt_grade"] = grades.index(chosen) if chosen in grades else None
+        elif adopt == "majority":
+            form.error("adopt_rule", GRADE_UNKNOWN)
+    elif adopt == "grade":
+        form.error("adopt_rule", GRADE_UNKNOWN)
+    if adopt == "top":
+        rule["adopt_top"] = form.integer("adopt_top", min=1, max=MAX_OPTIONS)
+        if rule["adopt_top"] and rule["adopt_top"] >= count > 0:
+            form.error("adopt_top", TOP_TOO_LARGE)
+    return rule
+
+
+def _read_closing(form: Form) -> datetime | None:
+    day = form.day("closes_on", required=False)
+    closes_at = form.local_moment(day, "closes_time")
+    if closes_at and closes_at <= _now():
+        form.error("closes_on", CLOSES_IN_PAST)
+    elif closes_at and closes_at > _now() + timedelta(days=MAX_OPEN_DAYS):
+        form.error("closes_on", CLOSES_TOO_LATE, days=MAX_OPEN_DAYS)
+    return closes_at.astimezone(UTC) if closes_at else None
+
+
+def chosen_proposals(data: Mapping[str, Any]) -> list[int]:
+    """The proposal ids of a form, in the order given, each once; junk ignored (then refused)."""
+    raw = data.get("proposals") or []
+    raw = [raw] if isinstance(raw, str | int) else list(raw)[: MAX_OPTIONS + 1]
+    ids = [parse_int(value, min=1) for value in raw]
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+async def open_vote(
+    who: Principal, table: dict[str, Any], proposal_ids: Sequence[int], data: Mapping[str, Any]
+) -> int:
+    """Opens a vote on one proposal (for/against) or several (majority judgment, approval).
+
+    The proposals move to "being voted on" in one conditional UPDATE, so a proposal is in one
+    open vote at a time; their titles are copied into the vote, so later edits or merges do
+    not change what was voted on.
+    """
     require(who, "votes.manage", scope_of(table))
-    form = Form({"question": question})
+    form = Form(data)
     question = form.text("question", max_length=QUESTION_MAX, min_length=5)
+    method = form.choice("method", METHODS, required=False) or YES_NO_ABSTAIN
+    ids = list(dict.fromkeys(proposal_ids))
+    rule = _read_rule(form, method, len(ids)) if method in METHODS else {}
+    closes_at = _read_closing(form)
     form.validate()
     async with db.write_transaction():
-        before = (
-            await Proposal.select(Proposal.status)
-            .where((Proposal.id == proposal_id) & (Proposal.table == table["id"]))
-            .first()
+        before = await (
+            Proposal.select(Proposal.id, Proposal.status, Proposal.title, Proposal.theme)
+            .where(Proposal.id.is_in(ids) & (Proposal.table == table["id"]))
+            .output(as_list=False)
         )
-        moved = (
-            await Proposal.update({Proposal.status: VOTING})
+        moved = await (
+            Proposal.update({Proposal.status: VOTING})
             .where(
-                (Proposal.id == proposal_id)
+                Proposal.id.is_in(ids)
                 & (Proposal.table == table["id"])
                 & Proposal.status.is_in([SUBMITTED, DISCUSSION])
                 & Proposal.hidden_at.is_null()
             )
             .returning(Proposal.id)
         )
-        if not moved or before is None:
-            raise UserError(NOT_OPENABLE)
-        await record_change(proposal_id, before["status"], VOTING, who, question)
+        if len(moved) != len(ids) or len(before) != len(ids):
+            # Raising rolls back whatever did move.
+            raise UserError(NOT_OPENABLE if len(ids) == 1 else SOME_NOT_OPENABLE)
         inserted = await Vote.insert(
-            Vote(table=table["id"], proposal=proposal_id, question=question, opened_by=who.user_id)
+            Vote(
+                table=table["id"],
+                proposal=ids[0] if method == YES_NO_ABSTAIN else None,
+                question=question,
+                method=method,
+                opened_by=who.user_id,
+                opened_at=_now(),
+                closes_at=closes_at,
+                **rule,
+            )
         ).returning(Vote.id)
-        await audit.record(who, "vote.opened", scope_of(table), subject=f"vote:{inserted[0]['id']}")
-    return int(inserted[0]["id"])
-
-
-async def close_vote(who: Principal, table: dict[str, Any], vote_id: int) -> None:
-    """Closes the vote and unseals its ballots, shuffled, in one transaction."""
-    require(who, "votes.manage", scope_of(table))
-    async with db.write_transaction():
-        closed = await (
-            Vote.update({Vote.status: CLOSED, Vote.closed_at: datetime.now(UTC)})
-            .where((Vote.id == vote_id) & (Vote.table == table["id"]) & (Vote.status == OPEN))
-            .returning(Vote.id)
+        vote_id = int(inserted[0]["id"])
+        by_id = {row["id"]: row for row in before}
+        await VoteOption.insert(
+            *[
+                VoteOption(
+                    vote=vote_id,
+                    position=position,
+                    proposal=proposal_id,
+                    label=by_id[proposal_id]["title"],
+                    theme=by_id[proposal_id]["theme"],
+                )
+                for position, proposal_id in enumerate(ids)
+            ]
         )
-        if not closed:
-            raise UserError(ALREADY_CLOSED)
-        await unseal(vote_id)
-        await audit.record(who, "vote.closed", scope_of(table), subject=f"vote:{vote_id}")
+        for proposal_id in ids:
+            await record_change(proposal_id, by_id[proposal_id]["status"], VOTING, who, question)
+        await audit.record(
+            who, "vote.opened", scope_of(table), subject=f"vote:{vote_id}", method=method
+        )
+    return vote_id
 
 
-async def unseal(vote_id: int) -> None:
-    """Sealed ballots become ballots: decrypted, shuffled, written together, seals deleted.
+# Casting
 
-    Runs inside the closing transaction, so every ballot of the vote carries that one
-    transaction's id and an order that owes nothing to the order of voting.
+
+def read_marks(
+    vote: Mapping[str, Any], vote_options: Sequence[Mapping[str, Any]], data: Mapping[str, Any]
+) -> sealing.Marks:
+    """The marks a ballot form gives, checked against the vote; FormErrors when one is wrong.
+
+    Majority judgment: `grade-<option id>` = grade index (best 0), any left out stays ungraded
+    (it counts as the lowest grade). Approval: `approve` = option ids. Yes/no: `choice`.
     """
-    sealed = await SealedBallot.select(SealedBallot.sealed).where(SealedBallot.vote == vote_id)
-    ballots = [json.loads(crypto.decrypt(row["sealed"], BALLOT_SEAL)) for row in sealed]
-    secrets.SystemRandom().shuffle(ballots)
-    if ballots:
-        await Ballot.insert(
-            *[Ballot(vote=vote_id, receipt=b["receipt"], choice=b["choice"]) for b in ballots]
-        )
-    await SealedBallot.delete().where(SealedBallot.vote == vote_id)
+    form = Form(data)
+    if vote["method"] == YES_NO_ABSTAIN:
+        choice = form.choice("choice", YES_NO_CHOICES)
+        form.validate()
+        return [(vote_options[0]["id"], YES_NO_CHOICES.index(choice))]
+    if vote["method"] == APPROVAL:
+        raw = data.get("approve") or []
+        raw = [raw] if isinstance(raw, str) else list(raw)
+        offered = {str(option["id"]): option["id"] for option in vote_options}
+        if len(raw) > len(offered) or any(str(value) not in offered for value in raw):
+            form.error("approve", GRADE_UNKNOWN)
+        form.validate()
+        return sorted({(offered[str(value)], 0) for value in raw})
+    grades = grades_of(vote)
+    # A grade for an option not on this ballot is refused, not dropped: dropped, it would
+    # count as ungraded without the voter knowing.
+    on_ballot = {f"grade-{option['id']}" for option in vote_options}
+    if any(str(key).startswith("grade-") and key not in on_ballot for key in data):
+        form.error("marks", GRADE_UNKNOWN)
+    marks = []
+    for option in vote_options:
+        grade = form.integer(f"grade-{option['id']}", required=False, min=0, max=len(grades) - 1)
+        if grade is not None:
+            marks.append((option["id"], grade))
+    form.validate()
+    return marks
 
 
-async def cast(who: Principal, table: dict[str, Any], vote_id: int, choice: str) -> str:
+async def cast(who: Principal, table: dict[str, Any], vote_id: int, data: Mapping[str, Any]) -> str:
     """Records one sealed ballot and returns its receipt; a second ballot is refused."""
     require(who, "votes.cast", scope_of(table))
-    form = Form({"choice": choice})
-    choice = form.choice("choice", CHOICES)
-    form.validate()
+    vote = await get(vote_id)
+    if vote["status"] != OPEN:
+        raise UserError(VOTE_NOT_OPEN)
+    marks = read_marks(vote, (await options([vote_id]))[vote_id], data)
     receipt = new_receipt()
-    sealed = crypto.encrypt(json.dumps({"receipt": receipt, "choice": choice}), BALLOT_SEAL)
+    sealed = sealing.seal(receipt, marks)
     async with db.write_transaction():
-        # Takes the vote's row lock on PostgreSQL: a concurrent close waits, or wins.
+        # Takes the vote's row lock on PostgreSQL: a concurrent close waits, or wins. A vote
+        # past its closing time takes no ballot, even before anyone has closed it.
         still_open = await (
             Vote.update({Vote.status: OPEN})
-            .where((Vote.id == vote_id) & (Vote.table == table["id"]) & (Vote.status == OPEN))
+            .where(
+                (Vote.id == vote_id)
+                & (Vote.table == table["id"])
+                & (Vote.status == OPEN)
+                & (Vote.closes_at.is_null() | (Vote.closes_at > _now()))
+            )
             .returning(Vote.opened_at)
         )
         if not still_open:
@@ -220,7 +497,7 @@ async def cast(who: Principal, table: dict[str, Any], vote_id: int, choice: str)
         ):
             raise UserError(JOINED_AFTER_OPENING, status_code=403)
         first_time = await (
-            Participation.insert(Participation(vote=vote_id, user=who.user_id))
+            Participation.insert(Participation(vote=vote_id, user=who.user_id, cast_at=_now()))
             .on_conflict(action="DO NOTHING")
             .returning(Participation.id)
         )
@@ -228,38 +505,3 @@ async def cast(who: Principal, table: dict[str, Any], vote_id: int, choice: str)
             raise UserError(ALREADY_VOTED)
         await SealedBallot.insert(SealedBallot(vote=vote_id, sealed=sealed))
     return receipt
-
-
-async def decide(who: Principal, table: dict[str, Any], proposal_id: int, decision: str) -> None:
-    """The table's decision on a proposal, once any vote on it is closed."""
-    require(who, "proposals.decide", scope_of(table))
-    form = Form({"decision": decision})
-    decision = form.choice("decision", DECISIONS)
-    form.validate()
-    mine = (Proposal.id == proposal_id) & (Proposal.table == table["id"])
-    async with db.write_transaction():
-        # Lock the proposal's row first (opening a vote updates it too), so that the check for
-        # an open vote below cannot miss one being opened at the same moment.
-        locked = (
-            await Proposal.update({Proposal.table: table["id"]}).where(mine).returning(Proposal.id)
-        )
-        if not locked:
-            raise UserError(ALREADY_DECIDED)
-        if await has_open_vote(proposal_id):
-            raise UserError(VOTE_STILL_OPEN)
-        before = await Proposal.select(Proposal.status).where(mine).first()
-        changed = await (
-            Proposal.update({Proposal.status: DECISIONS[decision]})
-            .where(mine & Proposal.status.is_in([SUBMITTED, DISCUSSION, VOTING]))
-            .returning(Proposal.id)
-        )
-        if not changed or before is None:
-            raise UserError(ALREADY_DECIDED)
-        await record_change(proposal_id, before["status"], DECISIONS[decision], who)
-        await audit.record(
-            who,
-            "proposal.decided",
-            scope_of(table),
-            subject=f"proposal:{proposal_id}",
-            decision=decision,
-        )

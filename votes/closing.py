@@ -1,0 +1,254 @@
+"""Closing a vote: exactly once, by hand or at its closing time, whichever comes first.
+
+One transaction moves the vote from open to closed with a conditional UPDATE (the guard
+against two closers: a facilitator's click, the first reader after the closing time,
+`voix close-due` on another machine), unseals its ballots shuffled, counts them in SQL,
+ranks the options with votes.counting, stores the result on each option and lets the
+result decide the proposals. Memory stays flat: ballots stream through in chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from audit import services as audit
+from proposals.discussion import record_change
+from proposals.models import ADOPTED, REJECTED, VOTING, Proposal
+from tables.services import get_table_by_id, scope_of
+from voix import db, workers
+from voix.forms import UserError
+from voix.i18n import N_
+from voix.permissions import ANONYMOUS, Principal, require
+from votes import counting, sealing
+from votes.models import CLOSED, OPEN, Decision, Participation, SealedBallot, Vote
+from votes.scales import APPROVAL, MAJORITY_JUDGMENT, YES_NO_ABSTAIN
+from votes.services import grades_of, options
+
+ALREADY_CLOSED = N_("This vote is already closed.")
+CHUNK = 2000
+
+
+async def close_vote(who: Principal, table: dict[str, Any], vote_id: int) -> None:
+    """A facilitator closes the vote now."""
+    require(who, "votes.manage", scope_of(table))
+    if not await _close(vote_id, who, Vote.table == table["id"]):
+        raise UserError(ALREADY_CLOSED)
+
+
+async def close_if_due(vote_id: int) -> bool:
+    """Closes the vote if its closing time has passed and nobody closed it yet."""
+    return await _close(vote_id, ANONYMOUS, Vote.closes_at <= datetime.now(UTC))
+
+
+async def close_due() -> list[int]:
+    """Every vote past its closing time (what `voix close-due` runs)."""
+    due = await Vote.select(Vote.id).where(
+        (Vote.status == OPEN) & (Vote.closes_at <= datetime.now(UTC))
+    )
+    return [row["id"] for row in due if await close_if_due(row["id"])]
+
+
+async def _close(vote_id: int, who: Principal, condition: Any) -> bool:
+    async with db.write_transaction():
+        closed = await (
+            Vote.update({Vote.status: CLOSED, Vote.closed_at: datetime.now(UTC)})
+            .where((Vote.id == vote_id) & (Vote.status == OPEN) & condition)
+            .returning(Vote.table, Vote.method)
+        )
+        if not closed:
+            return False
+        vote_options = (await options([vote_id]))[vote_id]
+        await unseal(vote_id, vote_options)
+        (vote,) = await Vote.select().where(Vote.id == vote_id)  # updated above, so there
+        adopted = await _count(vote, vote_options)
+        table = await get_table_by_id(closed[0]["table"])
+        await _apply(who, table, vote, vote_options, adopted)
+        await audit.record(
+            who,
+            "vote.closed",
+            scope_of(table),
+            subject=f"vote:{vote_id}",
+            by="facilitator" if who.authenticated else "closing time",
+        )
+    return True
+
+
+async def unseal(vote_id: int, vote_options: Sequence[dict[str, Any]]) -> None:
+    """Sealed ballots become ballots: decrypted, shuffled, written together, seals deleted.
+
+    Runs inside the closing transaction, so every ballot of the vote carries that one
+    transaction's id, a random key, and an order drawn by the database at closing
+    (ORDER BY random()) that owes nothing to the order of voting. Chunks are opened in the
+    worker processes, as many at once as there are workers, while earlier ones are written.
+    """
+    positions = {option["id"]: option["position"] for option in vote_options}
+    only_option = vote_options[0]["id"] if len(vote_options) == 1 else None
+    opening: deque[asyncio.Future[list[tuple[str, str]]]] = deque()
+
+    def open_chunk(tokens: list[str]) -> None:
+        job = workers.run(sealing.open_seals, tokens, positions, only_option)
+        opening.append(asyncio.ensure_future(job))
+
+    try:
+        tokens: list[str] = []
+        sealed = db.stream(
+            "SELECT sealed FROM sealed_ballot WHERE vote = ? ORDER BY random()",
+            vote_id,
+            chunk=CHUNK,
+        )
+        async for (token,) in sealed:
+            tokens.append(token)
+            if len(tokens) == CHUNK:
+                open_chunk(tokens)
+                tokens = []
+                if len(opening) >= workers.size():
+                    await _store(vote_id, await opening.popleft())
+        if tokens:
+            open_chunk(tokens)
+        while opening:
+            await _store(vote_id, await opening.popleft())
+    finally:
+        for job in opening:
+            job.cancel()
+    await SealedBallot.delete().where(SealedBallot.vote == vote_id)
+
+
+async def _store(vote_id: int, opened: list[tuple[str, str]]) -> None:
+    await db.bulk_insert(
+        "ballot",
+        ("id", "vote", "receipt", "marks"),
+        [(uuid.uuid4(), vote_id, receipt, marks) for receipt, marks in opened],
+    )
+
+
+async def tally(vote_id: int, vote_options: Sequence[dict[str, Any]]) -> dict[int, dict[int, int]]:
+    """Marks counted by option and grade, in SQL: each ballot's marks unnested and grouped."""
+    if isinstance(db.engine(), db.Postgres):
+        query = (
+            "SELECT CAST(m.position AS INTEGER) - 1 AS position, CAST(m.grade AS INTEGER) AS grade,"
+            " COUNT(*) AS n FROM ballot b CROSS JOIN LATERAL json_array_elements_text("
+            "CAST(b.marks AS json)) WITH ORDINALITY AS m(grade, position)"
+            " WHERE b.vote = {} AND m.grade IS NOT NULL GROUP BY m.position, m.grade"
+        )
+    else:
+        query = (
+            "SELECT CAST(m.key AS INTEGER) AS position, m.value AS grade, COUNT(*) AS n"
+            " FROM ballot b, json_each(b.marks) m"
+            " WHERE b.vote = {} AND m.value IS NOT NULL GROUP BY m.key, m.value"
+        )
+    by_position = {option["position"]: option["id"] for option in vote_options}
+    counted: dict[int, dict[int, int]] = defaultdict(dict)
+    for row in await Vote.raw(query, vote_id):
+        counted[by_position[row["position"]]][int(row["grade"])] = row["n"]
+    return counted
+
+
+def result(
+    vote: dict[str, Any],
+    vote_options: Sequence[dict[str, Any]],
+    counted: dict[int, dict[int, int]],
+    participants: int,
+) -> tuple[dict[int, dict[str, Any]], set[int]]:
+    """Each option's stored result (tally, rank, majority grade) and the options adopted."""
+    if vote["method"] == YES_NO_ABSTAIN:
+        option = vote_options[0]
+        marks = counted.get(option["id"], {})
+        yes, no, abstain = (marks.get(i, 0) for i in range(3))
+        verdict = counting.yes_no(
+            yes,
+            no,
+            abstain,
+            participants=participants,
+            quorum=vote["quorum"],
+            threshold=vote["threshold"],
+        )
+        figures = {"tally": [yes, no, abstain], "rank": 1, "majority_grade": None}
+        return {option["id"]: figures}, {option["id"]} if verdict.adopted else set()
+    keys = {str(option["id"]): option["id"] for option in vote_options}
+    if vote["method"] == MAJORITY_JUDGMENT:
+        width = len(grades_of(vote))
+        ranking = counting.rank_majority_judgment(
+            {
+                key: [counted.get(option_id, {}).get(g, 0) for g in range(width)]
+                for key, option_id in keys.items()
+            },
+            participants,
+        )
+    else:
+        ranking = counting.rank_approval(
+            {key: counted.get(option_id, {}).get(0, 0) for key, option_id in keys.items()}
+        )
+    adopted = counting.adopted_options(
+        ranking,
+        participants=participants,
+        quorum=vote["quorum"],
+        min_grade=vote["adopt_grade"],
+        top=vote["adopt_top"],
+        approval=vote["method"] == APPROVAL,
+    )
+    stored: dict[int, dict[str, Any]] = {
+        keys[placed.option]: {
+            "tally": list(placed.tally),
+            "rank": placed.rank,
+            "majority_grade": placed.majority_grade,
+        }
+        for placed in ranking
+    }
+    return stored, {keys[key] for key in adopted}
+
+
+async def _count(vote: dict[str, Any], vote_options: Sequence[dict[str, Any]]) -> set[int]:
+    participants = await Participation.count().where(Participation.vote == vote["id"])
+    counted = await tally(vote["id"], vote_options)
+    stored, adopted = result(vote, vote_options, counted, participants)
+    for option_id, figures in stored.items():
+        await Vote.raw(
+            "UPDATE vote_option SET tally = {}, rank = {}, majority_grade = {}, adopted = {} "
+            "WHERE id = {}",
+            json.dumps(figures["tally"]),
+            figures["rank"],
+            figures["majority_grade"],
+            option_id in adopted,
+            option_id,
+        )
+    await Vote.update({Vote.participants: participants}).where(Vote.id == vote["id"])
+    return adopted
+
+
+async def _apply(
+    who: Principal,
+    table: dict[str, Any],
+    vote: dict[str, Any],
+    vote_options: Sequence[dict[str, Any]],
+    adopted: set[int],
+) -> None:
+    """The result decides: each proposal still being voted on is adopted or not retained."""
+    now = datetime.now(UTC)
+    for option in vote_options:
+        if option["proposal"] is None:
+            continue
+        outcome = ADOPTED if option["id"] in adopted else REJECTED
+        moved = await (
+            Proposal.update({Proposal.status: outcome})
+            .where((Proposal.id == option["proposal"]) & (Proposal.status == VOTING))
+            .returning(Proposal.id)
+        )
+        if not moved:
+            continue
+        await record_change(option["proposal"], VOTING, outcome, who, vote["question"])
+        await Decision.insert(
+            Decision(
+                proposal=option["proposal"],
+                vote=vote["id"],
+                outcome=outcome,
+                follows_vote=True,
+                decided_by=who.user_id,
+                decided_at=now,
+            )
+        )

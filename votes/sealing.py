@@ -1,0 +1,41 @@
+"""Ballots sealed while their vote is open, opened all together when it closes.
+
+Top-level functions: closing a vote of 100,000 ballots opens them in worker processes
+(voix.workers), a chunk at a time, so the event loop only waits.
+"""
+
+from __future__ import annotations
+
+import json
+
+from voix import crypto
+
+PURPOSE = "ballot"
+Marks = list[tuple[int, int]]
+
+
+def seal(receipt: str, marks: Marks) -> str:
+    return crypto.encrypt(json.dumps({"receipt": receipt, "marks": marks}), PURPOSE)
+
+
+def open_seals(
+    tokens: list[str], positions: dict[int, int], only_option: int | None = None
+) -> list[tuple[str, str]]:
+    """Receipts and marks of sealed ballots, the marks as a ballot stores them: a JSON array
+    with the grade given to each option, by the option's position, null where none was.
+
+    Ballots sealed before votes had options carry a yes/no/abstain `choice`; they are marks
+    on the vote's only option.
+    """
+    width = max(positions.values(), default=-1) + 1
+    opened = []
+    for token in tokens:
+        ballot = json.loads(crypto.decrypt(token, PURPOSE))
+        marks: list[int | None] = [None] * width
+        if "choice" in ballot and only_option is not None:
+            marks[positions[only_option]] = ("yes", "no", "abstain").index(ballot["choice"])
+        else:
+            for option, grade in ballot["marks"]:
+                marks[positions[int(option)]] = int(grade)
+        opened.append((ballot["receipt"], json.dumps(marks, separators=(",", ":"))))
+    return opened
