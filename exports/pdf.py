@@ -15,6 +15,8 @@ from exports.services import BriefDocument
 from proposals.themes import THEMES
 from voix import i18n
 from voix.web import build_environment
+from votes import views
+from votes.scales import METHOD_LABELS
 
 ASSETS = (Path(__file__).parent / "assets").resolve()
 
@@ -58,6 +60,9 @@ class LocalAssetsOnly(URLFetcher):
 
 
 _environment = build_environment()
+# Results drawn as static SVG at rendering time, in the document's language.
+_environment.globals["vote_chart"] = views.chart
+_environment.globals["method_labels"] = METHOD_LABELS
 
 
 def _html(template: str, lang: str, **context: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,8 @@ from voix import db
 from voix.forms import Form, UserError
 from voix.i18n import N_
 from voix.permissions import Principal, require
+from voix.web import absolute_url
+from votes import box
 from votes import services as votes
 
 RESUBMISSION_WINDOW = timedelta(minutes=10)
@@ -38,6 +40,7 @@ class BriefDocument:
     table: dict[str, Any]
     items: list[dict[str, Any]]
     map: dict[str, Any] | None = None  # where the placed proposals are (maps.svg.layout)
+    votes: list[dict[str, Any]] = field(default_factory=list)  # the annex: results, ballot boxes
 
 
 def slugify(text: str) -> str:
@@ -136,18 +139,26 @@ async def load(slug: str) -> BriefDocument:
         .where((BriefItem.brief == brief["id"]) & BriefItem.proposal.hidden_at.is_null())
         .order_by(BriefItem.position)
     )
-    vote_rows = await votes.for_proposals([item["id"] for item in items])
-    counts = await votes.tallies([row["id"] for row in vote_rows])
-    latest: dict[int, dict[str, Any]] = {}
+    vote_rows = await votes.with_results(await votes.for_proposals([i["id"] for i in items]))
+    latest: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     for row in vote_rows:  # newest first: keep the latest closed vote per proposal
-        latest.setdefault(row["proposal"], {**row, "tally": counts[row["id"]]})
+        for option in row["options"]:
+            latest.setdefault(option["proposal"], (row, option))
+    used: dict[int, dict[str, Any]] = {}
     for item in items:
-        item["vote"] = latest.get(item["id"])
+        item["vote"], item["vote_option"] = latest.get(item["id"], (None, None))
+        if item["vote"]:
+            used[item["vote"]["id"]] = item["vote"]
+    for vote in used.values():
+        # The annex names each ballot box by its address and fingerprint: a later change shows.
+        vote["box_sha256"] = await box.fingerprint(vote["id"])
+        vote["box_url"] = absolute_url(f"/votes/{vote['id']}/ballots.json")
     return BriefDocument(
         slug=brief["slug"],
         title=brief["title"],
         addressed_to=brief["addressed_to"],
         introduction=brief["introduction"],
+        votes=sorted(used.values(), key=lambda vote: vote["id"]),
         published_at=brief["published_at"],
         table=table,
         items=items,

@@ -9,7 +9,7 @@ same write transaction, so a check-in and the closing of the meeting cannot inte
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nh3
@@ -37,18 +37,18 @@ from meetings.models import (
 from proposals.models import Proposal
 from tables.models import Membership
 from tables.services import NOT_A_MEMBER, get_table_by_id, scope_of
-from voix import db, i18n, workers
+from voix import db, forms, i18n, workers
 from voix.db import utc
 from voix.forms import TOO_LONG, Form, FormErrors, Message, UserError, parse_int
 from voix.i18n import N_
 from voix.permissions import Principal, require, signed_in
 from votes import services as votes
+from votes import views
+from votes.models import CLOSED as CLOSED_VOTE
 from votes.models import Vote
 
 IN_THE_PAST = N_("The meeting must start in the future.")
 ENDS_BEFORE_START = N_("The meeting must end after it starts.")
-DATE_INVALID = N_("Please give the date as day, month and year (for example 2026-12-03).")
-TIME_INVALID = N_("Please give the time as hours and minutes (for example 18:30).")
 NO_LANGUAGE = N_("Choose at least one language.")
 TOO_MANY_ITEMS = N_("An agenda holds at most %(max)d items.")
 HIDDEN_ITEM = N_("Item withdrawn by the moderation")
@@ -71,8 +71,6 @@ MINUTES_MAX = 50_000
 MAX_ITEMS = 30
 QUEUE_DONE_SHOWN = 5
 CHART_MEETINGS = 12
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TIME = re.compile(r"\d{1,2}:\d{2}")
 
 _COLUMNS = (
     Meeting.id,
@@ -151,41 +149,12 @@ async def upcoming_for_user(user_id: int | None) -> list[dict[str, Any]]:
 # Scheduling
 
 
-def _moment(form: Form, day: str, name: str) -> datetime | None:
-    raw = form.text(name, max_length=5)
-    if not raw:
-        return None
-    if not _TIME.fullmatch(raw):
-        form.error(name, TIME_INVALID)
-        return None
-    hours, minutes = (int(part) for part in raw.split(":"))
-    if hours > 23 or minutes > 59:
-        form.error(name, TIME_INVALID)
-        return None
-    try:
-        local_day = date.fromisoformat(day)
-    except ValueError:
-        return None
-    return datetime.combine(local_day, time(hours, minutes), tzinfo=i18n.LOCAL_TIMEZONE)
-
-
 def _read_meeting(data: dict[str, Any]) -> dict[str, Any]:
     form = Form(data)
     title = form.text("title", max_length=TITLE_MAX, min_length=3)
-    day = form.text("date", max_length=10)
-    if day:
-        try:
-            if not _DATE.fullmatch(day):
-                raise ValueError(day)
-            date.fromisoformat(day)
-        except ValueError:
-            form.error("date", DATE_INVALID)
-            day = ""
-    starts_at = _moment(form, day, "start") if day else None
-    ends_at = _moment(form, day, "end") if day else None
-    if not day:
-        form.text("start", max_length=5)
-        form.text("end", max_length=5)
+    day = form.day("date")
+    starts_at = form.local_moment(day, "start")
+    ends_at = form.local_moment(day, "end")
     if starts_at and starts_at <= datetime.now(UTC):
         form.error("date", IN_THE_PAST)
     if starts_at and ends_at and ends_at <= starts_at:
@@ -210,7 +179,7 @@ def _read_meeting(data: dict[str, Any]) -> dict[str, Any]:
         form.error("agenda", TOO_LONG, max=ITEM_MAX)
     form.validate()
     if starts_at is None or ends_at is None:  # never without an error above; for the types
-        raise FormErrors({"date": Message(DATE_INVALID)})
+        raise FormErrors({"date": Message(forms.DATE_INVALID)})
     return {
         "title": title,
         "starts_at": starts_at.astimezone(UTC),
@@ -811,13 +780,12 @@ async def room(meeting: dict[str, Any]) -> dict[str, Any]:
     current = next((item for item in items if item["id"] == meeting["current_item"]), None)
     vote = None
     if current and current["vote"]:
-        vote = await votes.get(current["vote"])
-        vote["cast"] = (await votes.turnout([vote["id"]]))[vote["id"]]
+        (vote,) = await votes.with_results([await votes.get(current["vote"])])
+        vote["cast"] = vote["turnout"]
+        vote["chart"] = views.chart(vote, "screen") if vote["status"] == CLOSED_VOTE else ""
         vote["electorate"] = await Membership.count().where(
             (Membership.table == meeting["table"]) & (Membership.created_at <= vote["opened_at"])
         )
-        if vote["status"] != "open":
-            vote["tally"] = (await votes.tallies([vote["id"]]))[vote["id"]]
     return {
         "agenda": items,
         "current": current,
@@ -922,14 +890,7 @@ async def minutes_links(minutes_id: int) -> dict[str, list[dict[str, Any]]]:
         if proposal_ids
         else []
     )
-    linked_votes = (
-        await Vote.select(Vote.id, Vote.question, Vote.status).where(Vote.id.is_in(vote_ids))
-        if vote_ids
-        else []
-    )
-    tallies = await votes.tallies([v["id"] for v in linked_votes])
-    for vote in linked_votes:
-        vote["tally"] = tallies[vote["id"]]
+    linked_votes = await votes.with_results(await votes.by_ids(vote_ids))
     return {"proposals": proposals, "votes": linked_votes}
 
 

@@ -23,7 +23,9 @@ from voix.middleware import CONTENT_SECURITY_POLICY
 from voix.permissions import Principal, can, require
 from voix.settings import get_settings
 from voix.web import FORM_BODY_MAX, ObjectId, Slug, form_data, page, redirect
+from votes import decisions
 from votes import services as votes
+from votes.scales import THRESHOLD_LABELS
 
 
 async def _form_page(
@@ -132,8 +134,9 @@ async def proposal_page(
         proposal=proposal,
         table=table,
         theme=THEMES.get(proposal["theme"]),
-        votes=proposal_votes,
-        tallies=await votes.tallies(vote_ids),
+        votes=await votes.with_results(proposal_votes),
+        decision=(await decisions.latest([proposal_id])).get(proposal_id),
+        threshold_labels=THRESHOLD_LABELS,
         voted=await votes.voted_in(principal.user_id, vote_ids),
         scope=scope,
         supports=(await discussion.support_counts([proposal_id]))[proposal_id],

@@ -58,9 +58,10 @@ REASON_MAX = 300
 
 # Who may move a proposal where by hand. Going to the vote is opening a vote; leaving it is
 # recording the table's decision once the vote is closed (votes.services).
+# Adopted and not retained are decisions: a vote's result, or votes.decisions with a reason.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    SUBMITTED: (DISCUSSION, REJECTED),
-    DISCUSSION: (ADOPTED, REJECTED),
+    SUBMITTED: (DISCUSSION,),
+    DISCUSSION: (),
     VOTING: (),
     ADOPTED: (TRANSMITTED,),
     REJECTED: (),

@@ -254,6 +254,18 @@ async def for_proposal(proposal_id: int) -> dict[str, dict[str, Any]]:
     return {row["kind"]: row for row in rows}
 
 
+async def for_proposals(proposal_ids: list[int]) -> dict[int, dict[str, dict[str, Any]]]:
+    """The photo and voice note of many proposals (a ballot's options), in one query."""
+    found: dict[int, dict[str, dict[str, Any]]] = {pid: {} for pid in proposal_ids}
+    if proposal_ids:
+        rows = await Media.select(Media.proposal, Media.kind, Media.token, Media.seconds).where(
+            Media.proposal.is_in(proposal_ids)
+        )
+        for row in rows:
+            found[row["proposal"]][row["kind"]] = row
+    return found
+
+
 async def get(token: str) -> dict[str, Any] | None:
     return await (
         Media.select(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -145,25 +145,43 @@ async def list_for_table(
     return await query
 
 
-async def page_for_table(table_id: int, filters: Filters, size: int = PAGE_SIZE) -> Page:
-    """One page of the table's proposals, filtered, searched and sorted in the database."""
+def _listed(table_id: int, filters: Filters) -> Any:
+    """The list's condition for these filters: theme, status, district, search."""
     condition = _filter(table_id, filters.theme or None)
     if filters.status:
         condition &= Proposal.status == filters.status
     if filters.district:
         condition &= Proposal.district.slug == filters.district
-    query = Proposal.select(*_COLUMNS).where(condition)
-    count = Proposal.count().where(condition)
     if filters.q:
-        query = query.where(_search(filters.q))
-        count = count.where(_search(filters.q))
+        condition &= _search(filters.q)
+    return condition
+
+
+def _ordered(query: Any, filters: Filters) -> Any:
     if filters.sort == "supports":
         query = query.order_by(Proposal.supports, ascending=False)
-    query = query.order_by(Proposal.created_at, ascending=False).order_by(
+    return query.order_by(Proposal.created_at, ascending=False).order_by(
         Proposal.id, ascending=False
     )
+
+
+async def page_for_table(table_id: int, filters: Filters, size: int = PAGE_SIZE) -> Page:
+    """One page of the table's proposals, filtered, searched and sorted in the database."""
+    condition = _listed(table_id, filters)
+    query = _ordered(Proposal.select(*_COLUMNS).where(condition), filters)
     items = await query.limit(size).offset((filters.page - 1) * size)
-    return Page(items, filters.page, await count, size)
+    return Page(items, filters.page, await Proposal.count().where(condition), size)
+
+
+async def votable(
+    table_id: int, filters: Filters, chosen: list[int], limit: int = 200
+) -> list[dict[str, Any]]:
+    """What a vote may be opened on, as the list filters it, and those already chosen."""
+    still_open = Proposal.status.is_in([SUBMITTED, DISCUSSION])
+    condition = _listed(table_id, replace(filters, status="")) & still_open
+    if chosen:
+        condition |= _filter(table_id, None) & still_open & Proposal.id.is_in(chosen)
+    return await _ordered(Proposal.select(*_COLUMNS).where(condition), filters).limit(limit)
 
 
 def _filter(table_id: int, theme: str | None) -> Any:

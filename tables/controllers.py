@@ -69,8 +69,7 @@ async def table_page(
     return page(
         request,
         "tables/table.html",
-        votes=table_votes,
-        tallies=await votes.tallies([v["id"] for v in table_votes]),
+        votes=await votes.with_results(table_votes),
         voted=await votes.voted_in(principal.user_id, [v["id"] for v in table_votes]),
         briefs=await briefs.for_table(table["id"]),
         meetings=await meetings.for_table(table["id"], upcoming=True),

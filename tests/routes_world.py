@@ -28,6 +28,7 @@ from tests.factories import PASSWORD, add_proposal, build_world, register_card_r
 from voix import crypto
 from voix.i18n import LOCAL_TIMEZONE
 from voix.permissions import Principal
+from votes import closing
 from votes import services as votes
 
 
@@ -67,6 +68,7 @@ class RouteWorld:
     objects: dict[str, Any] = field(default_factory=dict)
     logins: dict[str, str] = field(default_factory=dict)
     _walk_ins: int = 0
+    _votables: int = 0
 
     async def walk_in(self) -> int:
         """A fresh check-in (by name) at the open meeting; its attendance id."""
@@ -81,6 +83,11 @@ class RouteWorld:
         )
         assert row is not None
         return int(row["id"])
+
+    async def votable_proposal(self) -> int:
+        """A new proposal of table A, still free to be put to a vote."""
+        self._votables += 1
+        return await add_proposal(self.table_a, f"Une proposition à voter {self._votables}")
 
 
 def _meeting_form(title: str, agenda: str = "") -> dict[str, Any]:
@@ -154,10 +161,13 @@ async def build_route_world() -> RouteWorld:
     objects["proposal_b"] = await add_proposal(base.table_b, "Un terrain de foot aux Aygalades")
 
     # Votes: open, closed, and one open for the walk to close.
-    objects["vote_open"] = await votes.open_vote(manager, table, voted_on[0], "Adopter les bancs ?")
-    objects["vote_closed"] = await votes.open_vote(manager, table, voted_on[1], "Adopter ceci ?")
-    await votes.close_vote(manager, table, objects["vote_closed"])
-    objects["vote_to_close"] = await votes.open_vote(manager, table, voted_on[2], "Et cela ?")
+    async def opened(proposal_id: int, question: str) -> int:
+        return await votes.open_vote(manager, table, [proposal_id], {"question": question})
+
+    objects["vote_open"] = await opened(voted_on[0], "Adopter les bancs ?")
+    objects["vote_closed"] = await opened(voted_on[1], "Adopter ceci ?")
+    await closing.close_vote(manager, table, objects["vote_closed"])
+    objects["vote_to_close"] = await opened(voted_on[2], "Et cela ?")
 
     # Meetings: one being held (agenda, a speaker waiting), one scheduled to edit, one each
     # for the walk to open, cancel and close, and a closed one with published minutes.

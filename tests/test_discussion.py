@@ -163,9 +163,11 @@ async def test_the_workflow_allows_only_its_steps_and_keeps_who_when_why(client)
         ("done", "Ascenseurs réparés"),
     ]
     for target, reason in steps:
-        response = await post_form(
-            client, f"/proposals/{proposal}/status", {"status": target, "reason": reason}
-        )
+        if target == "adopted":  # a decision, not a step: its own form, with its reason
+            url, data = f"/proposals/{proposal}/decision", {"decision": target, "reason": reason}
+        else:
+            url, data = f"/proposals/{proposal}/status", {"status": target, "reason": reason}
+        response = await post_form(client, url, data)
         assert response.status_code == 303, target
     assert await status_of(proposal) == "done"
     backwards = await post_form(client, f"/proposals/{proposal}/status", {"status": "adopted"})
@@ -189,10 +191,14 @@ async def test_votes_write_the_history_too(client) -> None:
     opened = await post_form(client, f"/proposals/{proposal}/votes", {"question": "On adopte ?"})
     assert opened.status_code == 303
     vote_id = opened.headers["location"].rsplit("/", 1)[1]
-    await post_form(client, f"/votes/{vote_id}/close", {})
-    await post_form(client, f"/proposals/{proposal}/decision", {"decision": "adopted"})
-    changes = await StatusChange.select(StatusChange.to_status).order_by(StatusChange.id)
-    assert [c["to_status"] for c in changes] == ["discussion", "voting", "adopted"]
+    await post_form(client, f"/votes/{vote_id}/close", {})  # nobody voted: not adopted
+    overruled = {"decision": "adopted", "reason": "Consensus de la salle"}
+    await post_form(client, f"/proposals/{proposal}/decision", overruled)
+    changes = await StatusChange.select(StatusChange.to_status, StatusChange.reason).order_by(
+        StatusChange.id
+    )
+    assert [c["to_status"] for c in changes] == ["discussion", "voting", "rejected", "adopted"]
+    assert changes[-1]["reason"] == "Consensus de la salle"
 
 
 async def test_merging_carries_supports_and_comments_to_the_proposal_kept(client) -> None:

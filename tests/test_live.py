@@ -12,14 +12,14 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from accounts.services import open_session
+from accounts.services import load_principal, open_session
 from meetings.models import AgendaItem, Meeting
 from tests.conftest import DATABASE_KIND
-from tests.factories import add_user, build_world, seat, t
+from tests.factories import add_proposal, add_user, build_world, seat, t
 from tests.servers import replica
 from voix import live
 from voix.web import SESSION_COOKIE
-from votes.models import Vote
+from votes import services as votes
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -51,9 +51,11 @@ async def next_event(lines, seconds: float = 10) -> str:
 
 
 async def open_meeting_with_vote(world) -> tuple[int, int]:
-    vote = await Vote.insert(
-        Vote(table=world.table_a["id"], question="Adopter le plan des bancs ?")
-    ).returning(Vote.id)
+    manager = await load_principal(await open_session(world.users["facilitator_a"], verified=True))
+    proposal = await add_proposal(world.table_a, "Le plan des bancs")
+    vote_id = await votes.open_vote(
+        manager, world.table_a, [proposal], {"question": "Adopter le plan des bancs ?"}
+    )
     starts = datetime.now(UTC) + timedelta(hours=1)
     meeting = await Meeting.insert(
         Meeting(
@@ -68,12 +70,12 @@ async def open_meeting_with_vote(world) -> tuple[int, int]:
         )
     ).returning(Meeting.id)
     item = await AgendaItem.insert(
-        AgendaItem(meeting=meeting[0]["id"], position=1, title="Vote", vote=vote[0]["id"])
+        AgendaItem(meeting=meeting[0]["id"], position=1, title="Vote", vote=vote_id)
     ).returning(AgendaItem.id)
     await Meeting.update({Meeting.current_item: item[0]["id"]}).where(
         Meeting.id == meeting[0]["id"]
     )
-    return meeting[0]["id"], vote[0]["id"]
+    return meeting[0]["id"], vote_id
 
 
 async def check_events_cross(acting: str, watching: str) -> None:

@@ -23,7 +23,7 @@ from tests.factories import (
 from tests.test_cards import register
 from tests.test_meetings import schedule, start
 from votes import services as votes
-from votes.models import Participation
+from votes.models import Ballot, Participation
 
 
 async def vote_and_close(client: AsyncClient, world, proposal: int) -> int:
@@ -81,7 +81,8 @@ async def test_erasing_keeps_proposals_and_counted_ballots(client: AsyncClient) 
     assert stored["author"] is None
     page = await client.get(f"/proposals/{proposal}")
     assert t("a resident") in page.text
-    assert (await votes.tallies([vote_id]))[vote_id] == {"yes": 1}
+    assert (await votes.yes_no_counts([vote_id]))[vote_id] == {"yes": 1, "no": 0, "abstain": 0}
+    assert await Ballot.count() == 1
     assert await Participation.count() == 1  # still counted as having taken part, by nobody
 
 

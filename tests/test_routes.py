@@ -300,11 +300,30 @@ ROWS: list[Row] = [
     get("/media/{token:str}", PUBLIC, url="/media/{media}"),
     # votes
     post("/proposals/{proposal_id:int}/votes", MANAGER, {"question": "Adopter la proposition ?"}),
+    get("/tables/{slug:str}/votes/new", MANAGER),
+    # One proposal for or against: the form stays valid with the one value a row can send.
+    post(
+        "/tables/{slug:str}/votes",
+        MANAGER,
+        {"question": "Adopter ceci ?", "method": "yes_no_abstain", "proposals": "{fresh}"},
+        fresh="votable_proposal",
+    ),
     get("/votes/{vote_id:int}", PUBLIC, variant="open"),
     get("/votes/{vote_id:int}", PUBLIC, url="/votes/{vote_closed}", variant="closed"),
     post("/votes/{vote_id:int}/ballot", MEMBER, {"choice": "yes"}),
     post("/votes/{vote_id:int}/close", MANAGER, url="/votes/{vote_to_close}/close"),
-    post("/proposals/{proposal_id:int}/decision", MANAGER, {"decision": "adopted"}),
+    post(
+        "/votes/{vote_id:int}/receipt",
+        PUBLIC,
+        {"receipt": "ABCD1234"},
+        url="/votes/{vote_closed}/receipt",
+    ),
+    get("/votes/{vote_id:int}/ballots.json", PUBLIC, url="/votes/{vote_closed}/ballots.json"),
+    post(
+        "/proposals/{proposal_id:int}/decision",
+        MANAGER,
+        {"decision": "adopted", "reason": "Consensus en réunion"},
+    ),
     # meetings
     get("/tables/{slug:str}/meetings", PUBLIC),
     get("/tables/{slug:str}/meetings.ics", PUBLIC),

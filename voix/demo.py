@@ -26,7 +26,7 @@ from meetings.models import (
     MinutesLink,
 )
 from meetings.models import CLOSED as CLOSED_MEETING
-from proposals.models import ADOPTED, REJECTED, SUBMITTED, VOTING, Proposal
+from proposals.models import SUBMITTED, Proposal
 from tables.models import (
     FACILITATOR,
     RESIDENT,
@@ -36,10 +36,14 @@ from tables.models import (
     Table,
     TableDistrict,
 )
+from tables.services import get_table_by_id
 from voix import crypto, db, i18n
 from voix.forms import Form
-from votes.models import CLOSED, Ballot, Participation, Vote
-from votes.services import new_receipt
+from voix.permissions import Principal
+from voix.web import css_name
+from votes import box, closing
+from votes import services as votes
+from votes.models import Vote, VoteOption
 
 # Public demo TOTP secrets for those who manage tables (enter them in an authenticator app).
 DEMO_TOTP_SECRETS = {
@@ -220,6 +224,61 @@ PROPOSALS = [
         "دروس دعم مدرسي مجانية بعد المدرسة",
         "كثير من الأطفال يحتاجون مساعدة في الواجبات. نقترح دروس دعم مجانية في المكتبة بعد المدرسة.",
     ),
+    # Six proposals the Flamants table ranked by majority judgment (PRIORITY_VOTE).
+    (
+        "flamants-iris",
+        "josiane",
+        "health",
+        "fr",
+        "Une permanence de médecin généraliste au centre social",
+        "Le dernier médecin du quartier est parti à la retraite. Une permanence deux demi-journées par "
+        "semaine au centre social éviterait aux anciens de prendre deux bus pour une consultation.",
+    ),
+    (
+        "flamants-iris",
+        "youssef",
+        "school",
+        "ar",
+        "دروس دعم مدرسي مجانية بعد المدرسة",
+        "نطلب دروس دعم مجانية في الرياضيات واللغة الفرنسية للتلاميذ بعد الساعة الرابعة والنصف، في قاعة "
+        "الجمعية، مع مرافقين من الحي.",
+    ),
+    (
+        "flamants-iris",
+        "samira",
+        "public_space",
+        "fr",
+        "Des bancs et de l'ombre sur la place centrale",
+        "La place est un four en été. Des arbres, des bancs et une fontaine permettraient aux familles "
+        "de s'y retrouver le soir.",
+    ),
+    (
+        "flamants-iris",
+        "karim",
+        "transport",
+        "fr",
+        "Un abri et un banc à l'arrêt de bus Flamants",
+        "On attend le bus sous la pluie et en plein soleil. Un abri avec un banc et l'affichage des "
+        "horaires en temps réel.",
+    ),
+    (
+        "flamants-iris",
+        "nadia",
+        "safety",
+        "fr",
+        "Sécuriser la traversée de l'avenue devant l'école",
+        "Les voitures roulent vite devant l'école. Un passage surélevé et un feu pour les piétons aux "
+        "heures d'entrée et de sortie.",
+    ),
+    (
+        "flamants-iris",
+        None,
+        "housing",
+        "fr",
+        "Traiter les moisissures des appartements du bâtiment C",
+        "Plusieurs familles du bâtiment C vivent avec des moisissures dans les chambres. Nous demandons "
+        "un diagnostic et des travaux de ventilation.",
+    ),
 ]
 
 
@@ -375,47 +434,8 @@ async def _seed() -> None:
         proposals.append(row[0]["id"])
 
     flamants = tables["flamants-iris"]
-    voters = [users[login] for login in ("samira", "karim", "nadia", "youssef", "josiane")]
-    # Two closed votes: the lifts (adopted) and the youth room (rejected); the bus is open.
-    closed = [
-        (proposals[0], ["yes", "yes", "yes", "yes", "abstain"], ADOPTED, 20),
-        (proposals[1], ["yes", "yes", "no", "yes", "yes"], ADOPTED, 18),
-        (proposals[2], ["no", "yes", "no", "no", "abstain"], REJECTED, 15),
-    ]
-    for proposal, choices, outcome, days_ago in closed:
-        vote = await Vote.insert(
-            Vote(
-                table=flamants,
-                proposal=proposal,
-                question=PROPOSALS[proposals.index(proposal)][4],
-                status=CLOSED,
-                opened_by=facilitator,
-                opened_at=now - timedelta(days=days_ago),
-                closed_at=now - timedelta(days=days_ago - 7),
-            )
-        ).returning(Vote.id)
-        await Participation.insert(*[Participation(vote=vote[0]["id"], user=v) for v in voters])
-        # As a closed vote stores them: apart from the participations, in no voter's order.
-        shuffled = random.sample(choices, k=len(choices))
-        await Ballot.insert(
-            *[Ballot(vote=vote[0]["id"], receipt=new_receipt(), choice=c) for c in shuffled]
-        )
-        await Proposal.update({Proposal.status: outcome}).where(Proposal.id == proposal)
-    await Vote.insert(
-        Vote(
-            table=flamants,
-            proposal=proposals[5],
-            question=PROPOSALS[5][4],
-            opened_by=facilitator,
-            opened_at=now - timedelta(days=2),
-        )
-    )
-    await Proposal.update({Proposal.status: VOTING}).where(Proposal.id == proposals[5])
-
-    open_vote = await Vote.select(Vote.id).where(Vote.status == "open").first()
-    await _seed_meetings(
-        tables, users, facilitator, proposals, open_vote["id"] if open_vote else None
-    )
+    open_vote_id = await _seed_votes(tables["flamants-iris"], users, facilitator, proposals, joined)
+    await _seed_meetings(tables, users, facilitator, proposals, open_vote_id)
 
     brief = await Brief.insert(
         Brief(
@@ -433,10 +453,17 @@ async def _seed() -> None:
             published_at=now - timedelta(days=3),
         )
     ).returning(Brief.id)
+    # What the majority judgment adopted goes into the brief too, in the order it ranked them.
+    ranked = await (
+        VoteOption.select(VoteOption.proposal)
+        .where(VoteOption.proposal.is_in(proposals[-6:]) & (VoteOption.adopted == True))  # noqa: E712
+        .order_by(VoteOption.rank)
+    )
+    priorities = [row["proposal"] for row in ranked]
     await BriefItem.insert(
         *[
             BriefItem(brief=brief[0]["id"], proposal=proposal, position=position)
-            for position, proposal in enumerate(proposals[:2], start=1)
+            for position, proposal in enumerate([*proposals[:2], *priorities], start=1)
         ]
     )
 
@@ -449,6 +476,94 @@ PLACES = {
     ],
 }  # fmt: skip
 DEFAULT_PLACES = [("Centre social", (0, 0)), ("École", (1, 1)), ("Arrêt de bus", (-1, -1))]
+
+
+# Residents who came to the meetings and voted there: a room, not only the demo logins.
+ROOM = ("Aïcha", "Bernard", "Chérifa", "Dalila", "Éric", "Farida", "Gérard", "Hassan", "Inès",
+        "Jamel", "Khadija", "Louis", "Malika", "Nordine")  # fmt: skip
+# How the room grades the six priority proposals (best grade first: Excellent … À rejeter).
+PRIORITY_GRADES = (
+    (3, 6, 5, 3, 1, 1, 0),
+    (2, 5, 6, 3, 2, 1, 0),
+    (5, 5, 4, 2, 2, 1, 0),
+    (1, 3, 4, 6, 3, 2, 0),
+    (6, 6, 3, 2, 1, 1, 0),
+    (0, 2, 3, 5, 5, 3, 1),
+)
+
+
+async def _seed_votes(
+    flamants: int, users: dict[str, int], facilitator: int, proposals: list[int], joined: datetime
+) -> int:
+    """The Flamants votes, cast and closed through the real services (sealed, shuffled, counted).
+
+    Returns the open vote, which the demo meeting carries on its agenda.
+    """
+    table = await get_table_by_id(flamants)
+    manager = Principal(user_id=facilitator, table_roles={flamants: FACILITATOR}, verified=True)
+    residents = [users[login] for login in ("samira", "karim", "nadia", "youssef", "josiane")]
+    for name in ROOM:
+        user = await create_user(f"h-demo-{css_name(name)}", name, "", language="fr")
+        await Membership.insert(
+            Membership(user=user.id, table=flamants, role=RESIDENT, created_at=joined)
+        )
+        residents.append(user.id)
+    voters = [Principal(user_id=u, table_roles={flamants: RESIDENT}) for u in residents]
+
+    async def held(vote_id: int, days_ago: int) -> None:
+        await closing.close_vote(manager, table, vote_id)
+        await box.fingerprint(vote_id)
+        now = datetime.now(UTC)
+        await Vote.update(
+            {
+                Vote.opened_at: now - timedelta(days=days_ago),
+                Vote.closed_at: now - timedelta(days=days_ago - 7),
+            }
+        ).where(Vote.id == vote_id)
+
+    # Two adopted, one not retained: as the yes/no rule decides.
+    for proposal, choices, days_ago in (
+        (proposals[0], "yyyya", 20),
+        (proposals[1], "yynyy", 18),
+        (proposals[2], "nynna", 15),
+    ):
+        question = PROPOSALS[proposals.index(proposal)][4]
+        vote_id = await votes.open_vote(manager, table, [proposal], {"question": question})
+        for voter, letter in zip(voters, choices, strict=False):
+            choice = {"y": "yes", "n": "no", "a": "abstain"}[letter]
+            await votes.cast(voter, table, vote_id, {"choice": choice})
+        await held(vote_id, days_ago)
+
+    priority = proposals[-6:]
+    vote_id = await votes.open_vote(
+        manager,
+        table,
+        priority,
+        {
+            "question": "Quelles priorités porter en premier auprès de la Métropole et du bailleur ?",
+            "method": "majority_judgment",
+            "adopt_rule": "grade",
+            "adopt_grade": "Bien",
+        },
+    )
+    options = (await votes.options([vote_id]))[vote_id]
+    # Each voter's grades follow the profiles above; the last voter leaves one ungraded.
+    sheets: list[dict[str, str]] = [{} for _ in voters]
+    for option, profile in zip(options, PRIORITY_GRADES, strict=True):
+        grades = [g for g, n in enumerate(profile) for _ in range(n)]
+        random.Random(option["position"]).shuffle(grades)  # noqa: S311 (a demo's fixed order)
+        for sheet, grade in zip(sheets, grades, strict=False):
+            sheet[f"grade-{option['id']}"] = str(grade)
+    sheets[-1].pop(f"grade-{options[-1]['id']}", None)
+    for voter, sheet in zip(voters, sheets, strict=True):
+        await votes.cast(voter, table, vote_id, sheet)
+    await held(vote_id, 10)
+
+    open_vote = await votes.open_vote(manager, table, [proposals[5]], {"question": PROPOSALS[5][4]})
+    for voter, letter in zip(voters[:3], "yya", strict=True):
+        choice = {"y": "yes", "n": "no", "a": "abstain"}[letter]
+        await votes.cast(voter, table, open_vote, {"choice": choice})
+    return open_vote
 
 
 def _placed(table_places: list[dict], index: int) -> dict:

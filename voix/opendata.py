@@ -12,9 +12,11 @@ from litestar import Router, get
 
 from proposals import services as proposals
 from tables import services as tables
-from voix.web import ObjectId, Slug
+from voix.web import ObjectId, Slug, absolute_url
+from votes import box
 from votes import services as votes
 from votes.models import CLOSED
+from votes.scales import YES_NO_ABSTAIN
 
 
 @dataclass
@@ -38,15 +40,31 @@ class ProposalOut:
 
 
 @dataclass
+class OptionResultOut:
+    id: str  # as in the public ballot box: "p12" for proposal 12
+    label: str
+    proposal_id: int | None
+    # Published once the vote is closed.
+    rank: int | None
+    tally: list[int] | None  # best grade first; [approvals]; or [for, against, abstain]
+    majority_grade: str | None
+    adopted: bool | None
+
+
+@dataclass
 class VoteResultOut:
     id: int
     question: str
     method: str
     status: str
     proposal_id: int | None
+    grades: list[str]
     ballots: int
     # Published once the vote is closed; an open vote shows only how many took part.
     counts: dict[str, int] | None
+    options: list[OptionResultOut]
+    ballot_box: str | None
+    ballot_box_sha256: str | None
 
 
 @get("/tables")
@@ -70,17 +88,36 @@ async def table_proposals(slug: Slug) -> list[ProposalOut]:
 
 @get("/votes/{vote_id:int}")
 async def vote_result(vote_id: ObjectId) -> VoteResultOut:
-    vote = await votes.get(vote_id)
-    tally = (await votes.tallies([vote_id]))[vote_id]
-    turnout = (await votes.turnout([vote_id]))[vote_id]
+    (vote,) = await votes.with_results([await votes.get(vote_id)])
+    closed = vote["status"] == CLOSED
+    first = vote["options"][0]["tally"] if vote["options"] else None
     return VoteResultOut(
         id=vote["id"],
         question=vote["question"],
         method=vote["method"],
         status=vote["status"],
         proposal_id=vote["proposal"],
-        ballots=turnout,
-        counts=dict(tally) if vote["status"] == CLOSED else None,
+        grades=list(vote["grades"]),
+        ballots=vote["turnout"],
+        counts=dict(zip(("yes", "no", "abstain"), first, strict=True))
+        if closed and vote["method"] == YES_NO_ABSTAIN and first
+        else None,
+        options=[
+            OptionResultOut(
+                id=option["key"],
+                label=option["label"],
+                proposal_id=option["proposal"],
+                rank=option["rank"] if closed else None,
+                tally=option["tally"] if closed else None,
+                majority_grade=vote["grades"][option["majority_grade"]]
+                if closed and option["majority_grade"] is not None
+                else None,
+                adopted=option["adopted"] if closed else None,
+            )
+            for option in vote["options"]
+        ],
+        ballot_box=absolute_url(f"/votes/{vote_id}/ballots.json") if closed else None,
+        ballot_box_sha256=await box.fingerprint(vote_id) if closed else None,
     )
 
 
