@@ -143,14 +143,15 @@ async def test_resident_proposes_and_votes_facilitator_exports_the_pdf(tmp_path)
             await page.goto(f"{base}/?lang=fr")
             await sign_out(page)
 
-            # The facilitator closes, adopts, publishes and downloads the PDF.
+            # The facilitator closes (the result adopts it: one for, none against), publishes
+            # and downloads the PDF.
             await sign_in(page, base, "facilitator-a")
             await page.goto(vote_url)
             await page.get_by_role(
                 "button", name=fr("Close the vote and publish the results")
             ).click()
             await page.goto(proposal_url)
-            await page.get_by_role("button", name=fr("Adopted"), exact=True).click()
+            assert await page.locator(".meta .badge.adopted").inner_text() == fr("Adopted")
             await page.goto(f"{base}/tables/flamants-iris")
             await page.screenshot(path=OUTPUT / "table-fr.png", full_page=True)
             await page.get_by_role("link", name=fr("Publish a position document")).click()

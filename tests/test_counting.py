@@ -342,3 +342,17 @@ def test_tallies_on_different_scales_are_refused() -> None:
 def test_unknown_threshold_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown threshold"):
         yes_no(3, 1, 0, threshold="unanimity")
+
+
+def test_a_vote_nobody_voted_in_adopts_nothing_whatever_the_rule() -> None:
+    # Nobody voted: every option ties at rank 1, and "the first 1" would adopt them all.
+    nobody = rank_majority_judgment({"a": [0] * 7, "b": [0] * 7}, participants=0)
+    assert [p.rank for p in nobody] == [1, 1]
+    assert adopted_options(nobody, participants=0, top=1) == set()
+    assert adopted_options(nobody, participants=0, min_grade=6) == set()
+    unapproved = rank_approval({"a": 0, "b": 0})
+    assert adopted_options(unapproved, participants=0, approval=True, top=1) == set()
+    # Three voters approved only "a": "b" and "c" tie second with nothing; "the first 2" is
+    # "a" alone, not two options nobody wanted.
+    some = rank_approval({"a": 3, "b": 0, "c": 0})
+    assert adopted_options(some, participants=3, approval=True, top=2) == {"a"}

@@ -32,7 +32,7 @@ async def grow(world, n: int) -> None:
             )
         ).returning(Vote.id)
         vote_id = rows[0]["id"]
-        option = await VoteOption.insert(
+        await VoteOption.insert(
             VoteOption(
                 vote=vote_id,
                 position=0,

@@ -44,7 +44,7 @@ from tests.test_votes import (
     tn,
 )
 from voix import crypto, db
-from voix.forms import TOO_SHORT, UNKNOWN_CHOICE, UserError
+from voix.forms import NUMBER_RANGE, TOO_SHORT, UNKNOWN_CHOICE, UserError
 from voix.i18n import LOCAL_TIMEZONE
 from voix.web import SESSION_COOKIE
 from votes import ballot_box, closing, decisions, services
@@ -194,11 +194,20 @@ INVALID_OPENINGS = [
         services.CLOSES_TOO_LATE,
         {"days": 90},
     ),
-    ({"method": "approval", "adopt_rule": "grade"}, "adopt_rule", services.GRADE_UNKNOWN, {}),
+    (
+        {"method": "approval", "adopt_rule": "grade"},
+        "adopt_rule",
+        services.RULE_OF_OTHER_METHOD,
+        {},
+    ),
     ({"method": "borda"}, "method", UNKNOWN_CHOICE, {}),
     ({"method": "yes_no_abstain"}, "proposals", services.ONE_PROPOSAL, {}),
-    ({"quorum": "0"}, "quorum", UNKNOWN_CHOICE, {}),
+    ({"quorum": "0"}, "quorum", NUMBER_RANGE, {"min": 1, "max": 100_000}),
+    ({"adopt_rule": "top", "adopt_top": "-1"}, "adopt_top", NUMBER_RANGE, {"min": 1, "max": 40}),
     ({"adopt_grade": "Génial"}, "adopt_grade", UNKNOWN_CHOICE, {}),
+    ({"scale": "five", "adopt_grade": "Excellent"}, "adopt_grade", services.GRADE_NOT_IN_SCALE, {}),
+    ({"receipts_prove": "everything"}, "receipts_prove", UNKNOWN_CHOICE, {}),
+    ({"scale": "ten"}, "scale", UNKNOWN_CHOICE, {}),
     ({"question": "abc"}, "question", TOO_SHORT, {"min": 5}),
 ]
 
@@ -724,10 +733,62 @@ async def test_a_receipt_is_found_once_the_vote_is_closed(client: AsyncClient) -
     assert t(FOUND) in await check(receipt)
     spaced = f"{receipt[:4].lower()} {receipt[4:].lower()}"
     assert t(FOUND) in await check(spaced)  # as copied from paper
+    # Read as Crockford meant: I and L for 1, O for 0, as people write them.
+    misread = receipt.replace("1", "l").replace("0", "O")
+    assert t(FOUND) in await check(f"{misread[:4]}-{misread[4:]}")
     wrong = "".join("0" if c != "0" else "1" for c in receipt)
     page = await check(wrong)
     assert t(NOT_FOUND) in page
     assert t(FOUND) not in page
+    assert t(NOT_FOUND) in await check(receipt + "XYZ")  # not cut down to a receipt
+
+
+async def test_nobody_voting_adopts_nothing_even_with_the_first_ones_rule(
+    client: AsyncClient,
+) -> None:
+    world = await build_world()
+    proposals = await proposals_of(world, 3)
+    vote_id = await open_vote_over(
+        client, world, proposals, method="approval", adopt_rule="top", adopt_top="1"
+    )
+    await close_by_hand(client, world, vote_id)
+    options = await stored_options(vote_id)
+    assert [o["rank"] for o in options] == [1, 1, 1]  # all tied, with nothing
+    assert [o["adopted"] for o in options] == [False, False, False]
+    assert [await status_of(p) for p in proposals] == [REJECTED] * 3
+
+
+async def test_a_proposal_hidden_during_the_vote_is_not_graded_nor_adopted(
+    client: AsyncClient,
+) -> None:
+    world = await build_world()
+    proposals = await proposals_of(world, 2)
+    voters = await add_voters(world, 2)
+    vote_id = await open_vote_over(client, world, proposals, adopt_rule="top", adopt_top="1")
+    kept, withdrawn = await option_ids(vote_id)
+    await Proposal.update({Proposal.hidden_at: datetime.now(UTC)}).where(
+        Proposal.id == proposals[1]
+    )
+    await sign_in(client, voters[0])
+    page = (await client.get(f"/votes/{vote_id}")).text
+    assert f'name="grade-{kept}"' in page
+    assert f'name="grade-{withdrawn}"' not in page  # nothing to grade: it is withdrawn
+    # Grading the one left is a whole ballot: no "ungraded" warning for the withdrawn one.
+    receipt_of(await cast_as(client, voters[0], vote_id, {f"grade-{kept}": "5"}))
+    # Someone who still sends a grade for it (an old page): counted, never adopted.
+    receipt_of(
+        await cast_as(client, voters[1], vote_id, {f"grade-{withdrawn}": "0", "confirm": "1"})
+    )
+    await close_by_hand(client, world, vote_id)
+    options = await stored_options(vote_id)
+    # The withdrawn one ranks first (an Excellent) but the first one adopted is the next.
+    assert [o["rank"] for o in options] == [2, 1]
+    assert [o["adopted"] for o in options] == [True, False]
+    assert await status_of(proposals[1]) == REJECTED
+    box = await client.get(f"/votes/{vote_id}/ballots.json")
+    assert json.loads(box.content)["vote"]["withdrawn"] == [f"p{proposals[1]}"]
+    recount = ballot_box.count(io.BytesIO(box.content)).result()
+    assert recount.adopted == {f"p{proposals[0]}"}  # anyone's recount says the same
 
 
 async def test_an_inclusion_only_box_lists_receipts_apart_and_is_fingerprinted(
@@ -758,6 +819,12 @@ async def test_an_inclusion_only_box_lists_receipts_apart_and_is_fingerprinted(
     assert exported.returncode == 0, exported.stderr
     assert output.read_bytes() == first.content
     assert shown.group(1) in exported.stdout
+    nowhere = await asyncio.to_thread(
+        run_voix, "export", "ballots", str(vote_id), "--output", str(tmp_path / "no" / "x.json")
+    )
+    assert nowhere.returncode == 2  # said plainly, not a traceback
+    assert "cannot write" in nowhere.stderr
+    assert "Traceback" not in nowhere.stderr
 
 
 async def test_a_content_box_prints_each_receipt_beside_its_ballot(client: AsyncClient) -> None:

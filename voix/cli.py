@@ -117,7 +117,14 @@ def cmd_export_ballots(args: argparse.Namespace) -> int:
         finally:
             await db.engine().stop()
 
-    with Path(args.output).open("wb") as out:
+    try:
+        out = Path(args.output).open("wb")  # noqa: SIM115 - closed below, whatever happens
+    except OSError as cannot:
+        print(
+            f"voix export ballots: cannot write {args.output}: {cannot.strerror}", file=sys.stderr
+        )
+        return 2
+    with out:
         digest = _run(run(out))
     if digest is None:
         Path(args.output).unlink(missing_ok=True)

@@ -7,6 +7,7 @@ asks which engine it runs on.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.query.functions.aggregate import Count
+
+logger = logging.getLogger("voix")
 
 
 class _QueryCounting:
@@ -174,6 +177,26 @@ async def bulk_insert(table: str, columns: Sequence[str], rows: Iterable[Sequenc
         await connection.executemany(insert, values)
     else:
         await connection.copy_records_to_table(table, records=list(rows), columns=list(columns))
+
+
+async def secure_delete() -> None:
+    """Rows deleted next in this transaction are overwritten on SQLite, not only unlinked."""
+    if isinstance(engine(), SQLite):
+        await _connection().execute("PRAGMA secure_delete = ON")
+
+
+async def scrub(table: str) -> None:
+    """After deleting rows whose remains must not be read (sealed ballots): reclaim their space
+    now (PostgreSQL's VACUUM prunes the dead rows), and fold SQLite's write-ahead log, which
+    still holds earlier versions of the pages, into the database file. Best effort: a busy
+    database keeps them until its next vacuum or checkpoint."""
+    try:
+        if isinstance(engine(), SQLite):
+            await engine().run_ddl("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            await engine().run_ddl(f'VACUUM "{table}"')
+    except Exception:  # never turns a closed vote into an error page
+        logger.warning("Could not scrub %s after deleting from it", table, exc_info=True)
 
 
 def index(table: str, *columns: str, unique: bool = False) -> Any:

@@ -53,6 +53,7 @@ REQUIRED = N_("This field is required.")
 TOO_LONG = N_("Please keep it under %(max)d characters.")
 TOO_SHORT = N_("Please write at least %(min)d characters.")
 UNKNOWN_CHOICE = N_("Please choose one of the options offered.")
+NUMBER_RANGE = N_("Please give a whole number from %(min)d to %(max)d.")
 EMAIL_INVALID = N_("This e-mail address does not look right.")
 DATE_INVALID = N_("Please give the date as day, month and year (for example 2026-12-03).")
 TIME_INVALID = N_("Please give the time as hours and minutes (for example 18:30).")
@@ -175,9 +176,16 @@ class Form:
         return value
 
     def integer(
-        self, name: str, *, required: bool = True, min: int = 1, max: int = MAX_INT
+        self,
+        name: str,
+        *,
+        required: bool = True,
+        min: int = 1,
+        max: int = MAX_INT,
+        typed: bool = False,
     ) -> int | None:
-        """A number, by default an id (1 and up); anything else is not one of the options."""
+        """A number, by default an id (1 and up); anything else is not one of the options.
+        A number the person `typed` is refused by saying the range it must be in."""
         raw = self._raw(name).strip()
         if not raw:
             if required:
@@ -185,7 +193,10 @@ class Form:
             return None
         value = parse_int(raw, min=min, max=max)
         if value is None:
-            self.errors[name] = Message(UNKNOWN_CHOICE)
+            if typed:
+                self.errors[name] = Message(NUMBER_RANGE, {"min": min, "max": max})
+            else:
+                self.errors[name] = Message(UNKNOWN_CHOICE)
         return value
 
     def email(self, name: str, *, required: bool = False) -> str | None:

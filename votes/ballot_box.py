@@ -27,7 +27,9 @@ A ballot box is one JSON object (UTF-8)::
   ``adopt_top`` (majority judgment, approval: the first N ranks) and ``adopt_majority``
   (approval: ``true`` when options approved by more than half of the participants are
   adopted). Without one of these a recount ranks majority judgment and approval options but
-  adopts none; yes/no always has a rule.
+  adopts none; yes/no always has a rule. ``withdrawn`` lists the options hidden by moderation
+  while the vote was open: they keep their rank but are never adopted, and "the first N" are
+  counted without them.
 
 Participants. The vote declares ``participants``, but the recount takes
 max(declared, electronic ballots + the largest paper count of any one option): every
@@ -92,6 +94,7 @@ _VOTE_KEYS = (
     "adopt_grade",
     "adopt_top",
     "adopt_majority",
+    "withdrawn",
 )
 _BALLOT_KEYS = {"receipt", "choices"}
 
@@ -123,6 +126,7 @@ class _Vote:
     adopt_grade: str | None
     adopt_top: int | None
     adopt_majority: bool | None
+    withdrawn: tuple[str, ...]
 
     @cached_property
     def ids(self) -> frozenset[str]:
@@ -145,13 +149,30 @@ class _Vote:
             "adopt_grade": self.adopt_grade,
             "adopt_top": self.adopt_top,
             "adopt_majority": self.adopt_majority,
+            "withdrawn": list(self.withdrawn) or None,
         }
         return {key: value for key, value in values.items() if value is not None}
 
 
+# More than anyone could vote: beyond it a number is an error, not a count (and Python would
+# refuse to print an integer of more than 4,300 digits).
+COUNT_MAX = 10**12
+
+
 def _is_count(value: Any, minimum: int = 0) -> bool:
     # bool is an int in Python, never in a ballot box.
-    return type(value) is int and value >= minimum
+    return type(value) is int and minimum <= value <= COUNT_MAX
+
+
+def _text(value: Any, what: str) -> str:
+    """A string that can be printed: JSON's \\ud800 escapes can make lone surrogates."""
+    if not isinstance(value, str):
+        raise BallotBoxError(f"{what} is not a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BallotBoxError(f"{what} holds an unpaired surrogate (\\ud800-\\udfff)") from None
+    return value
 
 
 def _read_vote(raw: Any) -> _Vote:
@@ -160,16 +181,16 @@ def _read_vote(raw: Any) -> _Vote:
     for key in raw:
         if key not in _VOTE_KEYS:
             raise BallotBoxError(f"unknown key {key!r} in the vote")
-    title = raw.get("title")
-    if not isinstance(title, str):
-        raise BallotBoxError("the vote's title is missing or not a string")
+    if "title" not in raw:
+        raise BallotBoxError("the vote's title is missing")
+    title = _text(raw["title"], "the vote's title")
     method = raw.get("method")
     if method not in METHODS:
         expected = ", ".join(METHODS)
         raise BallotBoxError(f"method {method!r} is not supported (expected one of {expected})")
     options = _read_options(raw.get("options"), method)
     grades = _read_grades(raw.get("grades"), method)
-    return _Vote(
+    vote = _Vote(
         title=title,
         method=method,
         options=options,
@@ -180,7 +201,15 @@ def _read_vote(raw: Any) -> _Vote:
         adopt_grade=_read_adopt_grade(raw.get("adopt_grade"), method, grades),
         adopt_top=_read_adopt_top(raw.get("adopt_top"), method),
         adopt_majority=_read_adopt_majority(raw.get("adopt_majority"), method),
+        withdrawn=_read_withdrawn(raw.get("withdrawn"), options),
     )
+    if vote.adopt_top is not None and vote.adopt_top >= len(vote.options):
+        raise BallotBoxError(
+            f"adopt_top {vote.adopt_top} would adopt every one of the {len(vote.options)} options"
+        )
+    if vote.adopt_top is not None and vote.adopt_majority:
+        raise BallotBoxError("adopt_top and adopt_majority are two rules: a vote has one")
+    return vote
 
 
 def _read_options(raw: Any, method: str) -> tuple[Option, ...]:
@@ -193,6 +222,8 @@ def _read_options(raw: Any, method: str) -> tuple[Option, ...]:
         option_id, label = entry["id"], entry["label"]
         if not isinstance(option_id, str) or not option_id or not isinstance(label, str):
             raise BallotBoxError(f"option {number}: id and label must be strings (id not empty)")
+        _text(option_id, f"option {number}'s id")
+        _text(label, f"option {number}'s label")
         if option_id in options:
             raise BallotBoxError(f"option {option_id!r} is declared twice")
         options[option_id] = Option(option_id, label)
@@ -210,6 +241,8 @@ def _read_grades(raw: Any, method: str) -> tuple[str, ...]:
         raise BallotBoxError("the vote's grades are missing (a list of at least two labels)")
     if not all(isinstance(grade, str) and grade for grade in raw):
         raise BallotBoxError("the vote's grades must be non-empty strings")
+    for grade in raw:
+        _text(grade, "a grade")
     if len(set(raw)) != len(raw):
         raise BallotBoxError("a grade is listed twice in the vote's grades")
     return tuple(raw)
@@ -218,7 +251,9 @@ def _read_grades(raw: Any, method: str) -> tuple[str, ...]:
 def _optional_count(raw: Mapping[str, Any], key: str, minimum: int) -> int | None:
     value = raw.get(key)
     if value is not None and not _is_count(value, minimum):
-        raise BallotBoxError(f"the vote's {key} must be a whole number of at least {minimum}")
+        raise BallotBoxError(
+            f"the vote's {key} must be a whole number from {minimum} to {COUNT_MAX:,}"
+        )
     return value
 
 
@@ -250,6 +285,21 @@ def _read_adopt_top(raw: Any, method: str) -> int | None:
     if not _is_count(raw, 1):
         raise BallotBoxError("the vote's adopt_top must be a whole number of at least 1")
     return int(raw)
+
+
+def _read_withdrawn(raw: Any, options: tuple[Option, ...]) -> tuple[str, ...]:
+    """Options hidden by moderation while the vote was open: ranked, never adopted."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(option, str) for option in raw):
+        raise BallotBoxError("the vote's withdrawn options must be a list of option ids")
+    declared = {option.id for option in options}
+    for option in raw:
+        if option not in declared:
+            raise BallotBoxError(f"withdrawn option {option!r} is not declared")
+    if len(set(raw)) != len(raw):
+        raise BallotBoxError("an option is listed twice as withdrawn")
+    return tuple(option.id for option in options if option.id in raw)
 
 
 def _read_adopt_majority(raw: Any, method: str) -> bool | None:
@@ -284,6 +334,8 @@ def _read_tally(option_id: str, raw: Any, vote: _Vote) -> Tally:
             raise BallotBoxError(f"{where} is not a whole number of approvals")
         if raw < 0:
             raise BallotBoxError(f"{where} has a negative count")
+        if raw > COUNT_MAX:
+            raise BallotBoxError(f"{where} has a count above {COUNT_MAX:,}")
         return raw
     expected = "grades" if vote.method == MAJORITY_JUDGMENT else "choices (yes, no, abstain)"
     if not isinstance(raw, list) or len(raw) != len(vote.grades):
@@ -293,6 +345,8 @@ def _read_tally(option_id: str, raw: Any, vote: _Vote) -> Tally:
         raise BallotBoxError(f"{where} has a count that is not a whole number")
     if any(value < 0 for value in raw):
         raise BallotBoxError(f"{where} has a negative count")
+    if sum(raw) > COUNT_MAX:
+        raise BallotBoxError(f"{where} counts more than {COUNT_MAX:,} voters")
     return tuple(raw)
 
 
@@ -338,47 +392,24 @@ class Count:
     adopt_grade: str | None = None
     adopt_top: int | None = None
     adopt_majority: bool | None = None
+    withdrawn: frozenset[str] = frozenset()
 
     def result(self) -> Result:
         quorum_met = None if self.quorum is None else self.participants >= self.quorum
-        if self.method == YES_NO_ABSTAIN:
-            return self._yes_no_result()
-        # The kind of tally follows the method (see Tally): counts for majority judgment,
-        # a number of approvals for approval.
-        if self.method == MAJORITY_JUDGMENT:
-            graded = cast(dict[str, tuple[int, ...]], self.tallies)
-            ranking = counting.rank_majority_judgment(graded, self.participants)
-        else:
-            ranking = counting.rank_approval(cast(dict[str, int], self.tallies))
-        adopted = None
-        if self.adopt_grade is not None or self.adopt_top is not None or self.adopt_majority:
-            min_grade = None if self.adopt_grade is None else self.grades.index(self.adopt_grade)
-            adopted = frozenset(
-                counting.adopted_options(
-                    ranking,
-                    participants=self.participants,
-                    quorum=self.quorum,
-                    min_grade=min_grade,
-                    top=self.adopt_top,
-                    approval=self.method == APPROVAL,
-                )
-            )
-        return Result(tuple(ranking), adopted, quorum_met)
-
-    def _yes_no_result(self) -> Result:
-        option = self.options[0].id
-        yes, no, abstain = cast(tuple[int, int, int], self.tallies[option])
-        verdict = counting.yes_no(
-            yes,
-            no,
-            abstain,
-            participants=self.participants,
+        decided = counting.outcome(
+            self.method,
+            self.tallies,
+            self.participants,
             quorum=self.quorum,
-            threshold=self.threshold or "majority",
+            threshold=self.threshold,
+            min_grade=None if self.adopt_grade is None else self.grades.index(self.adopt_grade),
+            top=self.adopt_top,
+            majority=bool(self.adopt_majority),
+            withdrawn=self.withdrawn,
         )
-        placed = counting.Placed(option, 1, (yes, no, abstain))
-        adopted = frozenset({option} if verdict.adopted else ())
-        return Result((placed,), adopted, verdict.quorum_met, verdict)
+        if decided.yes_no is not None:
+            quorum_met = decided.yes_no.quorum_met
+        return Result(tuple(decided.ranking), decided.adopted, quorum_met, decided.yes_no)
 
     def as_json(self) -> dict[str, Any]:
         """What `voix recount --json` prints."""
@@ -930,6 +961,7 @@ def _count_of(
         adopt_grade=vote.adopt_grade,
         adopt_top=vote.adopt_top,
         adopt_majority=vote.adopt_majority,
+        withdrawn=frozenset(vote.withdrawn),
     )
 
 

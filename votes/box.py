@@ -43,6 +43,8 @@ def _header(vote: dict[str, Any], vote_options: list[dict[str, Any]]) -> dict[st
         header["adopt_top"] = vote["adopt_top"]
     elif vote["method"] == APPROVAL:
         header["adopt_majority"] = True
+    if withdrawn := [option_key(o) for o in vote_options if o.get("hidden_at")]:
+        header["withdrawn"] = withdrawn
     return header
 
 

@@ -27,7 +27,7 @@ from voix.i18n import N_
 from voix.permissions import ANONYMOUS, Principal, require
 from votes import counting, sealing
 from votes.models import CLOSED, OPEN, Decision, Participation, SealedBallot, Vote
-from votes.scales import APPROVAL, MAJORITY_JUDGMENT, YES_NO_ABSTAIN
+from votes.scales import APPROVAL
 from votes.services import grades_of, options
 
 ALREADY_CLOSED = N_("This vote is already closed.")
@@ -76,6 +76,7 @@ async def _close(vote_id: int, who: Principal, condition: Any) -> bool:
             subject=f"vote:{vote_id}",
             by="facilitator" if who.authenticated else "closing time",
         )
+    await db.scrub("sealed_ballot")
     return True
 
 
@@ -116,6 +117,7 @@ async def unseal(vote_id: int, vote_options: Sequence[dict[str, Any]]) -> None:
     finally:
         for job in opening:
             job.cancel()
+    await db.secure_delete()
     await SealedBallot.delete().where(SealedBallot.vote == vote_id)
 
 
@@ -155,52 +157,40 @@ def result(
     counted: dict[int, dict[int, int]],
     participants: int,
 ) -> tuple[dict[int, dict[str, Any]], set[int]]:
-    """Each option's stored result (tally, rank, majority grade) and the options adopted."""
-    if vote["method"] == YES_NO_ABSTAIN:
-        option = vote_options[0]
-        marks = counted.get(option["id"], {})
-        yes, no, abstain = (marks.get(i, 0) for i in range(3))
-        verdict = counting.yes_no(
-            yes,
-            no,
-            abstain,
-            participants=participants,
-            quorum=vote["quorum"],
-            threshold=vote["threshold"],
-        )
-        figures = {"tally": [yes, no, abstain], "rank": 1, "majority_grade": None}
-        return {option["id"]: figures}, {option["id"]} if verdict.adopted else set()
-    keys = {str(option["id"]): option["id"] for option in vote_options}
-    if vote["method"] == MAJORITY_JUDGMENT:
-        width = len(grades_of(vote))
-        ranking = counting.rank_majority_judgment(
-            {
-                key: [counted.get(option_id, {}).get(g, 0) for g in range(width)]
-                for key, option_id in keys.items()
-            },
-            participants,
-        )
-    else:
-        ranking = counting.rank_approval(
-            {key: counted.get(option_id, {}).get(0, 0) for key, option_id in keys.items()}
-        )
-    adopted = counting.adopted_options(
-        ranking,
-        participants=participants,
+    """Each option's stored result (tally, rank, majority grade) and the options adopted.
+
+    A proposal hidden by moderation while the vote was open keeps its counts but is not
+    adopted: the table does not carry what its moderators withdrew.
+    """
+    ids = {str(option["id"]): option["id"] for option in vote_options}
+    width = len(grades_of(vote))
+
+    def tally_of(option_id: int) -> list[int] | int:
+        marks = counted.get(option_id, {})
+        if vote["method"] == APPROVAL:
+            return marks.get(0, 0)
+        return [marks.get(grade, 0) for grade in range(width)]
+
+    decided = counting.outcome(
+        vote["method"],
+        {key: tally_of(option_id) for key, option_id in ids.items()},
+        participants,
         quorum=vote["quorum"],
+        threshold=vote["threshold"],
         min_grade=vote["adopt_grade"],
         top=vote["adopt_top"],
-        approval=vote["method"] == APPROVAL,
+        majority=vote["method"] == APPROVAL and not vote["adopt_top"],
+        withdrawn=frozenset(str(o["id"]) for o in vote_options if o.get("hidden_at")),
     )
-    stored: dict[int, dict[str, Any]] = {
-        keys[placed.option]: {
+    stored = {
+        ids[placed.option]: {
             "tally": list(placed.tally),
             "rank": placed.rank,
             "majority_grade": placed.majority_grade,
         }
-        for placed in ranking
+        for placed in decided.ranking
     }
-    return stored, {keys[key] for key in adopted}
+    return stored, {ids[key] for key in decided.adopted or ()}
 
 
 async def _count(vote: dict[str, Any], vote_options: Sequence[dict[str, Any]]) -> set[int]:

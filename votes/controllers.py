@@ -158,7 +158,8 @@ async def cast(
             # it says so here, before anything is stored, and asks again.
             (shown,) = await services.with_results([dict(vote)])
             marks = services.read_marks(vote, shown["options"], data)
-            ungraded = len(shown["options"]) - len(marks)
+            offered = {o["id"] for o in shown["options"] if not o["withdrawn"]}
+            ungraded = len(offered - {option for option, _ in marks})
             if ungraded and data.get("confirm") != "1":
                 return _private(
                     await _vote_page(request, principal, vote, ungraded=ungraded, values=data)

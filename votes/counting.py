@@ -15,7 +15,7 @@ from functools import cmp_to_key
 from itertools import accumulate, pairwise
 from typing import TypeVar
 
-from votes.scales import THRESHOLDS
+from votes.scales import APPROVAL, MAJORITY_JUDGMENT, THRESHOLDS, YES_NO_ABSTAIN
 
 Tally = Sequence[int]
 # A majority value in runs: (end, item) means `item` repeats up to position `end` (exclusive).
@@ -211,12 +211,16 @@ def adopted_options(
     (both must hold when both are given; nothing is adopted when neither is). Approval: a
     rank within `top`, or else approval by more than half of the participants. Ties at the
     `top` boundary are all adopted, since they share the rank.
+
+    Nobody voting adopts nothing, whatever the rule: options nobody voted on all tie at rank 1,
+    and "the first N" would otherwise adopt them all. For the same reason an option nobody
+    approved is never adopted.
     """
-    if quorum is not None and participants < quorum:
+    if participants <= 0 or (quorum is not None and participants < quorum):
         return set()
     if approval:
         if top is not None:
-            return {placed.option for placed in ranking if placed.rank <= top}
+            return {p.option for p in ranking if p.rank <= top and p.tally[0] > 0}
         return {placed.option for placed in ranking if placed.tally[0] * 2 > participants}
     if min_grade is None and top is None:
         return set()
@@ -229,3 +233,67 @@ def adopted_options(
         )
         and (top is None or placed.rank <= top)
     }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a count decides: the ranking, the options adopted, and for/against's verdict."""
+
+    ranking: list[Placed]
+    adopted: frozenset[str] | None  # None when no rule to adopt by was given
+    yes_no: YesNo | None = None
+
+
+def outcome(
+    method: str,
+    tallies: Mapping[str, Sequence[int] | int],
+    participants: int,
+    *,
+    quorum: int | None = None,
+    threshold: str | None = None,
+    min_grade: int | None = None,
+    top: int | None = None,
+    majority: bool = False,
+    withdrawn: frozenset[str] = frozenset(),
+) -> Outcome:
+    """The one rule, for the result stored at closing and for `voix recount` alike.
+
+    `tallies`: majority judgment, counts best grade first; approval, approvals; for/against,
+    (yes, no, abstain) of its one option. Options `withdrawn` (hidden by moderation while the
+    vote was open) keep their place in the ranking but are never adopted, and "the first N"
+    are counted without them.
+    """
+    if method == YES_NO_ABSTAIN:
+        ((option, counts),) = tallies.items()
+        yes, no, abstain = counts  # type: ignore[misc]
+        verdict = yes_no(
+            yes,
+            no,
+            abstain,
+            participants=participants,
+            quorum=quorum,
+            threshold=threshold or "majority",
+        )
+        adopted = {option} if verdict.adopted and option not in withdrawn else set()
+        return Outcome([Placed(option, 1, (yes, no, abstain))], frozenset(adopted), verdict)
+
+    def rank(subset: Mapping[str, Sequence[int] | int]) -> list[Placed]:
+        if method == MAJORITY_JUDGMENT:
+            return rank_majority_judgment(subset, participants)  # type: ignore[arg-type]
+        return rank_approval(subset)  # type: ignore[arg-type]
+
+    ranking = rank(tallies)
+    if min_grade is None and top is None and not majority:
+        return Outcome(ranking, None)
+    eligible = ranking
+    if withdrawn:
+        eligible = rank({k: v for k, v in tallies.items() if k not in withdrawn})
+    adopted = adopted_options(
+        eligible,
+        participants=participants,
+        quorum=quorum,
+        min_grade=min_grade,
+        top=top,
+        approval=method == APPROVAL,
+    )
+    return Outcome(ranking, frozenset(adopted))

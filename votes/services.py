@@ -10,6 +10,7 @@ casting against closing.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -65,6 +66,10 @@ CLOSES_IN_PAST = N_("The closing time must be in the future.")
 CLOSES_TOO_LATE = N_("A vote stays open %(days)d days at most.")
 TOP_TOO_LARGE = N_("Choose fewer than the number of proposals in the vote.")
 GRADE_UNKNOWN = N_("Please choose one of the grades offered.")
+GRADE_NOT_IN_SCALE = N_("This grade is not on the five-grade scale: choose one of its grades.")
+RULE_OF_OTHER_METHOD = N_(
+    "This rule belongs to the other method: choose one of the rules for the method chosen."
+)
 QUESTION_MAX = 200
 MIN_OPTIONS, MAX_OPTIONS = 2, 40
 MAX_OPEN_DAYS = 90
@@ -292,11 +297,23 @@ async def voted_in(user_id: int | None, vote_ids: list[int]) -> set[int]:
     return {row["vote"] for row in rows}
 
 
+_DIGIT_LOOKALIKES = str.maketrans("ILO", "110")
+
+
+def read_receipt(typed: str) -> str:
+    """A receipt as typed, read as Crockford meant: spaces and dashes ignored, any case, and
+    the letters people write for digits (I and L for 1, O for 0) taken for those digits."""
+    code = re.sub(r"[\s-]", "", typed).upper()
+    return code.translate(_DIGIT_LOOKALIKES)
+
+
 async def receipt_found(vote: Mapping[str, Any], receipt: str) -> bool:
     """Is this receipt in the ballot box of this closed vote?"""
-    code = "".join(receipt.split()).upper()[:RECEIPT_LENGTH]
-    return vote["status"] == CLOSED and await Ballot.exists().where(
-        (Ballot.vote == vote["id"]) & (Ballot.receipt == code)
+    code = read_receipt(receipt)
+    return (
+        vote["status"] == CLOSED
+        and len(code) == RECEIPT_LENGTH
+        and await Ballot.exists().where((Ballot.vote == vote["id"]) & (Ballot.receipt == code))
     )
 
 
@@ -306,7 +323,7 @@ async def receipt_found(vote: Mapping[str, Any], receipt: str) -> bool:
 def _read_rule(form: Form, method: str, count: int) -> dict[str, Any]:
     """How the result will decide, fixed before anyone votes."""
     rule: dict[str, Any] = {
-        "quorum": form.integer("quorum", required=False, min=1, max=QUORUM_MAX),
+        "quorum": form.integer("quorum", required=False, min=1, max=QUORUM_MAX, typed=True),
         "receipts_prove": form.choice("receipts_prove", (INCLUSION, CONTENT), required=False)
         or INCLUSION,
     }
@@ -325,14 +342,16 @@ def _read_rule(form: Form, method: str, count: int) -> dict[str, Any]:
         grades = SCALES.get(rule["scale"], SCALES[SEVEN])
         if adopt == "grade":
             # Default: adopted when a majority grades it "Bien" or better.
-            chosen = form.choice("adopt_grade", grades, required=False) or "Bien"
+            chosen = form.choice("adopt_grade", SCALES[SEVEN], required=False) or "Bien"
+            if chosen in SCALES[SEVEN] and chosen not in grades:
+                form.error("adopt_grade", GRADE_NOT_IN_SCALE)
             rule["adopt_grade"] = grades.index(chosen) if chosen in grades else None
         elif adopt == "majority":
-            form.error("adopt_rule", GRADE_UNKNOWN)
+            form.error("adopt_rule", RULE_OF_OTHER_METHOD)
     elif adopt == "grade":
-        form.error("adopt_rule", GRADE_UNKNOWN)
+        form.error("adopt_rule", RULE_OF_OTHER_METHOD)
     if adopt == "top":
-        rule["adopt_top"] = form.integer("adopt_top", min=1, max=MAX_OPTIONS)
+        rule["adopt_top"] = form.integer("adopt_top", min=1, max=MAX_OPTIONS, typed=True)
         if rule["adopt_top"] and rule["adopt_top"] >= count > 0:
             form.error("adopt_top", TOP_TOO_LARGE)
     return rule
