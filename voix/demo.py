@@ -26,7 +26,7 @@ from meetings.models import (
     MinutesLink,
 )
 from meetings.models import CLOSED as CLOSED_MEETING
-from proposals.models import SUBMITTED, Proposal
+from proposals.models import SUBMITTED, VOTING, Proposal, StatusChange
 from tables.models import (
     FACILITATOR,
     RESIDENT,
@@ -43,7 +43,7 @@ from voix.permissions import Principal
 from voix.web import css_name
 from votes import box, closing
 from votes import services as votes
-from votes.models import Vote, VoteOption
+from votes.models import Decision, Vote, VoteOption
 
 # Public demo TOTP secrets for those who manage tables (enter them in an authenticator app).
 DEMO_TOTP_SECRETS = {
@@ -514,12 +514,20 @@ async def _seed_votes(
         await closing.close_vote(manager, table, vote_id)
         await box.fingerprint(vote_id)
         now = datetime.now(UTC)
-        await Vote.update(
-            {
-                Vote.opened_at: now - timedelta(days=days_ago),
-                Vote.closed_at: now - timedelta(days=days_ago - 7),
-            }
-        ).where(Vote.id == vote_id)
+        opened, closed = now - timedelta(days=days_ago), now - timedelta(days=days_ago - 7)
+        await Vote.update({Vote.opened_at: opened, Vote.closed_at: closed}).where(
+            Vote.id == vote_id
+        )
+        # The proposals' history and decisions tell the same dates as the vote.
+        voted_on = VoteOption.select(VoteOption.proposal).where(VoteOption.vote == vote_id)
+        on_them = StatusChange.proposal.is_in([row["proposal"] for row in await voted_on])
+        await StatusChange.update({StatusChange.at: opened}).where(
+            on_them & (StatusChange.to_status == VOTING)
+        )
+        await StatusChange.update({StatusChange.at: closed}).where(
+            on_them & (StatusChange.to_status != VOTING)
+        )
+        await Decision.update({Decision.decided_at: closed}).where(Decision.vote == vote_id)
 
     # Two adopted, one not retained: as the yes/no rule decides.
     for proposal, choices, days_ago in (
