@@ -220,7 +220,8 @@ async def test_residents_grade_five_proposals_and_anyone_can_recount(tmp_path) -
             )
             assert (await services.turnout([vote_id]))[vote_id] == 2  # nothing stored yet
             await resident.screenshot(path=OUTPUT / "votes-warning-ar.png", full_page=True)
-            send = resident.get_by_role("button", name=ar("Send my ballot as it is"))
+            # Right under the warning, where the eye is, not four screens down.
+            send = warning.get_by_role("button", name=ar("Send my ballot as it is"))
             async with resident.expect_response(
                 lambda r: r.request.method == "POST" and r.url.endswith("/ballot")
             ) as answer:
@@ -233,16 +234,18 @@ async def test_residents_grade_five_proposals_and_anyone_can_recount(tmp_path) -
             receipts.append(receipt)
             await resident.screenshot(path=OUTPUT / "votes-receipt-ar.png", full_page=True)
 
-            # Back and forth in history: the receipt is never shown again from a cache.
-            await resident.go_back()  # the warning page, before the receipt
-            await expect(resident.locator(".receipt")).to_have_count(0)
-            refused = ""
-            try:
-                await resident.go_forward()
-            except PlaywrightError as error:  # a no-store answer to a POST: it must be resent
-                refused = str(error)
-            assert not refused or "ERR_CACHE_MISS" in refused, refused
-            await expect(resident.locator(".receipt")).to_have_count(0)
+            # Back and forth in history: neither the grades (the warning page, before the
+            # receipt) nor the receipt are shown again from a cache: both answers were
+            # no-store, so the browser must resend the POST, which it does not do by itself.
+            for move in (resident.go_back, resident.go_forward):
+                refused = ""
+                try:
+                    await move()
+                except PlaywrightError as error:
+                    refused = str(error)
+                assert not refused or "ERR_CACHE_MISS" in refused, refused
+                await expect(resident.locator(".receipt")).to_have_count(0)
+                await expect(resident.locator(".grade input:checked")).to_have_count(0)
             assert receipt not in resident.url
 
             # Another resident, without JavaScript: the server does the counting and warns.
@@ -264,7 +267,11 @@ async def test_residents_grade_five_proposals_and_anyone_can_recount(tmp_path) -
                 await other.locator(f"#option-{second} input:checked").get_attribute("value") == "0"
             )
             await other.screenshot(path=OUTPUT / "votes-warning-nojs-fr.png", full_page=True)
-            await other.get_by_role("button", name=fr("Send my ballot as it is")).click()
+            await (
+                other.get_by_role("alert")
+                .get_by_role("button", name=fr("Send my ballot as it is"))
+                .click()
+            )
             await other.wait_for_load_state()
             receipts.append(await other.locator(".receipt strong.code").inner_text())
             assert len(set(receipts)) == 4

@@ -85,7 +85,7 @@ ARABIC_BODY = (
 ) * 6
 
 
-async def big_brief(client: AsyncClient, proposals: int = 20) -> str:
+async def big_brief(client: AsyncClient, proposals: int = 45) -> str:
     world = await build_world()
     for n in range(proposals):
         await add_proposal(
