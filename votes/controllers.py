@@ -44,7 +44,7 @@ async def _vote_page(
         themes=THEMES,
         media=await media.for_proposals(proposal_ids) if vote["status"] == OPEN else {},
         voted=vote["id"] in await services.voted_in(principal.user_id, [vote["id"]]),
-        chart=views.chart(vote) if vote["status"] == CLOSED else "",
+        chart=views.chart_for_screens(vote) if vote["status"] == CLOSED else "",
         overridden=views.overridden(vote, await decisions.latest(proposal_ids)),
         proof=services.RECEIPT_PROOFS[vote["receipts_prove"]],
         method_labels=METHOD_LABELS,

@@ -12,6 +12,9 @@ from voix.i18n import RTL_LANGUAGES, current_language, gettext
 from votes import charts
 from votes.scales import GRADE_LABELS, MAJORITY_JUDGMENT, YES_NO_ABSTAIN
 
+WIDE = 480  # user units: the documents' width, and wide screens'
+NARROW = 340  # a phone's: 12-unit text shows at about 11 px in a 390 px page
+
 
 def _percent(percent: float) -> str:
     share = format_decimal(percent, "0.0", locale=current_language.get())
@@ -50,7 +53,18 @@ def _describe_yes_no(parts: list[tuple[str, int, float]]) -> str:
     )
 
 
-def chart(vote: dict[str, Any], id_prefix: str | None = None) -> Markup:
+def chart_for_screens(vote: dict[str, Any]) -> Markup:
+    """Two drawings of the same chart, one shown by the stylesheet: a narrow one for phones,
+    whose text stays readable once scaled to 390 px, and the document's for wider screens."""
+    prefix = f"vote-{vote['id']}"
+    narrow = chart(vote, f"{prefix}-narrow", width=NARROW)
+    wide = chart(vote, prefix)
+    return Markup('<div class="chart-narrow">{}</div><div class="chart-wide">{}</div>').format(
+        narrow, wide
+    )
+
+
+def chart(vote: dict[str, Any], id_prefix: str | None = None, width: int = WIDE) -> Markup:
     """The result drawn as SVG by the server: merit profiles, approval bars, or for/against."""
     rtl = current_language.get() in RTL_LANGUAGES
     withdrawn = gettext("Proposal withdrawn by moderation")
@@ -72,6 +86,7 @@ def chart(vote: dict[str, Any], id_prefix: str | None = None) -> Markup:
             describe=_describe_yes_no,
             empty_label=gettext("No ballot"),
             id_prefix=prefix,
+            width=width,
         )
     if vote["method"] == MAJORITY_JUDGMENT:
         return charts.merit_profile(
@@ -83,6 +98,7 @@ def chart(vote: dict[str, Any], id_prefix: str | None = None) -> Markup:
             caption=lambda grade: gettext("Majority grade: %(grade)s", grade=grade),
             empty_label=gettext("No ballot"),
             id_prefix=prefix,
+            width=width,
         )
     return charts.approval_bars(
         [{"label": o["label"], "approvals": o["tally"][0]} for o in ranked],
@@ -92,6 +108,7 @@ def chart(vote: dict[str, Any], id_prefix: str | None = None) -> Markup:
         describe=_describe_approval,
         empty_label=gettext("No ballot"),
         id_prefix=prefix,
+        width=width,
     )
 
 
