@@ -74,6 +74,8 @@ async def export(who: Principal) -> dict[str, Any]:
         Attendance.method,
         Attendance.checked_in_at,
     ).where(Attendance.user == user_id)
+    # Those a facilitator recorded for the person are theirs too, saying who recorded them and
+    # when the person agreed.
     comments = await Comment.select(
         Comment.id,
         Comment.proposal,
@@ -82,9 +84,15 @@ async def export(who: Principal) -> dict[str, Any]:
         Comment.created_at,
         Comment.hidden_at,
         Comment.hidden_reason,
+        Comment.recorded_by.display_name.as_alias("recorded_by"),
+        Comment.consent_recorded_at,
     ).where(Comment.author == user_id)
     supports = await Support.select(
-        Support.proposal, Support.proposal.title.as_alias("title"), Support.created_at
+        Support.proposal,
+        Support.proposal.title.as_alias("title"),
+        Support.created_at,
+        Support.recorded_by.display_name.as_alias("recorded_by"),
+        Support.consent_recorded_at,
     ).where(Support.user == user_id)
     reports = await Report.select(
         Report.proposal, Report.target, Report.reason, Report.created_at
@@ -137,7 +145,8 @@ async def erase(who: Principal, password: str | None, confirmed: bool) -> None:
             await _forget_traces(user_id, user)
         await Coordinator.delete().where(Coordinator.user == user_id)
         # Foreign keys do the rest: proposals and participations keep their rows, without
-        # the person (set null); memberships, cards, codes and sessions go (cascade).
+        # the person (set null), and so do the proposals, supports and comments a facilitator
+        # recorded for residents; memberships, cards, codes and sessions go (cascade).
         await User.delete().where(User.id == user_id)
 
 

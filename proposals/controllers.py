@@ -17,6 +17,7 @@ from maps.services import places_for_table
 from proposals import discussion, media, services
 from proposals.themes import THEMES
 from tables import services as tables
+from tables.models import RESIDENT
 from voix.forms import FormErrors
 from voix.i18n import current_language
 from voix.middleware import CONTENT_SECURITY_POLICY
@@ -115,6 +116,7 @@ async def proposal_page(
     proposal, table = await services.get_with_table(proposal_id)
     scope = tables.scope_of(table)
     moderator = can(principal, "proposals.moderate", scope)
+    on_behalf = can(principal, "proposals.discuss_on_behalf", scope)
     if proposal["hidden_at"] and not moderator:
         # Only the reason: the template is not even given the title, text, media or comments.
         return page(
@@ -149,6 +151,7 @@ async def proposal_page(
         translation=translation,
         original=request.query_params.get("original") == "1",
         merge_candidates=await services.merge_candidates(proposal) if moderator else [],
+        residents=await tables.residents(table["id"], RESIDENT) if on_behalf else [],
         status_code=status_code,
         **context,
     )
@@ -218,7 +221,46 @@ async def discuss(
     return redirect(f"/proposals/{proposal_id}", flash=FLASHES[what])
 
 
-ROUTES += [support, discuss]
+# A facilitator's forms for a resident who asked them: the resident's support, given or
+# withdrawn, and their comment.
+ON_BEHALF: dict[str, Callable[..., Awaitable[None]]] = {
+    "support": discussion.support_on_behalf,
+    "withdraw": discussion.withdraw_support_on_behalf,
+    "comments": discussion.comment_on_behalf,
+}
+ON_BEHALF_FLASHES = {
+    "support": "supported_on_behalf",
+    "withdraw": "support_withdrawn_on_behalf",
+    "comments": "commented_on_behalf",
+}
+
+
+@post("/proposals/{proposal_id:int}/on-behalf/{what:str}", name="proposal_on_behalf")
+async def on_behalf(
+    request: Request, principal: NamedDependency[Principal], proposal_id: ObjectId, what: Action
+) -> Template | Redirect:
+    if what not in ("support", "comments"):
+        raise NotFoundException()
+    data = await form_data(request)
+    proposal, table = await services.get_with_table(proposal_id)
+    # One form gives or withdraws the support, by the button pressed.
+    action = "withdraw" if what == "support" and data.get("action") == "withdraw" else what
+    try:
+        await ON_BEHALF[action](principal, table, proposal, data)
+    except FormErrors as invalid:
+        return await proposal_page(
+            request,
+            principal,
+            proposal_id,
+            status_code=400,
+            errors={f"behalf_{what}.{k}": v for k, v in invalid.errors.items()},
+            values=data,
+        )
+    anchor = "support" if what == "support" else "comments-title"
+    return redirect(f"/proposals/{proposal_id}#{anchor}", flash=ON_BEHALF_FLASHES[action])
+
+
+ROUTES += [support, discuss, on_behalf]
 
 
 MediaToken = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{16,32}$")]

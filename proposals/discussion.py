@@ -28,7 +28,8 @@ from proposals.models import (
     Support,
     Translation,
 )
-from tables.services import scope_of
+from tables.models import RESIDENT
+from tables.services import is_member, scope_of
 from voix import db
 from voix.db import utc
 from voix.forms import Form, Message, UserError
@@ -52,6 +53,15 @@ MERGE_TARGET_UNLISTED = N_(
     "Reload the page and choose another one."
 )
 NOT_DISCUSSABLE = N_("This proposal is no longer open to discussion.")
+NOT_A_RESIDENT = N_("Choose one of this table's residents.")
+CONSENT_TO_SUPPORT = N_("Confirm that the resident asked you to record or withdraw their support.")
+CONSENT_TO_COMMENT = N_(
+    "Confirm that the resident agrees to this comment being published for them."
+)
+ALREADY_SUPPORTED_FOR = N_(
+    "This resident already supports this proposal. Each person supports it once."
+)
+NOT_SUPPORTED_FOR = N_("This resident has no support recorded for them on this proposal.")
 
 COMMENT_MAX = 2000
 REASON_MAX = 300
@@ -158,35 +168,113 @@ async def change_status(
         )
 
 
+def _open_to_discussion(proposal: dict[str, Any]) -> None:
+    if proposal["status"] == MERGED or proposal["hidden_at"]:
+        raise UserError(NOT_DISCUSSABLE)
+
+
+async def _resident_who_agreed(form: Form, table: dict[str, Any], consent_needed: str) -> int:
+    """Whom a facilitator acts for: a resident of this table (a facilitator supports and
+    comments in their own name), who said yes. Validates the whole form."""
+    resident = form.integer("resident")
+    if resident is not None and not await is_member(resident, table["id"], RESIDENT):
+        form.error("resident", NOT_A_RESIDENT)
+    if form.data.get("consent") != "yes":
+        form.error("consent", consent_needed)
+    form.validate()
+    assert resident is not None  # noqa: S101 — required above
+    return resident
+
+
 # Supports
+
+
+async def _add_support(
+    proposal_id: int, user_id: int, already: str, recorded_by: int | None = None
+) -> None:
+    """In the caller's transaction. The unique index on (proposal, user) keeps one support per
+    person however many requests race, whoever enters it; the count is then recounted."""
+    now = _now()
+    inserted = await (
+        Support.insert(
+            Support(
+                proposal=proposal_id,
+                user=user_id,
+                created_at=now,
+                recorded_by=recorded_by,
+                consent_recorded_at=now if recorded_by is not None else None,
+            )
+        )
+        .on_conflict(action="DO NOTHING")
+        .returning(Support.id)
+    )
+    if not inserted:
+        raise UserError(already)
+    await recount_supports(proposal_id)
+
+
+async def _remove_support(proposal_id: int, condition: Any, missing: str) -> None:
+    removed = await (
+        Support.delete().where((Support.proposal == proposal_id) & condition).returning(Support.id)
+    )
+    if not removed:
+        raise UserError(missing)
+    await recount_supports(proposal_id)
 
 
 async def support(who: Principal, table: dict[str, Any], proposal: dict[str, Any]) -> None:
     require(who, "proposals.support", scope_of(table))
-    if proposal["status"] == MERGED or proposal["hidden_at"]:
-        raise UserError(NOT_DISCUSSABLE)
+    _open_to_discussion(proposal)
     async with db.write_transaction():
-        inserted = await (
-            Support.insert(Support(proposal=proposal["id"], user=signed_in(who), created_at=_now()))
-            .on_conflict(action="DO NOTHING")
-            .returning(Support.id)
-        )
-        if not inserted:
-            raise UserError(ALREADY_SUPPORTED)
-        await recount_supports(proposal["id"])
+        await _add_support(proposal["id"], signed_in(who), ALREADY_SUPPORTED)
 
 
 async def withdraw_support(who: Principal, table: dict[str, Any], proposal: dict[str, Any]) -> None:
+    """One's own support, given here or recorded for one by a facilitator."""
     require(who, "proposals.support", scope_of(table))
     async with db.write_transaction():
-        removed = await (
-            Support.delete()
-            .where((Support.proposal == proposal["id"]) & (Support.user == signed_in(who)))
-            .returning(Support.id)
+        await _remove_support(proposal["id"], Support.user == signed_in(who), NOT_SUPPORTED)
+
+
+async def support_on_behalf(
+    who: Principal, table: dict[str, Any], proposal: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """A facilitator records the support of a resident who asked for it (at a meeting, on the
+    phone): it is the resident's own, counted once, with who recorded it and when they agreed."""
+    scope = scope_of(table)
+    require(who, "proposals.discuss_on_behalf", scope)
+    _open_to_discussion(proposal)
+    resident = await _resident_who_agreed(Form(data), table, CONSENT_TO_SUPPORT)
+    async with db.write_transaction():
+        await _add_support(proposal["id"], resident, ALREADY_SUPPORTED_FOR, who.user_id)
+        await audit.record(
+            who,
+            "support.recorded_on_behalf",
+            scope,
+            subject=f"proposal:{proposal['id']}",
+            resident=resident,
         )
-        if not removed:
-            raise UserError(NOT_SUPPORTED)
-        await recount_supports(proposal["id"])
+
+
+async def withdraw_support_on_behalf(
+    who: Principal, table: dict[str, Any], proposal: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """At the resident's request, a facilitator withdraws a support recorded for them. A support
+    the resident gave themselves stays theirs alone to withdraw."""
+    scope = scope_of(table)
+    require(who, "proposals.discuss_on_behalf", scope)
+    resident = await _resident_who_agreed(Form(data), table, CONSENT_TO_SUPPORT)
+    # Marked by the consent time, which outlives the facilitator's account.
+    recorded_for = (Support.user == resident) & Support.consent_recorded_at.is_not_null()
+    async with db.write_transaction():
+        await _remove_support(proposal["id"], recorded_for, NOT_SUPPORTED_FOR)
+        await audit.record(
+            who,
+            "support.withdrawn_on_behalf",
+            scope,
+            subject=f"proposal:{proposal['id']}",
+            resident=resident,
+        )
 
 
 async def recount_supports(proposal_id: int) -> None:
@@ -210,17 +298,14 @@ async def supports(user_id: int | None, proposal_id: int) -> bool:
 # Comments
 
 
-async def comment(
-    who: Principal, table: dict[str, Any], proposal: dict[str, Any], data: dict[str, Any]
-) -> None:
-    """A comment, or a reply to a comment (not to a reply)."""
-    require(who, "proposals.comment", scope_of(table))
-    if proposal["status"] == MERGED or proposal["hidden_at"]:
-        raise UserError(NOT_DISCUSSABLE)
-    form = Form(data)
+def _comment_fields(form: Form) -> tuple[str, int | None]:
+    """The text, and the comment it replies to."""
     body = form.text("body", max_length=COMMENT_MAX, min_length=2, multiline=True)
-    parent = form.integer("parent", required=False)
-    form.validate()
+    return body, form.integer("parent", required=False)
+
+
+async def _check_parent(proposal: dict[str, Any], parent: int | None) -> None:
+    """A reply answers a comment of the same proposal, not a reply: one level deep."""
     if parent is not None:
         row = await (
             Comment.select(Comment.parent)
@@ -231,6 +316,18 @@ async def comment(
             raise UserError(NO_SUCH_COMMENT, status_code=400)
         if row["parent"] is not None:
             raise UserError(REPLY_TO_REPLY, status_code=400)
+
+
+async def comment(
+    who: Principal, table: dict[str, Any], proposal: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """A comment, or a reply to a comment (not to a reply)."""
+    require(who, "proposals.comment", scope_of(table))
+    _open_to_discussion(proposal)
+    form = Form(data)
+    body, parent = _comment_fields(form)
+    form.validate()
+    await _check_parent(proposal, parent)
     await Comment.insert(
         Comment(
             proposal=proposal["id"],
@@ -240,6 +337,41 @@ async def comment(
             created_at=_now(),
         )
     )
+
+
+async def comment_on_behalf(
+    who: Principal, table: dict[str, Any], proposal: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """A facilitator writes down a resident's comment, with their agreement: it is signed with
+    the resident's name and shows who recorded it."""
+    scope = scope_of(table)
+    require(who, "proposals.discuss_on_behalf", scope)
+    _open_to_discussion(proposal)
+    form = Form(data)
+    body, parent = _comment_fields(form)  # read first: its errors come with the others
+    resident = await _resident_who_agreed(form, table, CONSENT_TO_COMMENT)
+    await _check_parent(proposal, parent)
+    now = _now()
+    async with db.write_transaction():
+        inserted = await Comment.insert(
+            Comment(
+                proposal=proposal["id"],
+                parent=parent,
+                author=resident,
+                body=body,
+                created_at=now,
+                recorded_by=who.user_id,
+                consent_recorded_at=now,
+            )
+        ).returning(Comment.id)
+        await audit.record(
+            who,
+            "comment.recorded_on_behalf",
+            scope,
+            subject=f"comment:{inserted[0]['id']}",
+            proposal=proposal["id"],
+            resident=resident,
+        )
 
 
 async def comments(proposal_id: int) -> list[dict[str, Any]]:
@@ -252,7 +384,9 @@ async def comments(proposal_id: int) -> list[dict[str, Any]]:
             Comment.created_at,
             Comment.hidden_at,
             Comment.hidden_reason,
+            Comment.consent_recorded_at,
             Comment.author.display_name.as_alias("author_name"),
+            Comment.recorded_by.display_name.as_alias("recorded_by_name"),
         )
         .where(Comment.proposal == proposal_id)
         .order_by(Comment.created_at)
@@ -413,15 +547,13 @@ async def merge(
         await Proposal.update({Proposal.merged_into: kept_id}).where(
             Proposal.merged_into == duplicate["id"]
         )
-        supporters = await Support.select(Support.user, Support.created_at).where(
-            Support.proposal == duplicate["id"]
-        )
+        # A support recorded for a resident goes over still saying so.
+        supporters = await Support.select(
+            Support.user, Support.created_at, Support.recorded_by, Support.consent_recorded_at
+        ).where(Support.proposal == duplicate["id"])
         if supporters:
             await Support.insert(
-                *[
-                    Support(proposal=kept_id, user=row["user"], created_at=row["created_at"])
-                    for row in supporters
-                ]
+                *[Support(proposal=kept_id, **row) for row in supporters]
             ).on_conflict(action="DO NOTHING")
         await Support.delete().where(Support.proposal == duplicate["id"])
         await recount_supports(kept_id)

@@ -76,6 +76,10 @@ class Support(Model, tablename="proposal_support"):
     proposal = ForeignKey(Proposal, null=False, on_delete=OnDelete.cascade)
     user = ForeignKey(User, null=False, on_delete=OnDelete.cascade)
     created_at = Timestamptz()
+    # Set when a facilitator recorded it on the resident's behalf, as for proposals; the consent
+    # time stays when the facilitator is erased, so it is still known not to be the person's click.
+    recorded_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+    consent_recorded_at = Timestamptz(null=True, default=None)
     # unique together: proposal, user
 
 
@@ -90,6 +94,9 @@ class Comment(Model, tablename="proposal_comment"):
     created_at = Timestamptz()
     hidden_at = Timestamptz(null=True, default=None)
     hidden_reason = Varchar(length=300, default="")
+    # Written down by a facilitator for the author, who agreed to it (as Support above).
+    recorded_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+    consent_recorded_at = Timestamptz(null=True, default=None)
 
 
 class Report(Model, tablename="proposal_report"):

@@ -80,22 +80,27 @@ async def join(who: Principal, table: dict[str, Any]) -> None:
     ).on_conflict(action="DO NOTHING")
 
 
-async def residents(table_id: int) -> list[dict[str, Any]]:
-    """The table's members, for a facilitator choosing on whose behalf they write."""
+async def residents(table_id: int, role: str | None = None) -> list[dict[str, Any]]:
+    """The table's members (or those of one role), for a facilitator choosing on whose behalf
+    they write."""
+    condition: Any = Membership.table == table_id
+    if role is not None:
+        condition &= Membership.role == role
     return await (
         Membership.select(
             Membership.user.id.as_alias("id"),
             Membership.user.display_name.as_alias("display_name"),
         )
-        .where(Membership.table == table_id)
+        .where(condition)
         .order_by(Membership.user.display_name)
     )
 
 
-async def is_member(user_id: int, table_id: int) -> bool:
-    return await Membership.exists().where(
-        (Membership.user == user_id) & (Membership.table == table_id)
-    )
+async def is_member(user_id: int, table_id: int, role: str | None = None) -> bool:
+    condition: Any = (Membership.user == user_id) & (Membership.table == table_id)
+    if role is not None:
+        condition &= Membership.role == role
+    return await Membership.exists().where(condition)
 
 
 async def get_organisation(slug: str) -> dict[str, Any]:

@@ -72,6 +72,12 @@ ALLOWED = {
         "facilitator of this table",
         "facilitator of this table, not verified",
     },
+    # Supports and comments of a resident who asked, as proposals are entered for them.
+    "proposals.discuss_on_behalf": {
+        "facilitator of this table",
+        "coordinator of the organisation",
+        "administrator",
+    },
     # Anyone signed in may point out a problem; only those who run the table act on it.
     "proposals.report": {name for name, who in PEOPLE.items() if who.authenticated},
     "proposals.moderate": {

@@ -264,6 +264,46 @@ ROWS: list[Row] = [
         {"title": "Un jardin partagé", "body": "Au pied de la tour G.", "theme": "housing"},
     ),
     get("/proposals/{proposal_id:int}", PUBLIC),
+    # A resident's support and comment entered for them by those who run the table; before the
+    # members' own support below, so that resident A's support is still theirs to give.
+    *[
+        post(
+            "/proposals/{proposal_id:int}/on-behalf/{what:str}",
+            access,
+            {"resident": "{resident_a}", "consent": "yes", **form},
+            url=f"/proposals/{{proposal}}/on-behalf/{what}",
+            variant=f"on behalf: {variant}",
+        )
+        for what, variant, access, form in (
+            ("support", "support", MANAGER, {}),
+            ("support", "withdraw", MANAGER, {"action": "withdraw"}),
+            ("comments", "comments", MANAGER, {"body": "Elle est d'accord."}),
+            ("nonsense", "nonsense", NOBODY, {}),
+        )
+    ],
+    # Only a resident of the proposal's table: not B's, nor a facilitator, whoever asks.
+    *[
+        post(
+            "/proposals/{proposal_id:int}/on-behalf/{what:str}",
+            NOBODY,
+            {"resident": f"{{{person}}}", "consent": "yes", "body": "Il est d'accord."},
+            url=f"/proposals/{{{proposal}}}/on-behalf/{what}",
+            variant=f"on behalf: {what} {variant}",
+            rejected=rejected,
+        )
+        for what in ("support", "comments")
+        for variant, person, proposal, rejected in (
+            ("of B's resident", "resident_b", "proposal", MANAGERS),
+            ("of a facilitator", "facilitator_a", "proposal", MANAGERS),
+            # Those who run table B (and the administrator) get past the check, to the form.
+            (
+                "of A's resident on B's proposal",
+                "resident_a",
+                "proposal_b",
+                frozenset({"facilitator_b", "coordinator_b", "admin"}),
+            ),
+        )
+    ],
     post("/proposals/{proposal_id:int}/support", MEMBER),
     *[
         post(

@@ -111,6 +111,7 @@ RULES: dict[str, Rule] = {
     "proposals.decide": _manager,
     "proposals.support": _member,
     "proposals.comment": _member,
+    "proposals.discuss_on_behalf": _manager,
     "proposals.report": _signed_in,
     "proposals.moderate": _manager,
     "votes.cast": _member,
