@@ -61,6 +61,8 @@ async def export(who: Principal) -> dict[str, Any]:
         Proposal.language,
         Proposal.status,
         Proposal.created_at,
+        Proposal.recorded_by.display_name.as_alias("recorded_by"),
+        Proposal.consent_recorded_at,
     ).where(Proposal.author == user_id)
     votes = await Participation.select(
         Participation.vote.id.as_alias("vote"),

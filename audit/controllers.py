@@ -29,6 +29,7 @@ ACTIONS = {
     "proposal.merged": N_("Proposals merged"),
     "moderation.hidden": N_("Hidden by moderation"),
     "moderation.shown": N_("Shown again after moderation"),
+    "proposal.recorded_on_behalf": N_("Proposal recorded on a resident's behalf"),
     "support.recorded_on_behalf": N_("Support recorded on a resident's behalf"),
     "support.withdrawn_on_behalf": N_("Support withdrawn on a resident's behalf"),
     "comment.recorded_on_behalf": N_("Comment recorded on a resident's behalf"),

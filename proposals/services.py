@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from litestar.exceptions import NotFoundException
 from piccolo.query import WhereRaw
 
+from audit import services as audit
 from maps.services import district_at, places_for_table, table_districts
 from maps.svg import MAX_POINTS
 from proposals.media import clean_uploads, store
@@ -292,6 +293,14 @@ async def create(
         proposal_id = int(inserted[0]["id"])
         for upload in uploads:
             await store(proposal_id, upload)
+        if recorded_by is not None:  # as supports and comments recorded for someone are
+            await audit.record(
+                who,
+                "proposal.recorded_on_behalf",
+                scope,
+                subject=f"proposal:{proposal_id}",
+                resident=author,
+            )
     return proposal_id
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from httpx import AsyncClient
 
+from audit.models import AuditEntry
 from proposals.models import Proposal
 from tables.services import NOT_A_MEMBER
 from tests.factories import build_world, post_form, sign_in, t
@@ -52,6 +55,20 @@ async def test_facilitator_records_a_proposal_on_a_residents_behalf(client: Asyn
     stored = await Proposal.select().first()
     assert stored["author"] == world.users["resident_a"]
     assert stored["recorded_by"] == world.users["facilitator_a"]
+    (entry,) = await AuditEntry.select(AuditEntry.action, AuditEntry.subject, AuditEntry.details)
+    assert (entry["action"], entry["subject"]) == (
+        "proposal.recorded_on_behalf",
+        f"proposal:{stored['id']}",
+    )
+    details = entry["details"]  # JSON: text on SQLite, decoded on PostgreSQL
+    details = json.loads(details) if isinstance(details, str) else details
+    assert details == {"resident": world.users["resident_a"]}
+    # The resident's own data says who wrote it down for them, and when they agreed.
+    await sign_in(client, world.users["resident_a"])
+    (exported,) = (await client.get("/account/data.json")).json()["proposals"]
+    assert exported["recorded_by"] == "Facilitator-A"
+    assert exported["consent_recorded_at"]
+    await sign_in(client, world.users["facilitator_a"])
     page = await client.get(response.headers["location"])
     assert (
         t(
