@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import math
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -14,9 +17,10 @@ from weasyprint.urls import URLFetcher
 from exports.services import BriefDocument
 from proposals.themes import THEMES
 from voix import i18n
+from voix.settings import PROJECT_ROOT
 from voix.web import build_environment
 from votes import views
-from votes.scales import METHOD_LABELS
+from votes.scales import APPROVAL, MAJORITY_JUDGMENT, METHOD_LABELS
 
 ASSETS = (Path(__file__).parent / "assets").resolve()
 
@@ -165,4 +169,62 @@ def render_minutes(
         html=html,
         links=links,
         present=present,
+    )
+
+
+# Paper ballots: how many fit on one A4 sheet, by size of ballot.
+PAPER_SIZES = {"a5": 2, "a6": 4}
+# The most proposals a ballot of each size holds legibly, by method; beyond, each ballot gets
+# an A4 page of its own (and more if it needs them), so no proposal is ever cut off.
+_PAPER_CAPACITY = {
+    "a6": {MAJORITY_JUDGMENT: 4, APPROVAL: 8},
+    "a5": {MAJORITY_JUDGMENT: 9, APPROVAL: 16},
+}
+_SYMBOL = re.compile(r'<symbol id="theme-(\w+)" ([^>]*)>(.*?)</symbol>', re.S)
+
+
+@functools.cache
+def theme_pictograms() -> dict[str, str]:
+    """Each theme's pictogram as a standalone inline SVG (from voix/static/themes.svg):
+    WeasyPrint draws it without fetching anything."""
+    text = (PROJECT_ROOT / "voix" / "static" / "themes.svg").read_text(encoding="utf-8")
+    ink = 'stroke="#1d2230"'  # printed in black: WeasyPrint's SVG has no currentColor here
+    return {
+        slug: f'<svg xmlns="http://www.w3.org/2000/svg" class="pictogram" {attributes}>{body}</svg>'.replace(
+            'stroke="currentColor"', ink
+        )
+        for slug, attributes, body in _SYMBOL.findall(text)
+    }
+
+
+def paper_layout(vote: dict[str, Any], size: str) -> str:
+    """`a5` or `a6` when a ballot of this vote fits that size, `a4` (one per page) otherwise."""
+    shown = sum(1 for option in vote["options"] if not option["withdrawn"])
+    capacity = _PAPER_CAPACITY[size].get(vote["method"])
+    return size if capacity is None or shown <= capacity else "a4"
+
+
+def render_paper_ballots(
+    vote: dict[str, Any], table: dict[str, Any], *, copies: int, size: str, lang: str
+) -> bytes:
+    """`copies` blank ballots of an open vote, cut from A4 sheets: no name, no receipt."""
+    layout = paper_layout(vote, size)
+    per_sheet = PAPER_SIZES.get(layout, 1)
+    options = [option for option in vote["options"] if not option["withdrawn"]]
+    pictograms = {
+        slug: Markup(svg)  # noqa: S704 — our own file, read above, never user text
+        for slug, svg in theme_pictograms().items()
+    }
+    return _render(
+        "exports/pdf/paper_ballot.html",
+        lang,
+        vote=vote,
+        options=options,
+        table=table,
+        layout=layout,
+        sheets=[
+            range(sheet * per_sheet, min(copies, (sheet + 1) * per_sheet))
+            for sheet in range(math.ceil(copies / per_sheet))
+        ],
+        pictograms=pictograms,
     )

@@ -359,6 +359,14 @@ ROWS: list[Row] = [
         url="/votes/{vote_closed}/receipt",
     ),
     get("/votes/{vote_id:int}/ballots.json", PUBLIC, url="/votes/{vote_closed}/ballots.json"),
+    get("/votes/{vote_id:int}/paper.pdf", MANAGER, url="/votes/{vote_open}/paper.pdf?copies=2"),
+    get(
+        "/votes/{vote_id:int}/paper.pdf",
+        NOBODY,
+        url="/votes/{vote_closed}/paper.pdf",
+        variant="closed",
+        rejected=MANAGERS,
+    ),
     post(
         "/proposals/{proposal_id:int}/decision",
         MANAGER,

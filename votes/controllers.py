@@ -7,16 +7,17 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
-from litestar.response import Redirect, Stream, Template
+from litestar.response import Redirect, Response, Stream, Template
 
+from exports.pdf import PAPER_SIZES, render_paper_ballots
 from meetings.services import meetings_showing_vote
 from proposals import media
 from proposals import services as proposals
 from proposals.controllers import proposal_page
 from proposals.themes import THEMES
 from tables import services as tables
-from voix import live
-from voix.forms import FormErrors
+from voix import i18n, live, workers
+from voix.forms import NUMBER_RANGE, UNKNOWN_CHOICE, FormErrors, UserError, parse_int
 from voix.permissions import Principal, require
 from voix.web import ObjectId, Slug, form_data, page, redirect
 from votes import box, closing, decisions, services, views
@@ -219,6 +220,40 @@ async def ballots(vote_id: ObjectId) -> Stream:
     )
 
 
+PAPER_COPIES_MAX = 300
+
+
+@get("/votes/{vote_id:int}/paper.pdf", name="vote_paper_ballots")
+async def paper_ballots(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Response[bytes]:
+    """Blank paper ballots of an open vote, for those who vote in the room without a phone."""
+    vote, table = await services.get_with_table(vote_id)
+    require(principal, "votes.manage", tables.scope_of(table))
+    if vote["status"] != OPEN:
+        raise UserError(services.VOTE_NOT_OPEN)
+    query = request.query_params
+    copies = parse_int(query.get("copies") or "1", min=1, max=PAPER_COPIES_MAX)
+    if copies is None:
+        raise UserError(NUMBER_RANGE, status_code=400, min=1, max=PAPER_COPIES_MAX)
+    size = query.get("format") or "a5"
+    lang = query.get("lang") or i18n.current_language.get()
+    if size not in PAPER_SIZES or lang not in i18n.LANGUAGES:
+        raise UserError(UNKNOWN_CHOICE, status_code=400)
+    (vote,) = await services.with_results([vote])
+    content = await workers.run(
+        render_paper_ballots, vote, table, copies=copies, size=size, lang=lang
+    )
+    return Response(
+        content,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="bulletins-vote-{vote_id}-{size}.pdf"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 @post("/proposals/{proposal_id:int}/decision", name="proposal_decide")
 async def decide(
     request: Request, principal: NamedDependency[Principal], proposal_id: ObjectId
@@ -234,4 +269,15 @@ async def decide(
     return redirect(f"/proposals/{proposal_id}", flash="decision_recorded")
 
 
-ROUTES = [new_vote, open_several, open_vote, vote_page, cast, close, check_receipt, ballots, decide]
+ROUTES = [
+    new_vote,
+    open_several,
+    open_vote,
+    vote_page,
+    cast,
+    close,
+    check_receipt,
+    ballots,
+    paper_ballots,
+    decide,
+]
