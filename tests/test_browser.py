@@ -224,7 +224,7 @@ async def test_a_facilitator_runs_a_meeting_from_the_agenda_to_the_minutes(tmp_p
     room screen follows live, print the sign-in sheet, close, publish the minutes."""
     from datetime import datetime, timedelta
 
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
     from voix.i18n import LOCAL_TIMEZONE
 
@@ -297,8 +297,13 @@ async def test_a_facilitator_runs_a_meeting_from_the_agenda_to_the_minutes(tmp_p
             # The speakers' queue, on the phone; the screen follows without being reloaded.
             await page.goto(meeting_url + "/control")
             for name in ("Nadia", "Karim"):
-                await page.get_by_label(fr("Name (a first name is enough)")).fill(name)
+                field = page.get_by_label(fr("Name (a first name is enough)"))
+                await field.fill(name)
                 await page.get_by_role("button", name=fr("Add to the queue")).click()
+                # The boosted answer replaces the page, the field emptied with it: typing the
+                # next name before that would type it into the page being replaced. (The room
+                # block, refreshed by its own event, can show the name a moment earlier.)
+                await expect(field).to_have_value("")
                 await page.locator(".control-list li", has_text=name).wait_for()
             await page.get_by_role("button", name=fr("Give the floor")).first.click()
             await projector.locator(".screen-speaker", has_text="Nadia").wait_for(timeout=10_000)
