@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +15,7 @@ from maps.services import districts_of
 from proposals import services as proposals
 from tables.services import get_table_by_id, scope_of
 from voix import db
-from voix.forms import Form, UserError
+from voix.forms import Form, UserError, ascii_slug
 from voix.i18n import N_
 from voix.permissions import Principal, require
 from voix.web import absolute_url
@@ -44,8 +42,7 @@ class BriefDocument:
 
 
 def slugify(text: str) -> str:
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:60] or "note"
+    return ascii_slug(text)[:60] or "note"
 
 
 async def _free_slug(base: str) -> str:

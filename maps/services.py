@@ -7,8 +7,6 @@ before anything is written: one bad feature and nothing changes.
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from shapely.validation import explain_validity
 from maps.models import District, Place
 from tables.models import TableDistrict
 from voix import db
+from voix.forms import ascii_slug
 
 NAME_KEYS = ("nom_qp", "lib_qp", "NOM_QP", "LIB_QP", "nom", "name", "NOM")
 CODE_KEYS = ("code_qp", "CODE_QP", "code_quartier", "code", "CODE")
@@ -49,8 +48,7 @@ class Contour:
 
 
 def slugify(name: str) -> str:
-    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:64]
+    return ascii_slug(name)[:64]
 
 
 def _first(properties: dict[str, Any], keys: tuple[str, ...]) -> str:

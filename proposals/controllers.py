@@ -199,6 +199,27 @@ async def support(
     return redirect(f"/proposals/{proposal_id}#support", flash=FLASHES[action])
 
 
+async def _form_refused(
+    request: Request,
+    principal: Principal,
+    proposal_id: int,
+    *,
+    form: str,
+    invalid: FormErrors,
+    data: dict[str, Any],
+) -> Template:
+    """The proposal page again, the refused form's errors named after it (several forms share
+    the page and their field names), what was typed kept."""
+    return await proposal_page(
+        request,
+        principal,
+        proposal_id,
+        status_code=400,
+        errors={f"{form}.{k}": v for k, v in invalid.errors.items()},
+        values=data,
+    )
+
+
 @post("/proposals/{proposal_id:int}/{what:str}", name="proposal_discussion")
 async def discuss(
     request: Request, principal: NamedDependency[Principal], proposal_id: ObjectId, what: Action
@@ -210,13 +231,8 @@ async def discuss(
     try:
         await FORM_ACTIONS[what](principal, table, proposal, data)
     except FormErrors as invalid:
-        return await proposal_page(
-            request,
-            principal,
-            proposal_id,
-            status_code=400,
-            errors={f"{what}.{k}": v for k, v in invalid.errors.items()},
-            values=data,
+        return await _form_refused(
+            request, principal, proposal_id, form=what, invalid=invalid, data=data
         )
     return redirect(f"/proposals/{proposal_id}", flash=FLASHES[what])
 
@@ -248,13 +264,9 @@ async def on_behalf(
     try:
         await ON_BEHALF[action](principal, table, proposal, data)
     except FormErrors as invalid:
-        return await proposal_page(
-            request,
-            principal,
-            proposal_id,
-            status_code=400,
-            errors={f"behalf_{what}.{k}": v for k, v in invalid.errors.items()},
-            values=data,
+        form = f"behalf_{what}"
+        return await _form_refused(
+            request, principal, proposal_id, form=form, invalid=invalid, data=data
         )
     anchor = "support" if what == "support" else "comments-title"
     return redirect(f"/proposals/{proposal_id}#{anchor}", flash=ON_BEHALF_FLASHES[action])

@@ -38,9 +38,8 @@ from tables.models import (
 )
 from tables.services import get_table_by_id
 from voix import crypto, db, i18n
-from voix.forms import Form
+from voix.forms import Form, ascii_slug
 from voix.permissions import Principal
-from voix.web import css_name
 from votes import box, closing
 from votes import services as votes
 from votes.models import Decision, Vote, VoteOption
@@ -503,7 +502,7 @@ async def _seed_votes(
     manager = Principal(user_id=facilitator, table_roles={flamants: FACILITATOR}, verified=True)
     residents = [users[login] for login in ("samira", "karim", "nadia", "youssef", "josiane")]
     for name in ROOM:
-        user = await create_user(f"h-demo-{css_name(name)}", name, "", language="fr")
+        user = await create_user(f"h-demo-{ascii_slug(name)}", name, "", language="fr")
         await Membership.insert(
             Membership(user=user.id, table=flamants, role=RESIDENT, created_at=joined)
         )

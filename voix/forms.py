@@ -88,6 +88,13 @@ def stream_safe(text: str) -> str:
     return _long_mark_run().sub(r"\1", text)
 
 
+def ascii_slug(text: str) -> str:
+    """Letters and digits in ASCII, dashes between: "Très bien" → "tres-bien" (accents dropped,
+    other scripts too, so callers bound or replace what is left)."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")
+
+
 def clean_text(value: str | None, multiline: bool = False) -> str:
     """NFC, no control characters (nor bidirectional ones: marks stay in multiline text only),
     single spaces; at most one blank line between paragraphs."""

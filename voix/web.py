@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -21,7 +19,7 @@ from proposals.discussion import STATUS_LABELS
 from proposals.themes import THEMES
 from tables.services import organisation_scope
 from voix import i18n
-from voix.forms import Message
+from voix.forms import Message, ascii_slug
 from voix.i18n import N_
 from voix.permissions import ANONYMOUS, Principal, can
 from voix.settings import PROJECT_ROOT, get_settings
@@ -115,12 +113,6 @@ def _translations_ngettext(singular: str, plural: str, n: int) -> str:
     return i18n.catalog(i18n.current_language.get()).ngettext(singular, plural, n)
 
 
-def css_name(label: str) -> str:
-    """A class name for a label: "Très bien" → "tres-bien"."""
-    plain = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")
-
-
 def build_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader([PROJECT_ROOT / domain / "templates" for domain in DOMAINS]),
@@ -141,7 +133,7 @@ def build_environment() -> Environment:
     # User-written text inside a translated sentence: isolated, so a French name in an Arabic
     # sentence (or the reverse) keeps its own order and does not reorder the sentence around it.
     env.filters["bdi"] = lambda text: Markup("<bdi>{}</bdi>").format(text)
-    env.filters["css_name"] = css_name
+    env.filters["css_name"] = ascii_slug  # a class name for a label: "Très bien" → "tres-bien"
     env.globals["can"] = can
     env.globals["organisation_scope"] = organisation_scope
     env.globals["languages"] = [i18n.language(code) for code in i18n.LANGUAGES]
