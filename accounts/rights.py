@@ -172,6 +172,12 @@ async def _forget_traces(user_id: int, user: dict[str, Any]) -> None:
         user_id,
         f"user:{user_id}",
     )
+    # So does the roll of every vote: the person key stays, unique per vote, without the id.
+    await Participation.raw(
+        "UPDATE vote_participation SET person = {} || id WHERE person = {}",
+        "erased:",
+        f"user:{user_id}",
+    )
     # The speakers' queue holds names as typed by the facilitator: those of the person's name,
     # in the meetings of their tables, lose it.
     tables = await Membership.select(Membership.table).where(Membership.user == user_id)

@@ -18,7 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from accounts.models import Session, User
-from tables.models import RESIDENT, Coordinator, Membership
+from tables.models import FACILITATOR, RESIDENT, Coordinator, Membership
 from voix import db
 from voix.forms import Form, FormErrors, Message
 from voix.i18n import LANGUAGES, N_
@@ -178,6 +178,14 @@ async def rotate_session(token: str, user_id: int, verified: bool) -> str:
     return await open_session(user_id, verified=verified, by_card=by_card)
 
 
+async def session_id_of(token: str | None) -> int | None:
+    """The row of the session this cookie opens, if any (not checked for expiry)."""
+    if not token or len(token) > 100:
+        return None
+    row = await Session.select(Session.id).where(Session.token_hash == _token_hash(token)).first()
+    return int(row["id"]) if row else None
+
+
 async def close_session(token: str) -> None:
     await Session.delete().where(Session.token_hash == _token_hash(token))
 
@@ -230,6 +238,14 @@ async def load_principal(token: str | None) -> Principal:
     coordinated = await Coordinator.select(Coordinator.organisation).where(
         Coordinator.user == user_id
     )
+    tablet_vote = None
+    if is_manager := bool(
+        row["user.is_admin"] or coordinated or any(r["role"] == FACILITATOR for r in roles)
+    ):
+        from meetings.models import Tablet  # noqa: PLC0415 (meetings build on accounts)
+
+        tablet = await Tablet.select(Tablet.vote).where(Tablet.session == row["id"]).first()
+        tablet_vote = tablet["vote"] if tablet else None
     principal = Principal(
         user_id=user_id,
         display_name=row["user.display_name"],
@@ -238,6 +254,7 @@ async def load_principal(token: str | None) -> Principal:
         coordinated_organisations=frozenset(r["organisation"] for r in coordinated),
         verified=verified,
         totp_enabled=row["user.totp_enabled_at"] is not None,
+        tablet_vote=tablet_vote if is_manager else None,
     )
     if row["by_card"] and (principal.privileged or row["user.password_hash"]):
         # Whoever printed the card could have opened this session: it must not become a way

@@ -4,6 +4,7 @@ from piccolo.columns import Boolean, ForeignKey, Integer, Serial, Text, Timestam
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table as Model
 
+from accounts.models import Session as LoginSession
 from accounts.models import User
 from proposals.models import Proposal
 from tables.models import Table
@@ -97,3 +98,71 @@ class MinutesLink(Model, tablename="minutes_link"):
     minutes = ForeignKey(Minutes, null=False, on_delete=OnDelete.cascade)
     proposal = ForeignKey(Proposal, null=True, on_delete=OnDelete.cascade)
     vote = ForeignKey(Vote, null=True, on_delete=OnDelete.cascade)
+
+
+# Voting in the room (meetings.room): the shared tablet, paper ballots and a show of hands.
+
+PENDING = "pending"  # a count waiting for its two entries
+MISMATCH = "mismatch"  # the two entries differ: nothing counted until they agree
+RECORDED = "recorded"  # both entries agree: counted with the vote
+PAPER_COUNT = "paper"
+HANDS_COUNT = "hands"
+
+
+class Tablet(Model, tablename="tablet"):
+    """A facilitator's session turned into a shared tablet for one vote.
+
+    While this row exists, the session reaches nothing but the tablet's pages (voix.web's
+    guard); leaving takes the facilitator's code again. `person` is the attendee the tablet
+    was handed to, with a fresh `handover` nonce the ballot form must carry back: a form left
+    on screen by the previous voter cannot be sent for the next one.
+    """
+
+    id: Serial
+    session = ForeignKey(LoginSession, null=False, on_delete=OnDelete.cascade, unique=True)
+    vote = ForeignKey(Vote, null=False, on_delete=OnDelete.cascade)
+    meeting = ForeignKey(Meeting, null=False, on_delete=OnDelete.cascade)
+    person = Varchar(length=100, default="")
+    name = Varchar(length=80, default="")
+    language = Varchar(length=5, default="")
+    handover = Varchar(length=32, default="")
+    handed_at = Timestamptz(null=True, default=None)
+    # The receipt of the ballot just sent, shown once on the "thank you" screen, then gone.
+    receipt = Varchar(length=12, default="")
+    started_at = Timestamptz()
+
+
+class RoomCount(Model, tablename="room_count"):
+    """A batch of paper ballots, or a show of hands, counted by two people apart.
+
+    Each enters the figures on their own device (RoomCountEntry) without seeing the other's;
+    when both agree the figures are copied here and the count is recorded with its meeting.
+    `figures` is JSON: {"ballots": n, "blank": n, "spoilt": n, "options": {option id: tally}}
+    where a tally reads as VoteOption.tally (grades best first, [yes, no, abstain], approvals).
+    """
+
+    id: Serial
+    vote = ForeignKey(Vote, null=False, on_delete=OnDelete.cascade)
+    meeting = ForeignKey(Meeting, null=False, on_delete=OnDelete.cascade)
+    kind = Varchar(length=8, default=PAPER_COUNT)
+    number = Integer()  # 1, 2, … per vote and kind: "lot 2"
+    status = Varchar(length=10, default=PENDING)
+    figures = Text(default="")
+    ballots = Integer(default=0)  # paper ballots in the batch, blank and spoilt included
+    blank = Integer(default=0)
+    spoilt = Integer(default=0)
+    opened_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+    opened_at = Timestamptz()
+    recorded_at = Timestamptz(null=True, default=None)
+    # unique together: vote, kind, number
+
+
+class RoomCountEntry(Model, tablename="room_count_entry"):
+    """One person's entry of a count's figures (same JSON as RoomCount.figures)."""
+
+    id: Serial
+    count = ForeignKey(RoomCount, null=False, on_delete=OnDelete.cascade)
+    entered_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+    figures = Text()
+    entered_at = Timestamptz()
+    # unique together: count, entered_by

@@ -34,6 +34,7 @@ from meetings.models import (
     MinutesLink,
     Speaker,
 )
+from meetings.room import electorate_size
 from proposals.models import Proposal
 from tables.models import Membership
 from tables.services import NOT_A_MEMBER, get_table_by_id, scope_of
@@ -783,9 +784,7 @@ async def room(meeting: dict[str, Any]) -> dict[str, Any]:
         (vote,) = await votes.with_results([await votes.get(current["vote"])])
         vote["cast"] = vote["turnout"]
         vote["chart"] = views.chart(vote, "screen") if vote["status"] == CLOSED_VOTE else ""
-        vote["electorate"] = await Membership.count().where(
-            (Membership.table == meeting["table"]) & (Membership.created_at <= vote["opened_at"])
-        )
+        vote["electorate_size"] = await electorate_size(vote)
     return {
         "agenda": items,
         "current": current,

@@ -152,6 +152,9 @@ async def proposal_page(
         original=request.query_params.get("original") == "1",
         merge_candidates=await services.merge_candidates(proposal) if moderator else [],
         residents=await tables.residents(table["id"], RESIDENT) if on_behalf else [],
+        vote_meetings=await votes.meetings_for_opening(table["id"])
+        if can(principal, "votes.manage", scope)
+        else [],
         status_code=status_code,
         **context,
     )

@@ -164,7 +164,10 @@ async def test_facilitator_opens_a_vote_and_a_resident_votes_once(client: AsyncC
 async def test_a_ballot_cannot_be_linked_to_its_voter(client: AsyncClient) -> None:
     assert {c._meta.name for c in Ballot._meta.columns} == {"id", "vote", "receipt", "marks"}
     assert {c._meta.name for c in SealedBallot._meta.columns} == {"id", "vote", "sealed"}
-    assert {c._meta.name for c in Participation._meta.columns} == {"id", "vote", "user", "cast_at"}
+    # The roll says who voted and how (channel, who recorded it), never what, nor which ballot.
+    assert {c._meta.name for c in Participation._meta.columns} == {
+        "id", "vote", "user", "person", "name", "channel", "recorded_by", "cast_at"
+    }  # fmt: skip
     world = await build_world()
     vote_id = await open_vote_on(client, world, await add_proposal(world.table_a))
     (option,) = await option_ids(vote_id)

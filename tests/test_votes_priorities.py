@@ -882,7 +882,9 @@ async def test_sealed_ballots_from_before_options_are_still_counted(client: Asyn
         old_voters, ("OLDYES01", "OLDNO002"), ("yes", "no"), strict=True
     ):
         await Participation.insert(
-            Participation(vote=vote_id, user=voter, cast_at=datetime.now(UTC))
+            Participation(
+                vote=vote_id, user=voter, person=f"user:{voter}", cast_at=datetime.now(UTC)
+            )
         )
         sealed = crypto.encrypt(json.dumps({"receipt": receipt, "choice": choice}), "ballot")
         await SealedBallot.insert(SealedBallot(vote=vote_id, sealed=sealed))

@@ -29,6 +29,7 @@ from audit.controllers import ROUTES as AUDIT_ROUTES
 from exports.controllers import ROUTES as EXPORT_ROUTES
 from maps.controllers import ROUTES as MAP_ROUTES
 from meetings.controllers import ROUTES as MEETING_ROUTES
+from meetings.room_controllers import ROUTES as ROOM_ROUTES
 from proposals.controllers import ROUTES as PROPOSAL_ROUTES
 from tables.controllers import ROUTES as TABLE_ROUTES
 from voix import db, live, logs, opendata, workers
@@ -39,8 +40,8 @@ from voix.permissions import VerificationRequired
 from voix.settings import PROJECT_ROOT, get_settings
 from voix.web import (
     FORM_BODY_MAX,
+    before_every_route,
     build_environment,
-    one_address_per_object,
     page,
     provide_principal,
     redirect,
@@ -147,6 +148,7 @@ def create_app() -> Litestar:
                     *PROPOSAL_ROUTES,
                     *VOTE_ROUTES,
                     *MEETING_ROUTES,
+                    *ROOM_ROUTES,
                     *MAP_ROUTES,
                     *AUDIT_ROUTES,
                     *EXPORT_ROUTES,
@@ -155,7 +157,7 @@ def create_app() -> Litestar:
             ),
         ],
         dependencies={"principal": Provide(provide_principal)},
-        before_request=one_address_per_object,
+        before_request=before_every_route,
         csrf_config=CSRFConfig(
             secret=csrf_secret,
             cookie_secure=settings.production,

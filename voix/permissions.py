@@ -32,6 +32,8 @@ class Principal:
     coordinated_organisations: frozenset[int] = frozenset()
     verified: bool = False  # this session proved a second factor
     totp_enabled: bool = False
+    # This session is a shared tablet for this vote (meetings.room): it reaches nothing else.
+    tablet_vote: int | None = None
 
     @property
     def privileged(self) -> bool:

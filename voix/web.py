@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -54,6 +55,31 @@ async def one_address_per_object(request: Request) -> None:
         plain = segment.isascii() and segment.isdigit() and not segment.startswith("0")
         if segment and not plain and _reads_as_int(segment):
             raise NotFoundException()
+
+
+_TABLET_PAGES = re.compile(r"^/votes/(\d+)/tablet(?:/(?:ballot|done|hand|language|quit))?$")
+
+
+async def tablet_guard(request: Request) -> Redirect | None:
+    """A session turned into a shared tablet (meetings.room) reaches the tablet's pages of its
+    vote and nothing else: every other address leads back to the tablet's list. Only the
+    facilitator's code ends it. An app-wide hook, so no route can forget it."""
+    path = request.scope["path"]
+    if path.startswith("/static/") or not request.cookies.get(SESSION_COOKIE):
+        return None
+    principal = await provide_principal(request)
+    if principal.tablet_vote is None:
+        return None
+    matched = _TABLET_PAGES.match(path)
+    if matched and int(matched.group(1)) == principal.tablet_vote:
+        return None
+    return Redirect(path=f"/votes/{principal.tablet_vote}/tablet", status_code=303)
+
+
+async def before_every_route(request: Request) -> Redirect | None:
+    """What every matched route goes through first."""
+    await one_address_per_object(request)
+    return await tablet_guard(request)
 
 
 DOMAINS = (
@@ -203,8 +229,11 @@ def redirect(path: str, flash: str | None = None) -> Redirect:
 
 
 async def provide_principal(request: Request) -> Principal:
-    principal = await load_principal(request.cookies.get(SESSION_COOKIE))
-    request.state.principal = principal
+    """Who asks, loaded once per request (the tablet guard may have loaded it already)."""
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        principal = await load_principal(request.cookies.get(SESSION_COOKIE))
+        request.state.principal = principal
     return principal
 
 

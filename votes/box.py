@@ -139,9 +139,28 @@ async def _write(vote_id: int, out: BinaryIO | Any, bridge: _Bridge | None = Non
     keys = [option_key(o) for o in vote_options]  # by position
     bridge = bridge or _Bridge(asyncio.get_running_loop())
     receipts = None if vote["receipts_prove"] == CONTENT else bridge.receipts(vote_id)
+    tallies = await _tallies(vote_options)
     return await asyncio.to_thread(
-        ballot_box.write, out, _header(vote, vote_options), bridge.ballots(vote, keys), receipts
+        ballot_box.write,
+        out,
+        _header(vote, vote_options),
+        bridge.ballots(vote, keys),
+        receipts,
+        tallies,
     )
+
+
+async def _tallies(vote_options: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The paper batches and show of hands counted in the room, added up per option; None
+    (no `tallies` in the box) when the vote had none."""
+    from votes.closing import room_counts  # noqa: PLC0415 (closing builds on this module's peers)
+
+    if not vote_options:
+        return None
+    counts, _ = await room_counts(vote_options[0]["vote"])
+    if not counts:
+        return None
+    return {option_key(o): counts[o["id"]] for o in vote_options if o["id"] in counts}
 
 
 class _Digest:

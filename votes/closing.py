@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit import services as audit
+from meetings.models import MISMATCH, PAPER_COUNT, PENDING, RECORDED, RoomCount
 from proposals.discussion import record_change
 from proposals.models import ADOPTED, REJECTED, VOTING, Proposal
 from tables.services import get_table_by_id, scope_of
@@ -26,17 +27,33 @@ from voix.forms import UserError
 from voix.i18n import N_
 from voix.permissions import ANONYMOUS, Principal, require
 from votes import counting, sealing
-from votes.models import CLOSED, OPEN, Decision, Participation, SealedBallot, Vote
+from votes.models import (
+    CLOSED,
+    ELECTRONIC,
+    OPEN,
+    Decision,
+    Participation,
+    SealedBallot,
+    Vote,
+)
 from votes.scales import APPROVAL
 from votes.services import grades_of, options
 
 ALREADY_CLOSED = N_("This vote is already closed.")
+COUNT_PENDING = N_(
+    "A paper or show-of-hands count is still waiting for its second entry, or its two "
+    "entries differ. Finish it before closing the vote."
+)
 CHUNK = 2000
 
 
 async def close_vote(who: Principal, table: dict[str, Any], vote_id: int) -> None:
     """A facilitator closes the vote now."""
     require(who, "votes.manage", scope_of(table))
+    if await RoomCount.exists().where(
+        (RoomCount.vote == vote_id) & RoomCount.status.is_in([PENDING, MISMATCH])
+    ):
+        raise UserError(COUNT_PENDING)
     if not await _close(vote_id, who, Vote.table == table["id"]):
         raise UserError(ALREADY_CLOSED)
 
@@ -193,9 +210,49 @@ def result(
     return stored, {ids[key] for key in decided.adopted or ()}
 
 
+async def room_counts(vote_id: int) -> tuple[dict[int, list[int] | int], int]:
+    """What the paper batches and the show of hands recorded: each option's counts added up
+    (keyed by option id) and how many took part through them.
+
+    A paper batch's participants are its ballots less the spoilt ones (a blank ballot took
+    part and chose nothing, as an electronic ballot left empty); a show of hands counts the
+    hands raised for yes, no and abstain.
+    """
+    totals: dict[int, list[int] | int] = {}
+    participants = 0
+    rows = await RoomCount.select(RoomCount.kind, RoomCount.figures).where(
+        (RoomCount.vote == vote_id) & (RoomCount.status == RECORDED)
+    )
+    for row in rows:
+        figures = json.loads(row["figures"])
+        for key, counts in figures["options"].items():
+            option_id = int(key)
+            if isinstance(counts, int):
+                totals[option_id] = int(totals.get(option_id, 0)) + counts
+            else:
+                before = totals.get(option_id) or [0] * len(counts)
+                totals[option_id] = [a + b for a, b in zip(before, counts, strict=True)]  # type: ignore[arg-type]
+        if row["kind"] == PAPER_COUNT:
+            participants += figures["ballots"] - figures["spoilt"]
+        else:
+            participants += sum(next(iter(figures["options"].values()), []))
+    return totals, participants
+
+
 async def _count(vote: dict[str, Any], vote_options: Sequence[dict[str, Any]]) -> set[int]:
-    participants = await Participation.count().where(Participation.vote == vote["id"])
+    electronic = await Participation.count().where(
+        (Participation.vote == vote["id"]) & Participation.channel.is_in(list(ELECTRONIC))
+    )
     counted = await tally(vote["id"], vote_options)
+    paper, in_room = await room_counts(vote["id"])
+    for option_id, counts in paper.items():
+        marks = counted.setdefault(option_id, {})
+        if isinstance(counts, int):
+            marks[0] = marks.get(0, 0) + counts
+        else:
+            for grade, n in enumerate(counts):
+                marks[grade] = marks.get(grade, 0) + n
+    participants = electronic + in_room
     stored, adopted = result(vote, vote_options, counted, participants)
     for option_id, figures in stored.items():
         await Vote.raw(

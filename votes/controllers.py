@@ -10,6 +10,7 @@ from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Response, Stream, Template
 
 from exports.pdf import PAPER_SIZES, render_paper_ballots
+from meetings import room
 from meetings.services import meetings_showing_vote
 from proposals import media
 from proposals import services as proposals
@@ -48,6 +49,8 @@ async def _vote_page(
         chart=views.chart_for_screens(vote) if vote["status"] == CLOSED else "",
         overridden=views.overridden(vote, await decisions.latest(proposal_ids)),
         proof=services.RECEIPT_PROOFS[vote["receipts_prove"]],
+        channels=(await room.channel_counts([vote["id"]]))[vote["id"]],
+        held=bool(await services.meetings_holding(vote["id"])),
         method_labels=METHOD_LABELS,
         threshold_labels=THRESHOLD_LABELS,
         **context,
@@ -81,6 +84,7 @@ async def _new_vote_page(
         table=table,
         filters=filters,
         candidates=await proposals.votable(table["id"], filters, chosen),
+        meetings=await services.meetings_for_opening(table["id"]),
         chosen=chosen,
         themes=THEMES,
         scales=SCALES,

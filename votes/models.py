@@ -22,6 +22,19 @@ CLOSED = "closed"
 # What a receipt proves once the vote is closed (see votes.services.RECEIPT_PROOFS).
 INCLUSION = "inclusion"
 CONTENT = "content"
+# Who may vote, chosen when the vote opens.
+MEMBERS = "members"  # the table's members when the vote opened
+PRESENT = "present"  # the people checked in at a meeting whose agenda carries the vote
+BOTH = "both"
+ELECTORATES = (MEMBERS, PRESENT, BOTH)
+# How a participant voted. Online and tablet ballots are electronic (sealed, then in the
+# ballot box); paper and hands are counted by two facilitators (meetings.models.RoomCount).
+ONLINE = "online"
+TABLET = "tablet"
+PAPER = "paper"
+HANDS = "hands"
+CHANNELS = (ONLINE, TABLET, PAPER, HANDS)
+ELECTRONIC = (ONLINE, TABLET)
 
 
 class Vote(Model, tablename="vote"):
@@ -44,6 +57,7 @@ class Vote(Model, tablename="vote"):
     adopt_grade = SmallInt(null=True, default=None)
     adopt_top = SmallInt(null=True, default=None)
     receipts_prove = Varchar(length=12, default=INCLUSION)
+    electorate = Varchar(length=8, default=MEMBERS)
     # Written when the vote closes.
     participants = Integer(null=True, default=None)
     box_sha256 = Varchar(length=64, default="")
@@ -69,14 +83,26 @@ class VoteOption(Model, tablename="vote_option"):
 
 
 class Participation(Model, tablename="vote_participation"):
-    """Who took part. Kept apart from ballots: nothing links a row here to a ballot."""
+    """The roll: who took part, and through which channel. Kept apart from ballots: nothing
+    links a row here to a ballot. One row per person and vote, whatever the channel, so nobody
+    votes twice: `person` is unique per vote and reads as meetings.models.Attendance.person
+    ("user:12", or "name:<case-folded name>" for a walk-in without an account).
+
+    A paper row means a paper ballot was handed out, a hands row that the person was in the
+    room for the show of hands: neither says what, or whether, they voted.
+    """
 
     id: Serial
     vote = ForeignKey(Vote, null=False, on_delete=OnDelete.cascade)
     # Kept when the voter is erased (set null): the ballot stays counted.
     user = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+    person = Varchar(length=100, default="")
+    name = Varchar(length=80, default="")  # a walk-in's name, as checked in
+    channel = Varchar(length=8, default=ONLINE)
+    # The facilitator who recorded it (tablet, paper, hands); null online.
+    recorded_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
     cast_at = Timestamptz()
-    # unique together: vote, user
+    # unique together: vote, user; and vote, person
 
 
 class SealedBallot(Model, tablename="sealed_ballot"):

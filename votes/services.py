@@ -19,6 +19,9 @@ from typing import Any
 from litestar.exceptions import NotFoundException
 
 from audit import services as audit
+from meetings.models import OPEN as OPEN_MEETING
+from meetings.models import SCHEDULED as SCHEDULED_MEETING
+from meetings.models import AgendaItem, Attendance, Meeting
 from proposals.discussion import record_change
 from proposals.models import DISCUSSION, SUBMITTED, VOTING, Proposal
 from tables.models import Membership
@@ -29,10 +32,18 @@ from voix.i18n import N_
 from voix.permissions import Principal, require
 from votes import sealing
 from votes.models import (
+    BOTH,
     CLOSED,
     CONTENT,
+    ELECTORATES,
+    HANDS,
     INCLUSION,
+    MEMBERS,
+    ONLINE,
     OPEN,
+    PAPER,
+    PRESENT,
+    TABLET,
     Ballot,
     Participation,
     SealedBallot,
@@ -54,6 +65,21 @@ JOINED_AFTER_OPENING = N_(
     "Only people who were members of the table when the vote opened take part in it."
 )
 ALREADY_VOTED = N_("You have already voted. Each person votes once.")
+NOT_PRESENT = N_("Only the people checked in at the meeting that holds this vote take part in it.")
+# Said to whoever tries again through another channel: what the roll already holds for them.
+ON_ROLL = {
+    ONLINE: ALREADY_VOTED,
+    TABLET: N_("This person has already voted on the shared tablet. Each person votes once."),
+    PAPER: N_(
+        "A paper ballot was handed to this person: they vote on paper, in the ballot box of "
+        "the meeting. Each person votes once."
+    ),
+    HANDS: N_("This person took part in the show of hands. Each person votes once."),
+}
+MEETING_NEEDED = N_(
+    "Choose the meeting that holds the vote: the people checked in there will take part."
+)
+NOT_THIS_TABLE_MEETING = N_("This meeting belongs to another table, or is already over.")
 VOTE_NOT_OPEN = N_("This vote is closed; ballots are no longer accepted.")
 NOT_OPENABLE = N_("A vote can only be opened on a proposal that is still under discussion.")
 SOME_NOT_OPENABLE = N_(
@@ -106,6 +132,7 @@ _COLUMNS = (
     Vote.adopt_grade,
     Vote.adopt_top,
     Vote.receipts_prove,
+    Vote.electorate,
     Vote.participants,
     Vote.box_sha256,
     Vote.proposal.title.as_alias("proposal_title"),
@@ -391,6 +418,16 @@ async def open_vote(
     ids = list(dict.fromkeys(proposal_ids))
     rule = _read_rule(form, method, len(ids)) if method in METHODS else {}
     closes_at = _read_closing(form)
+    electorate = form.choice("electorate", ELECTORATES, required=False) or MEMBERS
+    meeting_id = form.integer("meeting", required=False, min=1)
+    if meeting_id is not None and not await Meeting.exists().where(
+        (Meeting.id == meeting_id)
+        & (Meeting.table == table["id"])
+        & Meeting.status.is_in([SCHEDULED_MEETING, OPEN_MEETING])
+    ):
+        form.error("meeting", NOT_THIS_TABLE_MEETING)
+    elif meeting_id is None and electorate != MEMBERS:
+        form.error("meeting", MEETING_NEEDED)
     form.validate()
     async with db.write_transaction():
         before = await (
@@ -420,10 +457,13 @@ async def open_vote(
                 opened_by=who.user_id,
                 opened_at=_now(),
                 closes_at=closes_at,
+                electorate=electorate,
                 **rule,
             )
         ).returning(Vote.id)
         vote_id = int(inserted[0]["id"])
+        if meeting_id is not None:
+            await _put_on_agenda(meeting_id, vote_id, question)
         by_id = {row["id"]: row for row in before}
         await VoteOption.insert(
             *[
@@ -443,6 +483,164 @@ async def open_vote(
             who, "vote.opened", scope_of(table), subject=f"vote:{vote_id}", method=method
         )
     return vote_id
+
+
+async def _put_on_agenda(meeting_id: int, vote_id: int, question: str) -> None:
+    """The vote becomes the last item of the meeting that holds it."""
+    last = await (
+        AgendaItem.select(AgendaItem.position)
+        .where(AgendaItem.meeting == meeting_id)
+        .order_by(AgendaItem.position, ascending=False)
+        .first()
+    )
+    await AgendaItem.insert(
+        AgendaItem(
+            meeting=meeting_id,
+            position=(last["position"] + 1) if last else 0,
+            title=question[:200],
+            vote=vote_id,
+        )
+    )
+
+
+async def meetings_for_opening(table_id: int) -> list[dict[str, Any]]:
+    """The table's meetings a new vote can be held at: scheduled or being held, soonest first."""
+    rows = await (
+        Meeting.select(Meeting.id, Meeting.title, Meeting.starts_at)
+        .where(
+            (Meeting.table == table_id) & Meeting.status.is_in([SCHEDULED_MEETING, OPEN_MEETING])
+        )
+        .order_by(Meeting.starts_at)
+        .limit(20)
+    )
+    return [{**row, "starts_at": db.utc(row["starts_at"])} for row in rows]
+
+
+async def meetings_holding(vote_id: int) -> list[int]:
+    """The meetings whose agenda carries the vote: those present there may vote in the room."""
+    rows = await AgendaItem.select(AgendaItem.meeting).where(AgendaItem.vote == vote_id)
+    return sorted({row["meeting"] for row in rows})
+
+
+async def may_vote(vote: Mapping[str, Any], person: str) -> str | None:
+    """None when this person is in the vote's electorate, else what to tell them.
+
+    Members: the table's members when the vote opened. Present: the people checked in at a
+    meeting that holds the vote, walk-ins included. Both: either.
+    """
+    electorate = vote["electorate"] or MEMBERS
+    member = (
+        electorate in (MEMBERS, BOTH)
+        and person.startswith("user:")
+        and await Membership.exists().where(
+            (Membership.user == int(person.removeprefix("user:")))
+            & (Membership.table == vote["table"])
+            & (Membership.created_at <= vote["opened_at"])
+        )
+    )
+    if member:
+        return None
+    meetings = await meetings_holding(vote["id"]) if electorate in (PRESENT, BOTH) else []
+    if meetings and await Attendance.exists().where(
+        Attendance.meeting.is_in(meetings) & (Attendance.person == person)
+    ):
+        return None
+    return JOINED_AFTER_OPENING if electorate == MEMBERS else NOT_PRESENT
+
+
+async def on_roll(vote_id: int, person: str) -> str | None:
+    """The channel through which this person is on the vote's roll, if they are."""
+    row = await (
+        Participation.select(Participation.channel)
+        .where((Participation.vote == vote_id) & (Participation.person == person))
+        .first()
+    )
+    return row["channel"] if row else None
+
+
+async def lock_open(vote_id: int, table_id: int) -> dict[str, Any]:
+    """Inside a write transaction: the vote, if still open and taking ballots, else refused.
+
+    Takes the vote's row lock on PostgreSQL (SQLite's write transaction is already alone):
+    a concurrent close waits, or wins. A vote past its closing time takes no ballot, even
+    before anyone has closed it.
+    """
+    still_open = await (
+        Vote.update({Vote.status: OPEN})
+        .where(
+            (Vote.id == vote_id)
+            & (Vote.table == table_id)
+            & (Vote.status == OPEN)
+            & (Vote.closes_at.is_null() | (Vote.closes_at > _now()))
+        )
+        .returning(Vote.id, Vote.table, Vote.opened_at, Vote.electorate, Vote.method)
+    )
+    if not still_open:
+        raise UserError(VOTE_NOT_OPEN)
+    return {**still_open[0], "opened_at": db.utc(still_open[0]["opened_at"])}
+
+
+async def enrol(
+    vote_id: int,
+    person: str,
+    channel: str,
+    *,
+    user_id: int | None,
+    name: str = "",
+    recorded_by: int | None = None,
+) -> int | None:
+    """Puts one person on the roll, inside the caller's write transaction; None when they
+    are on it already (through any channel): the unique (vote, person) index decides."""
+    inserted = await (
+        Participation.insert(
+            Participation(
+                vote=vote_id,
+                user=user_id,
+                person=person,
+                name=name if user_id is None else "",
+                channel=channel,
+                recorded_by=recorded_by,
+                cast_at=_now(),
+            )
+        )
+        .on_conflict(action="DO NOTHING")
+        .returning(Participation.id)
+    )
+    return int(inserted[0]["id"]) if inserted else None
+
+
+async def refuse_second(vote_id: int, person: str) -> None:
+    """Raises what the roll says about this person: they are on it already."""
+    channel = await on_roll(vote_id, person)
+    raise UserError(ON_ROLL.get(channel or ONLINE, ALREADY_VOTED))
+
+
+async def record_ballot(
+    table: Mapping[str, Any],
+    vote_id: int,
+    marks: sealing.Marks,
+    *,
+    person: str,
+    user_id: int | None,
+    channel: str,
+    name: str = "",
+    recorded_by: int | None = None,
+) -> tuple[str, int]:
+    """One electronic ballot (online or on the tablet): the person goes on the roll and the
+    sealed ballot is stored, in one transaction. Returns the receipt and the roll's row."""
+    receipt = new_receipt()
+    sealed = sealing.seal(receipt, marks)
+    async with db.write_transaction():
+        vote = await lock_open(vote_id, table["id"])
+        if refusal := await may_vote(vote, person):
+            raise UserError(refusal, status_code=403)
+        participation = await enrol(
+            vote_id, person, channel, user_id=user_id, name=name, recorded_by=recorded_by
+        )
+        if participation is None:
+            await refuse_second(vote_id, person)
+        await SealedBallot.insert(SealedBallot(vote=vote_id, sealed=sealed))
+    return receipt, participation
 
 
 # Casting
@@ -491,36 +689,8 @@ async def cast(who: Principal, table: dict[str, Any], vote_id: int, data: Mappin
     if vote["status"] != OPEN:
         raise UserError(VOTE_NOT_OPEN)
     marks = read_marks(vote, (await options([vote_id]))[vote_id], data)
-    receipt = new_receipt()
-    sealed = sealing.seal(receipt, marks)
-    async with db.write_transaction():
-        # Takes the vote's row lock on PostgreSQL: a concurrent close waits, or wins. A vote
-        # past its closing time takes no ballot, even before anyone has closed it.
-        still_open = await (
-            Vote.update({Vote.status: OPEN})
-            .where(
-                (Vote.id == vote_id)
-                & (Vote.table == table["id"])
-                & (Vote.status == OPEN)
-                & (Vote.closes_at.is_null() | (Vote.closes_at > _now()))
-            )
-            .returning(Vote.opened_at)
-        )
-        if not still_open:
-            raise UserError(VOTE_NOT_OPEN)
-        # The electorate is the table as it was when the vote opened.
-        if not await Membership.exists().where(
-            (Membership.user == who.user_id)
-            & (Membership.table == table["id"])
-            & (Membership.created_at <= still_open[0]["opened_at"])
-        ):
-            raise UserError(JOINED_AFTER_OPENING, status_code=403)
-        first_time = await (
-            Participation.insert(Participation(vote=vote_id, user=who.user_id, cast_at=_now()))
-            .on_conflict(action="DO NOTHING")
-            .returning(Participation.id)
-        )
-        if not first_time:
-            raise UserError(ALREADY_VOTED)
-        await SealedBallot.insert(SealedBallot(vote=vote_id, sealed=sealed))
+    person = f"user:{who.user_id}"
+    receipt, _ = await record_ballot(
+        table, vote_id, marks, person=person, user_id=who.user_id, channel=ONLINE
+    )
     return receipt

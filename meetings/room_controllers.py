@@ -1,0 +1,440 @@
+"""Voting in the room, page by page: the facilitators' room page (paper handed out, counts,
+show of hands), the double entry of a count, and the shared tablet's own pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Template
+
+from meetings import room
+from proposals import media
+from proposals.themes import THEMES
+from tables import services as tables
+from voix import i18n
+from voix.forms import FormErrors, UserError
+from voix.i18n import N_
+from voix.permissions import Principal, require
+from voix.web import SESSION_COOKIE, ObjectId, form_data, page, redirect
+from votes import services as votes
+from votes.models import OPEN
+from votes.scales import MAJORITY_JUDGMENT, METHOD_LABELS
+
+CHANNEL_LABELS = {
+    "online": N_("online"),
+    "tablet": N_("on the tablet"),
+    "paper": N_("on paper"),
+    "hands": N_("by show of hands"),
+}
+
+
+def _private(response: Template) -> Template:
+    """Never kept by a browser or proxy: Back or the history bring nothing of it up again."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def _managed(principal: Principal, vote_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    vote, table = await votes.get_with_table(vote_id)
+    require(principal, "votes.manage", tables.scope_of(table))
+    return vote, table
+
+
+# The facilitators' room page
+
+
+@get("/votes/{vote_id:int}/room", name="vote_room")
+async def room_page(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Template:
+    vote, table = await _managed(principal, vote_id)
+    return await _room_page(request, principal, vote, table)
+
+
+async def _room_page(
+    request: Request,
+    principal: Principal,
+    vote: dict[str, Any],
+    table: dict[str, Any],
+    status_code: int = 200,
+    **context: Any,
+) -> Template:
+    meetings = await votes.meetings_holding(vote["id"])
+    meeting = await room.room_meeting(vote) if meetings else None
+    people = await room.present(vote) if meetings else []
+    (shown,) = await votes.with_results([dict(vote)])
+    return _private(
+        page(
+            request,
+            "meetings/room/room.html",
+            status_code=status_code,
+            vote=shown,
+            table=table,
+            meeting=meeting,
+            people=people,
+            waiting=[p for p in people if p["channel"] is None],
+            counts=await room.counts_of(vote["id"]),
+            channels=(await room.channel_counts([vote["id"]]))[vote["id"]],
+            channel_labels=CHANNEL_LABELS,
+            meeting_languages=[
+                code
+                for code in (meeting or {}).get("languages", "").split()
+                if code in i18n.LANGUAGES
+            ]
+            or [i18n.DEFAULT_LANGUAGE],
+            method_labels=METHOD_LABELS,
+            **context,
+        )
+    )
+
+
+@post("/votes/{vote_id:int}/room/paper", name="vote_room_paper")
+async def hand_out_paper(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Redirect:
+    data = await form_data(request, "person")
+    _, table = await votes.get_with_table(vote_id)
+    await room.hand_out_paper(principal, table, vote_id, data["person"])
+    return redirect(f"/votes/{vote_id}/room#paper")
+
+
+@post("/votes/{vote_id:int}/room/batches", name="vote_room_batch")
+async def open_batch(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Redirect:
+    await form_data(request)
+    _, table = await votes.get_with_table(vote_id)
+    count_id = await room.open_paper_batch(principal, table, vote_id)
+    return redirect(f"/votes/{vote_id}/room/counts/{count_id}")
+
+
+@post("/votes/{vote_id:int}/room/hands", name="vote_room_hands")
+async def start_hands(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Redirect:
+    await form_data(request)
+    _, table = await votes.get_with_table(vote_id)
+    count_id = await room.start_hands(principal, table, vote_id)
+    return redirect(f"/votes/{vote_id}/room/counts/{count_id}")
+
+
+# A count, entered twice
+
+
+def _line_labels(
+    vote: dict[str, Any], vote_options: list[dict[str, Any]], kind: str
+) -> list[dict[str, Any]]:
+    """Each line of the count's form with what it asks, translated."""
+    lines = []
+    for name, option, grade in room.count_lines(vote, vote_options, kind):
+        if option is None:
+            label = {"ballots": room.BALLOTS_LINE, "blank": room.BLANK_LINE}.get(
+                name, room.SPOILT_LINE
+            )
+            lines.append(
+                {"name": name, "option": None, "grade": None, "label": i18n.gettext(label)}
+            )
+        else:
+            lines.append({"name": name, "option": option, "grade": grade, "label": ""})
+    return lines
+
+
+async def _count_page(
+    request: Request,
+    principal: Principal,
+    vote_id: int,
+    count_id: int,
+    status_code: int = 200,
+    **context: Any,
+) -> Template:
+    vote, table = await _managed(principal, vote_id)
+    count = await room.get_count(vote_id, count_id)
+    (shown,) = await votes.with_results([dict(vote)])
+    state = await room.count_state(count, principal)
+    values = context.pop("values", None)
+    if values is None and state["mine"]:
+        values = _as_values(state["mine"])
+    return _private(
+        page(
+            request,
+            "meetings/room/count.html",
+            status_code=status_code,
+            vote=shown,
+            table=table,
+            count=count,
+            state=state,
+            lines=_line_labels(shown, shown["options"], count["kind"]),
+            values=values or {},
+            handed=(await room.channel_counts([vote_id]))[vote_id].get("handed", 0),
+            **context,
+        )
+    )
+
+
+def _as_values(figures: dict[str, Any]) -> dict[str, str]:
+    values = {name: str(figures[name]) for name in ("ballots", "blank", "spoilt")}
+    for key, counted in figures["options"].items():
+        if isinstance(counted, int):
+            values[f"o{key}"] = str(counted)
+        else:
+            values.update({f"o{key}-g{g}": str(n) for g, n in enumerate(counted)})
+    return values
+
+
+@get("/votes/{vote_id:int}/room/counts/{count_id:int}", name="vote_room_count")
+async def count_page(
+    request: Request,
+    principal: NamedDependency[Principal],
+    vote_id: ObjectId,
+    count_id: ObjectId,
+) -> Template:
+    return await _count_page(request, principal, vote_id, count_id)
+
+
+@post("/votes/{vote_id:int}/room/counts/{count_id:int}", name="vote_room_count_enter")
+async def enter_count(
+    request: Request,
+    principal: NamedDependency[Principal],
+    vote_id: ObjectId,
+    count_id: ObjectId,
+) -> Template | Redirect:
+    data = await form_data(request)
+    _, table = await votes.get_with_table(vote_id)
+    try:
+        await room.enter_count(principal, table, vote_id, count_id, data)
+    except FormErrors as invalid:
+        return await _count_page(
+            request, principal, vote_id, count_id, 400, errors=invalid.errors, values=data
+        )
+    except UserError as refused:
+        if refused.status_code >= 401:
+            raise
+        return await _count_page(
+            request, principal, vote_id, count_id, 400, refusal=refused.message, values=data
+        )
+    return redirect(f"/votes/{vote_id}/room/counts/{count_id}")
+
+
+# The shared tablet
+
+
+@post("/votes/{vote_id:int}/tablet/start", name="vote_tablet_start")
+async def start_tablet(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Template | Redirect:
+    data = await form_data(request)
+    vote, table = await _managed(principal, vote_id)
+    try:
+        await room.start_tablet(
+            principal,
+            table,
+            vote_id,
+            request.cookies.get(SESSION_COOKIE),
+            str(data.get("code") or ""),
+        )
+    except UserError as refused:
+        if refused.status_code != 400:
+            raise
+        return await _room_page(
+            request, principal, vote, table, 400, errors={"code": refused.message}
+        )
+    return redirect(f"/votes/{vote_id}/tablet")
+
+
+async def _tablet(request: Request, principal: Principal, vote_id: int) -> dict[str, Any] | None:
+    """This session's tablet, if it is the tablet of this vote."""
+    if principal.tablet_vote != vote_id:
+        return None
+    return await room.tablet_of(request.cookies.get(SESSION_COOKIE))
+
+
+@get("/votes/{vote_id:int}/tablet", name="vote_tablet")
+async def tablet_list(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Template | Redirect:
+    """Where the tablet rests between voters: the people present who may still vote, by name.
+    Showing it takes the tablet back from whoever held it."""
+    vote, table = await _managed(principal, vote_id)
+    tablet = await _tablet(request, principal, vote_id)
+    if tablet is None:
+        return redirect(f"/votes/{vote_id}/room")
+    await room.release(tablet)
+    query = str(request.query_params.get("q") or "")[:80].strip()
+    people = [p for p in await room.present(vote) if p["channel"] is None]
+    if query:
+        people = [p for p in people if query.casefold() in p["name"].casefold()]
+    return _private(
+        page(
+            request,
+            "meetings/room/tablet_list.html",
+            block="names" if request.headers.get("hx-request") else None,
+            vote=vote,
+            table=table,
+            people=people,
+            query=query,
+            voted=await votes.turnout([vote_id]),
+        )
+    )
+
+
+@post("/votes/{vote_id:int}/tablet/hand", name="vote_tablet_hand")
+async def tablet_hand(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Redirect:
+    data = await form_data(request)
+    await _managed(principal, vote_id)
+    tablet = await _tablet(request, principal, vote_id)
+    if tablet is None:
+        raise NotFoundException()
+    await room.hand_over(principal, tablet, str(data.get("person") or "")[:100])
+    return redirect(f"/votes/{vote_id}/tablet/ballot")
+
+
+async def _ballot_page(
+    request: Request,
+    vote: dict[str, Any],
+    table: dict[str, Any],
+    tablet: dict[str, Any],
+    status_code: int = 200,
+    **context: Any,
+) -> Template:
+    i18n.current_language.set(tablet["language"] or i18n.DEFAULT_LANGUAGE)
+    (shown,) = await votes.with_results([dict(vote)])
+    proposal_ids = [o["proposal"] for o in shown["options"] if o["proposal"]]
+    return _private(
+        page(
+            request,
+            "meetings/room/tablet_ballot.html",
+            status_code=status_code,
+            vote=shown,
+            table=table,
+            tablet=tablet,
+            themes=THEMES,
+            media=await media.for_proposals(proposal_ids),
+            proof=votes.RECEIPT_PROOFS[vote["receipts_prove"]],
+            **context,
+        )
+    )
+
+
+@get("/votes/{vote_id:int}/tablet/ballot", name="vote_tablet_ballot")
+async def tablet_ballot(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Template | Redirect:
+    vote, table = await _managed(principal, vote_id)
+    tablet = await _tablet(request, principal, vote_id)
+    if tablet is None or not room.handed(tablet) or vote["status"] != OPEN:
+        return redirect(f"/votes/{vote_id}/tablet")
+    return await _ballot_page(request, vote, table, tablet)
+
+
+@post("/votes/{vote_id:int}/tablet/language", name="vote_tablet_language")
+async def tablet_language(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Redirect:
+    data = await form_data(request)
+    await _managed(principal, vote_id)
+    tablet = await _tablet(request, principal, vote_id)
+    if tablet is not None:
+        await room.set_language(tablet, str(data.get("language") or ""))
+    return redirect(f"/votes/{vote_id}/tablet/ballot")
+
+
+@post("/votes/{vote_id:int}/tablet/ballot", name="vote_tablet_cast")
+async def tablet_cast(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Template | Redirect:
+    data = await form_data(request, "approve")
+    vote, table = await _managed(principal, vote_id)
+    tablet = await _tablet(request, principal, vote_id)
+    if tablet is None or not room.handed(tablet):
+        return redirect(f"/votes/{vote_id}/tablet")
+    (shown,) = await votes.with_results([dict(vote)])
+    try:
+        marks = votes.read_marks(vote, shown["options"], data)
+        if vote["method"] == MAJORITY_JUDGMENT and data.get("confirm") != "1":
+            offered = {o["id"] for o in shown["options"] if not o["withdrawn"]}
+            ungraded = len(offered - {option for option, _ in marks})
+            if ungraded:
+                return await _ballot_page(
+                    request, vote, table, tablet, ungraded=ungraded, values=data
+                )
+    except FormErrors as invalid:
+        return await _ballot_page(
+            request, vote, table, tablet, 400, errors=invalid.errors, values=data
+        )
+    await room.cast_on_tablet(principal, table, tablet, marks, str(data.get("handover") or ""))
+    return redirect(f"/votes/{vote_id}/tablet/done")
+
+
+@get("/votes/{vote_id:int}/tablet/done", name="vote_tablet_done")
+async def tablet_done(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Template | Redirect:
+    """Thank you, and the receipt once: reloading or coming back finds the list."""
+    vote, table = await _managed(principal, vote_id)
+    tablet = await _tablet(request, principal, vote_id)
+    receipt = await room.take_receipt(tablet) if tablet else ""
+    if not receipt or tablet is None:
+        return redirect(f"/votes/{vote_id}/tablet")
+    i18n.current_language.set(tablet["language"] or i18n.DEFAULT_LANGUAGE)
+    return _private(
+        page(
+            request,
+            "meetings/room/tablet_done.html",
+            vote=vote,
+            table=table,
+            receipt=receipt,
+            proof=votes.RECEIPT_PROOFS[vote["receipts_prove"]],
+        )
+    )
+
+
+@post("/votes/{vote_id:int}/tablet/quit", name="vote_tablet_quit")
+async def tablet_quit(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Template | Redirect:
+    data = await form_data(request)
+    vote, table = await _managed(principal, vote_id)
+    tablet = await _tablet(request, principal, vote_id)
+    if tablet is None:
+        return redirect(f"/votes/{vote_id}/room")
+    try:
+        await room.quit_tablet(principal, tablet, str(data.get("code") or ""))
+    except UserError as refused:
+        people = [p for p in await room.present(vote) if p["channel"] is None]
+        return _private(
+            page(
+                request,
+                "meetings/room/tablet_list.html",
+                status_code=400,
+                vote=vote,
+                table=table,
+                people=people,
+                query="",
+                voted=await votes.turnout([vote_id]),
+                errors={"code": refused.message},
+            )
+        )
+    return redirect(f"/votes/{vote_id}/room")
+
+
+ROUTES = [
+    room_page,
+    hand_out_paper,
+    open_batch,
+    start_hands,
+    count_page,
+    enter_count,
+    start_tablet,
+    tablet_list,
+    tablet_hand,
+    tablet_ballot,
+    tablet_language,
+    tablet_cast,
+    tablet_done,
+    tablet_quit,
+]
