@@ -67,6 +67,7 @@ async def export(who: Principal) -> dict[str, Any]:
     votes = await Participation.select(
         Participation.vote.id.as_alias("vote"),
         Participation.vote.question.as_alias("question"),
+        Participation.channel,
         Participation.cast_at,
     ).where(Participation.user == user_id)
     attended = await Attendance.select(

@@ -246,6 +246,11 @@ async def load_principal(token: str | None) -> Principal:
 
         tablet = await Tablet.select(Tablet.vote).where(Tablet.session == row["id"]).first()
         tablet_vote = tablet["vote"] if tablet else None
+        if tablet_vote is not None and not verified:
+            # A shared tablet whose facilitator's code has lapsed is not handed back to
+            # whoever holds it as the facilitator's session: it is signed out.
+            await Session.delete().where(Session.id == row["id"])
+            return ANONYMOUS
     principal = Principal(
         user_id=user_id,
         display_name=row["user.display_name"],

@@ -268,6 +268,12 @@ async def start_hands(who: Principal, table: Mapping[str, Any], vote_id: int) ->
         vote = await _lock_room(who, table, vote_id)
         if vote["method"] != YES_NO_ABSTAIN:
             raise UserError(HANDS_YES_NO_ONLY)
+        if await RoomCount.exists().where(
+            (RoomCount.vote == vote_id)
+            & (RoomCount.kind == HANDS_COUNT)
+            & (RoomCount.status == RECORDED)
+        ):
+            raise UserError(COUNT_CLOSED)
         for entry in await present(vote):
             if entry["channel"] is None:
                 await votes.enrol(

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from litestar import Router, get
 
+from meetings.room import channel_counts
 from proposals import services as proposals
 from tables import services as tables
 from voix.web import ObjectId, Slug, absolute_url
@@ -60,6 +61,9 @@ class VoteResultOut:
     proposal_id: int | None
     grades: list[str]
     ballots: int
+    # How many took part through each channel: online, tablet, paper (batches counted, with
+    # blank and spoilt among them; handed: paper ballots handed out), hands.
+    channels: dict[str, int]
     # Published once the vote is closed; an open vote shows only how many took part.
     counts: dict[str, int] | None
     options: list[OptionResultOut]
@@ -99,6 +103,7 @@ async def vote_result(vote_id: ObjectId) -> VoteResultOut:
         proposal_id=vote["proposal"],
         grades=list(vote["grades"]),
         ballots=vote["turnout"],
+        channels=(await channel_counts([vote_id]))[vote_id],
         counts=dict(zip(("yes", "no", "abstain"), first, strict=True))
         if closed and vote["method"] == YES_NO_ABSTAIN and first
         else None,

@@ -46,6 +46,9 @@ async def _vote_page(
         themes=THEMES,
         media=await media.for_proposals(proposal_ids) if vote["status"] == OPEN else {},
         voted=vote["id"] in await services.voted_in(principal.user_id, [vote["id"]]),
+        my_channel=await services.on_roll(vote["id"], f"user:{principal.user_id}")
+        if principal.authenticated
+        else None,
         chart=views.chart_for_screens(vote) if vote["status"] == CLOSED else "",
         overridden=views.overridden(vote, await decisions.latest(proposal_ids)),
         proof=services.RECEIPT_PROOFS[vote["receipts_prove"]],
