@@ -64,6 +64,7 @@ NOT_IN_ROOM = N_("This person is not among those present who may still vote.")
 HANDOVER_GONE = N_(
     "This ballot was not sent: the tablet went back to the list. Hand it over again."
 )
+NOBODY_WAITING = N_("Everyone present has voted or received a paper ballot.")
 HANDS_YES_NO_ONLY = N_("A show of hands is only for a vote for or against.")
 COUNT_CLOSED = N_("This count is already recorded.")
 TWO_ENTRIES = N_("Two people have already entered this count: only they can correct it.")
@@ -179,7 +180,7 @@ async def electorate_size(vote: Mapping[str, Any]) -> int:
     if electorate == PRESENT:
         return len(in_room)
     # Both: the members, and those present who were not members when it opened.
-    outside = [p for p in in_room if p["user"] is None]
+    outside = sum(1 for p in in_room if p["user"] is None)
     users = [p["user"] for p in in_room if p["user"] is not None]
     if users:
         seated = await Membership.count().where(
@@ -187,8 +188,8 @@ async def electorate_size(vote: Mapping[str, Any]) -> int:
             & (Membership.table == vote["table"])
             & (Membership.created_at <= vote["opened_at"])
         )
-        outside += [None] * (len(users) - int(seated))
-    return int(members) + len(outside)
+        outside += len(users) - int(seated)
+    return int(members) + outside
 
 
 async def channel_counts(vote_ids: Sequence[int]) -> dict[int, dict[str, int]]:
@@ -274,7 +275,12 @@ async def start_hands(who: Principal, table: Mapping[str, Any], vote_id: int) ->
             & (RoomCount.status == RECORDED)
         ):
             raise UserError(COUNT_CLOSED)
-        for entry in await present(vote):
+        waiting = [entry for entry in await present(vote) if entry["channel"] is None]
+        if not waiting and not await Participation.exists().where(
+            (Participation.vote == vote_id) & (Participation.channel == HANDS)
+        ):
+            raise UserError(NOBODY_WAITING)
+        for entry in waiting:
             if entry["channel"] is None:
                 await votes.enrol(
                     vote_id,
@@ -323,6 +329,20 @@ async def open_paper_batch(who: Principal, table: Mapping[str, Any], vote_id: in
             (Participation.vote == vote_id) & (Participation.channel == PAPER)
         ):
             raise UserError(PAPER_NONE_HANDED)
+        # A batch opened and not entered yet is the one to count (a second tap opens no other).
+        empty = await (
+            RoomCount.select(RoomCount.id)
+            .where(
+                (RoomCount.vote == vote_id)
+                & (RoomCount.kind == PAPER_COUNT)
+                & (RoomCount.status == PENDING)
+            )
+            .order_by(RoomCount.number)
+        )
+        entered = await db.count_by(RoomCountEntry.count, [row["id"] for row in empty])
+        for row in empty:
+            if not entered.get(row["id"]):
+                return int(row["id"])
         count_id = await _new_count(who, vote, PAPER_COUNT)
         await audit.record(
             who, "vote.paper_batch_opened", scope_of(table), subject=f"room_count:{count_id}"

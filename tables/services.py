@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from litestar.exceptions import NotFoundException
@@ -22,7 +23,7 @@ CARD_ONLY_CANNOT_RUN = N_(
 NOT_A_MEMBER = N_("This person is not a member of this table.")
 
 
-def scope_of(table: dict[str, Any]) -> Scope:
+def scope_of(table: Mapping[str, Any]) -> Scope:
     return Scope(table_id=table["id"], organisation_id=table["organisation"])
 
 

@@ -15,6 +15,7 @@ from accounts.models import User
 from accounts.totp import generate_totp_secret
 from meetings.models import Attendance
 from tests.factories import World, add_proposal, add_user, build_world, post_form, seat, sign_in
+from tests.test_meetings import meeting_form
 from voix import crypto
 
 
@@ -68,13 +69,11 @@ async def build_room(
     for manager in ("facilitator_a", "coordinator_a"):
         room.secrets[world.users[manager]] = await give_totp(world.users[manager])
     await sign_in(client, world.users["facilitator_a"])
-    from tests.test_meetings import meeting_form  # noqa: PLC0415 (one meeting form for all)
-
     made = await post_form(client, "/tables/flamants-iris/meetings", meeting_form(agenda=""))
     assert made.status_code == 303, made.text
     room.meeting_id = int(made.headers["location"].rsplit("/", 1)[1])
     assert (await post_form(client, f"/meetings/{room.meeting_id}/open", {})).status_code == 303
-    for name, user_id in room.users.items():
+    for user_id in room.users.values():
         ticked = await post_form(
             client, f"/meetings/{room.meeting_id}/attendance/members/{user_id}", {}
         )

@@ -13,8 +13,11 @@ from datetime import UTC, datetime, time, timedelta
 from accounts.cards import CARD, new_card_code
 from accounts.models import LoginCard, User
 from accounts.services import create_user, hash_password, hash_password_async
+from audit import services as audit
+from audit.models import AuditEntry
 from exports.models import Brief, BriefItem
 from maps.models import District, Place
+from meetings import room
 from meetings.models import (
     BY_LIST,
     BY_QR,
@@ -24,6 +27,8 @@ from meetings.models import (
     Meeting,
     Minutes,
     MinutesLink,
+    RoomCount,
+    RoomCountEntry,
 )
 from meetings.models import CLOSED as CLOSED_MEETING
 from proposals.models import SUBMITTED, VOTING, Proposal, StatusChange
@@ -36,13 +41,13 @@ from tables.models import (
     Table,
     TableDistrict,
 )
-from tables.services import get_table_by_id
+from tables.services import get_table_by_id, scope_of
 from voix import crypto, db, i18n
 from voix.forms import Form, ascii_slug
 from voix.permissions import Principal
 from votes import box, closing
 from votes import services as votes
-from votes.models import Decision, Vote, VoteOption
+from votes.models import ONLINE, TABLET, Decision, Participation, Vote, VoteOption
 
 # Public demo TOTP secrets for those who manage tables (enter them in an authenticator app).
 DEMO_TOTP_SECRETS = {
@@ -400,6 +405,7 @@ async def _seed() -> None:
     await User.update({User.consent_at: joined, User.consent_recorded_by: facilitator}).where(
         User.id == fatima.id
     )
+    users["h-demo-fatima"] = fatima.id
     await Membership.insert(
         Membership(user=fatima.id, table=tables["flamants-iris"], role=RESIDENT, created_at=joined)
     )
@@ -435,6 +441,7 @@ async def _seed() -> None:
     flamants = tables["flamants-iris"]
     open_vote_id = await _seed_votes(tables["flamants-iris"], users, facilitator, proposals, joined)
     await _seed_meetings(tables, users, facilitator, proposals, open_vote_id)
+    await _seed_room_vote(flamants, organisations["avec-nous"], users, proposals)
 
     brief = await Brief.insert(
         Brief(
@@ -507,6 +514,7 @@ async def _seed_votes(
             Membership(user=user.id, table=flamants, role=RESIDENT, created_at=joined)
         )
         residents.append(user.id)
+        users[f"h-demo-{ascii_slug(name)}"] = user.id
     voters = [Principal(user_id=u, table_roles={flamants: RESIDENT}) for u in residents]
 
     async def held(vote_id: int, days_ago: int) -> None:
@@ -702,6 +710,221 @@ async def _seed_meetings(
             )
         )
         await AgendaItem.insert(*items)
+
+
+# A meeting already held where the table voted in the room: on phones before it, on the shared
+# tablet and on paper during it (the paper batch entered twice, by the facilitator and by the
+# coordinator), then closed. Logins of the demo, or h-demo-<name> for the room's residents.
+ROOM_VOTE_QUESTION = "Demander des conteneurs en plus près du marché, vidés le soir du marché ?"
+ROOM_VOTE_DAYS_AGO = 14
+ROOM_VOTE_MEMBERS = ("samira", "karim", "nadia", "youssef", "josiane", "h-demo-fatima",
+                     "h-demo-aicha", "h-demo-bernard", "h-demo-cherifa", "h-demo-dalila")  # fmt: skip
+ROOM_VOTE_WALK_INS = ("Mme Benali", "Fatou", "Rachid")
+# Online in the three days before the meeting (Hassan and Inès did not come to it).
+ROOM_VOTE_ONLINE = (("karim", "yes"), ("h-demo-hassan", "yes"), ("h-demo-ines", "no"))
+# On the shared tablet during the meeting: two in Arabic, one walk-in.
+ROOM_VOTE_TABLET = (
+    ("youssef", "yes"),
+    ("h-demo-fatima", "yes"),
+    ("name:mme benali", "yes"),
+    ("h-demo-dalila", "abstain"),
+)
+ROOM_VOTE_PAPER = ("samira", "nadia", "josiane", "h-demo-aicha", "h-demo-bernard",
+                   "h-demo-cherifa", "name:fatou", "name:rachid")  # fmt: skip
+# The batch of paper ballots: 8 ballots, 1 blank; for 5, against 1, abstain 1.
+ROOM_VOTE_BATCH = {"ballots": 8, "blank": 1, "spoilt": 0}
+ROOM_VOTE_PAPER_TALLY = (5, 1, 1)
+
+
+async def _seed_room_vote(
+    flamants: int, organisation: int, users: dict[str, int], proposals: list[int]
+) -> int:
+    """The room vote, through the services: online and tablet ballots sealed, paper handed out
+    and a batch entered twice, the vote closed and counted; then dated back to the meeting.
+
+    Returns the vote's id.
+    """
+    table = await get_table_by_id(flamants)
+    facilitator = Principal(
+        user_id=users["animation.flamants@avec-nous.example"],
+        display_name="Mehdi (adulte relais)",
+        table_roles={flamants: FACILITATOR},
+        verified=True,
+    )
+    coordinator = Principal(
+        user_id=users["coordination@avec-nous.example"],
+        display_name="Leïla (coordination Avec Nous)",
+        coordinated_organisations=frozenset({organisation}),
+        verified=True,
+    )
+    local = i18n.LOCAL_TIMEZONE
+    day = datetime.now(local).date() - timedelta(days=ROOM_VOTE_DAYS_AGO)
+    starts = datetime.combine(day, time(18, 0), tzinfo=local)
+    meeting = await Meeting.insert(
+        Meeting(
+            table=flamants,
+            title="Propreté autour du marché : la table vote",
+            starts_at=starts,
+            ends_at=starts + timedelta(hours=2),
+            place="Centre social Flamants-Iris",
+            address="Avenue Alexandre Ansaldi, 13014 Marseille",
+            languages="fr ar",
+            created_by=facilitator.user_id,
+            created_at=starts - timedelta(days=10),
+        )
+    ).returning(Meeting.id)
+    meeting_id = meeting[0]["id"]
+    await AgendaItem.insert(
+        AgendaItem(meeting=meeting_id, position=1, title="Accueil et tour de table"),
+        AgendaItem(
+            meeting=meeting_id,
+            position=2,
+            title="Les déchets les jours de marché",
+            proposal=proposals[3],
+        ),
+    )
+    # Anyone present may vote (walk-ins too), and every member, present or not.
+    vote_id = await votes.open_vote(
+        facilitator,
+        table,
+        [proposals[3]],
+        {"question": ROOM_VOTE_QUESTION, "electorate": "both", "meeting": str(meeting_id)},
+    )
+    await AgendaItem.insert(  # after the vote, which open_vote put on the agenda
+        AgendaItem(meeting=meeting_id, position=4, title="Questions diverses")
+    )
+    attendance = [
+        Attendance(
+            meeting=meeting_id,
+            user=users[login],
+            person=f"user:{users[login]}",
+            method=BY_QR if index % 2 else BY_LIST,
+            recorded_by=facilitator.user_id,
+            checked_in_at=starts + timedelta(minutes=index),
+        )
+        for index, login in enumerate(ROOM_VOTE_MEMBERS)
+    ]
+    attendance += [
+        Attendance(
+            meeting=meeting_id,
+            name=name,
+            person=f"name:{name.casefold()}",
+            method=WALK_IN,
+            recorded_by=facilitator.user_id,
+            checked_in_at=starts + timedelta(minutes=12 + index),
+        )
+        for index, name in enumerate(ROOM_VOTE_WALK_INS)
+    ]
+    await Attendance.insert(*attendance)
+
+    def person(key: str) -> str:
+        return key if key.startswith("name:") else f"user:{users[key]}"
+
+    vote = await votes.get(vote_id)
+    vote_options = (await votes.options([vote_id]))[vote_id]
+    option = vote_options[0]["id"]
+    for login, choice in ROOM_VOTE_ONLINE:
+        voter = Principal(user_id=users[login], table_roles={flamants: RESIDENT})
+        await votes.cast(voter, table, vote_id, {"choice": choice})
+    names = {p["person"]: p["name"] for p in await room.present(vote)}
+    for key, choice in ROOM_VOTE_TABLET:  # as meetings.room.cast_on_tablet records them
+        who = person(key)
+        _, participation = await votes.record_ballot(
+            table,
+            vote_id,
+            votes.read_marks(vote, vote_options, {"choice": choice}),
+            person=who,
+            user_id=users[key] if who.startswith("user:") else None,
+            channel=TABLET,
+            name="" if who.startswith("user:") else names[who],
+            recorded_by=facilitator.user_id,
+        )
+        await audit.record(
+            facilitator,
+            "vote.cast_on_tablet",
+            scope_of(table),
+            subject=f"participation:{participation}",
+        )
+    await room.hand_out_paper(facilitator, table, vote_id, [person(k) for k in ROOM_VOTE_PAPER])
+    count_id = await room.open_paper_batch(facilitator, table, vote_id)
+    # As the count's form sends them: text (a number that is not text reads as an empty box).
+    figures = {name: str(ROOM_VOTE_BATCH[name]) for name in ("ballots", "blank", "spoilt")}
+    for grade, n in enumerate(ROOM_VOTE_PAPER_TALLY):
+        figures[f"o{option}-g{grade}"] = str(n)
+    for counter in (facilitator, coordinator):  # two people, apart: recorded when they agree
+        await room.enter_count(counter, table, vote_id, count_id, figures)
+    await closing.close_vote(facilitator, table, vote_id)
+    await box.fingerprint(vote_id)
+    await _date_room_vote(vote_id, meeting_id, count_id, starts)
+    return vote_id
+
+
+async def _date_room_vote(vote_id: int, meeting_id: int, count_id: int, starts: datetime) -> None:
+    """Everything the room vote wrote, dated as it happened: online in the three days before
+    the meeting, the tablet and paper during it, the count and the closing at its end."""
+    opened, closed = starts - timedelta(days=3), starts + timedelta(minutes=100)
+    await Meeting.update(
+        {
+            Meeting.status: CLOSED_MEETING,
+            Meeting.opened_at: starts,
+            Meeting.closed_at: starts + timedelta(hours=2),
+        }
+    ).where(Meeting.id == meeting_id)
+    await Vote.update({Vote.opened_at: opened, Vote.closed_at: closed}).where(Vote.id == vote_id)
+    roll = await (
+        Participation.select(Participation.id, Participation.channel)
+        .where(Participation.vote == vote_id)
+        .order_by(Participation.id)
+    )
+    for index, row in enumerate(roll):
+        if row["channel"] == ONLINE:
+            at = opened + timedelta(hours=5 + 17 * index)
+        elif row["channel"] == TABLET:
+            at = starts + timedelta(minutes=40 + 3 * index)
+        else:  # paper, all handed out at once
+            at = starts + timedelta(minutes=60)
+        await Participation.update({Participation.cast_at: at}).where(Participation.id == row["id"])
+        await AuditEntry.update({AuditEntry.at: at}).where(
+            AuditEntry.subject == f"participation:{row['id']}"
+        )
+    await RoomCount.update(
+        {
+            RoomCount.opened_at: starts + timedelta(minutes=75),
+            RoomCount.recorded_at: starts + timedelta(minutes=92),
+        }
+    ).where(RoomCount.id == count_id)
+    entries = await (
+        RoomCountEntry.select(RoomCountEntry.id)
+        .where(RoomCountEntry.count == count_id)
+        .order_by(RoomCountEntry.id)
+    )
+    for index, row in enumerate(entries):
+        await RoomCountEntry.update(
+            {RoomCountEntry.entered_at: starts + timedelta(minutes=88 + 4 * index)}
+        ).where(RoomCountEntry.id == row["id"])
+    moments = {
+        ("vote", "vote.opened"): opened,
+        ("vote", "vote.paper_handed_out"): starts + timedelta(minutes=60),
+        ("vote", "vote.closed"): closed,
+        ("room_count", "vote.paper_batch_opened"): starts + timedelta(minutes=75),
+        ("room_count", "vote.count_pending"): starts + timedelta(minutes=88),
+        ("room_count", "vote.count_recorded"): starts + timedelta(minutes=92),
+    }
+    for (kind, action), at in moments.items():
+        subject = f"vote:{vote_id}" if kind == "vote" else f"room_count:{count_id}"
+        await AuditEntry.update({AuditEntry.at: at}).where(
+            (AuditEntry.subject == subject) & (AuditEntry.action == action)
+        )
+    # The proposal's history and decision tell the same dates as the vote.
+    voted_on = VoteOption.select(VoteOption.proposal).where(VoteOption.vote == vote_id)
+    on_it = StatusChange.proposal.is_in([row["proposal"] for row in await voted_on])
+    await StatusChange.update({StatusChange.at: opened}).where(
+        on_it & (StatusChange.to_status == VOTING)
+    )
+    await StatusChange.update({StatusChange.at: closed}).where(
+        on_it & (StatusChange.to_status != VOTING)
+    )
+    await Decision.update({Decision.decided_at: closed}).where(Decision.vote == vote_id)
 
 
 DEMO_MINUTES = """## Présent·e·s

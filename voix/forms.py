@@ -146,7 +146,10 @@ class Form:
         self.errors: dict[str, Message] = {}
 
     def _raw(self, name: str) -> str:
+        """The field as typed; a number given by code (not a browser) reads as its digits."""
         value = self.data.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
         return value if isinstance(value, str) else ""
 
     def text(

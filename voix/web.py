@@ -67,6 +67,8 @@ async def tablet_guard(request: Request) -> Redirect | None:
     path = request.scope["path"]
     if path.startswith("/static/") or not request.cookies.get(SESSION_COOKIE):
         return None
+    if path.startswith("/media/") and request.method in ("GET", "HEAD"):
+        return None  # the photos and voice notes of the proposals on the ballot
     principal = await provide_principal(request)
     if principal.tablet_vote is None:
         return None

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit import services as audit
-from meetings.models import MISMATCH, PAPER_COUNT, PENDING, RECORDED, RoomCount
+from meetings.models import MISMATCH, PAPER_COUNT, PENDING, RECORDED, RoomCount, RoomCountEntry
 from proposals.discussion import record_change
 from proposals.models import ADOPTED, REJECTED, VOTING, Proposal
 from tables.services import get_table_by_id, scope_of
@@ -50,10 +50,15 @@ CHUNK = 2000
 async def close_vote(who: Principal, table: dict[str, Any], vote_id: int) -> None:
     """A facilitator closes the vote now."""
     require(who, "votes.manage", scope_of(table))
-    if await RoomCount.exists().where(
+    unfinished = await RoomCount.select(RoomCount.id).where(
         (RoomCount.vote == vote_id) & RoomCount.status.is_in([PENDING, MISMATCH])
-    ):
-        raise UserError(COUNT_PENDING)
+    )
+    if unfinished:
+        ids = [row["id"] for row in unfinished]
+        if await RoomCountEntry.exists().where(RoomCountEntry.count.is_in(ids)):
+            raise UserError(COUNT_PENDING)
+        # Opened and never entered (a double tap, a batch that was not needed): nothing to wait for.
+        await RoomCount.delete().where(RoomCount.id.is_in(ids))
     if not await _close(vote_id, who, Vote.table == table["id"]):
         raise UserError(ALREADY_CLOSED)
 
@@ -227,11 +232,12 @@ async def room_counts(vote_id: int) -> tuple[dict[int, list[int] | int], int]:
         figures = json.loads(row["figures"])
         for key, counts in figures["options"].items():
             option_id = int(key)
+            before = totals.get(option_id)
             if isinstance(counts, int):
-                totals[option_id] = int(totals.get(option_id, 0)) + counts
+                totals[option_id] = (before if isinstance(before, int) else 0) + counts
             else:
-                before = totals.get(option_id) or [0] * len(counts)
-                totals[option_id] = [a + b for a, b in zip(before, counts, strict=True)]  # type: ignore[arg-type]
+                earlier = before if isinstance(before, list) else [0] * len(counts)
+                totals[option_id] = [a + b for a, b in zip(earlier, counts, strict=True)]
         if row["kind"] == PAPER_COUNT:
             participants += figures["ballots"] - figures["spoilt"]
         else:

@@ -14,7 +14,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from litestar.exceptions import NotFoundException
 
@@ -609,7 +609,7 @@ async def enrol(
     return int(inserted[0]["id"]) if inserted else None
 
 
-async def refuse_second(vote_id: int, person: str) -> None:
+async def refuse_second(vote_id: int, person: str) -> NoReturn:
     """Raises what the roll says about this person: they are on it already."""
     channel = await on_roll(vote_id, person)
     raise UserError(ON_ROLL.get(channel or ONLINE, ALREADY_VOTED))
