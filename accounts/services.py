@@ -239,16 +239,17 @@ async def load_principal(token: str | None) -> Principal:
         Coordinator.user == user_id
     )
     tablet_vote = None
-    if is_manager := bool(
+    is_manager = bool(
         row["user.is_admin"] or coordinated or any(r["role"] == FACILITATOR for r in roles)
-    ):
+    )
+    if is_manager or verified_at:  # only a verified manager's session can become a tablet
         from meetings.models import Tablet  # noqa: PLC0415 (meetings build on accounts)
 
         tablet = await Tablet.select(Tablet.vote).where(Tablet.session == row["id"]).first()
         tablet_vote = tablet["vote"] if tablet else None
-        if tablet_vote is not None and not verified:
-            # A shared tablet whose facilitator's code has lapsed is not handed back to
-            # whoever holds it as the facilitator's session: it is signed out.
+        if tablet_vote is not None and not (verified and is_manager):
+            # A shared tablet whose facilitator's code has lapsed, or who no longer manages a
+            # table, is not handed to whoever holds it as their session: it is signed out.
             await Session.delete().where(Session.id == row["id"])
             return ANONYMOUS
     principal = Principal(
@@ -259,7 +260,7 @@ async def load_principal(token: str | None) -> Principal:
         coordinated_organisations=frozenset(r["organisation"] for r in coordinated),
         verified=verified,
         totp_enabled=row["user.totp_enabled_at"] is not None,
-        tablet_vote=tablet_vote if is_manager else None,
+        tablet_vote=tablet_vote,
     )
     if row["by_card"] and (principal.privileged or row["user.password_hash"]):
         # Whoever printed the card could have opened this session: it must not become a way

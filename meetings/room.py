@@ -21,8 +21,9 @@ from typing import Any
 
 from piccolo.query.functions.aggregate import Count
 
-from accounts import mfa
+from accounts import mfa, throttle
 from accounts.services import session_id_of
+from accounts.throttle import Limit
 from audit import services as audit
 from meetings.models import (
     HANDS_COUNT,
@@ -588,6 +589,16 @@ async def tablet_of(token: str | None) -> dict[str, Any] | None:
     return await Tablet.select().where(Tablet.session == session_id).first()
 
 
+async def _check_code(user_id: int, code: str) -> None:
+    """The facilitator's code, throttled as at sign-in: whoever holds the tablet cannot try
+    codes until one works."""
+    limit = Limit(f"totp:account:{user_id}", failures=5)
+    await throttle.attempt(limit)  # counted before the code is checked
+    if not await mfa.check_code(user_id, code):
+        raise UserError(WRONG_CODE, status_code=400)
+    await throttle.reset(limit)
+
+
 async def start_tablet(
     who: Principal, table: Mapping[str, Any], vote_id: int, token: str | None, code: str
 ) -> None:
@@ -600,8 +611,7 @@ async def start_tablet(
     session_id = await session_id_of(token)
     if session_id is None or who.user_id is None:
         raise UserError(WRONG_CODE, status_code=401)
-    if not await mfa.check_code(who.user_id, code):
-        raise UserError(WRONG_CODE)
+    await _check_code(who.user_id, code)
     async with db.write_transaction():
         await Tablet.delete().where(Tablet.session == session_id)
         await Tablet.insert(
@@ -612,8 +622,9 @@ async def start_tablet(
 
 async def quit_tablet(who: Principal, tablet: Mapping[str, Any], code: str) -> None:
     """Only the facilitator's code turns the tablet back into their own session."""
-    if who.user_id is None or not await mfa.check_code(who.user_id, code):
-        raise UserError(WRONG_CODE)
+    if who.user_id is None:
+        raise UserError(WRONG_CODE, status_code=400)
+    await _check_code(who.user_id, code)
     await Tablet.delete().where(Tablet.id == tablet["id"])
 
 

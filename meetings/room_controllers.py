@@ -210,7 +210,7 @@ async def enter_count(
             request, principal, vote_id, count_id, 400, errors=invalid.errors, values=data
         )
     except UserError as refused:
-        if refused.status_code >= 401:
+        if refused.status_code not in (400, 409):
             raise
         return await _count_page(
             request, principal, vote_id, count_id, 400, refusal=refused.message, values=data
@@ -236,7 +236,7 @@ async def start_tablet(
             str(data.get("code") or ""),
         )
     except UserError as refused:
-        if refused.status_code != 400:
+        if refused.status_code not in (400, 409):
             raise
         return await _room_page(
             request, principal, vote, table, 400, errors={"code": refused.message}

@@ -20,6 +20,7 @@ from accounts.reset import make_token
 from accounts.services import load_principal, open_session
 from accounts.totp import generate_totp_secret
 from exports import services as briefs
+from meetings import room as in_room
 from meetings import services as meetings
 from meetings.models import Attendance
 from proposals import media
@@ -30,6 +31,7 @@ from voix.i18n import LOCAL_TIMEZONE
 from voix.permissions import Principal
 from votes import closing
 from votes import services as votes
+from votes.models import BOTH
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ PERSONS = (
 PERSON_NAMES = tuple(person.name for person in PERSONS)
 
 # Those who hold keys enrol TOTP, so an unverified session is sent to the code step as in life.
+# Every code of theirs counts as spent already: a code the walk types ("000000") is wrong, and
+# never right by chance.
 MANAGING_USERS = ("facilitator_a", "facilitator_b", "coordinator_a", "coordinator_b", "admin")
 
 
@@ -126,6 +130,7 @@ async def build_route_world() -> RouteWorld:
             {
                 User.totp_secret: crypto.encrypt(generate_totp_secret(), mfa.TOTP),
                 User.totp_enabled_at: now,
+                User.totp_last_step: 2**40,
             }
         ).where(User.id == users[key])
     manager = await load_principal(await open_session(users["facilitator_a"], verified=True))
@@ -197,6 +202,42 @@ async def build_route_world() -> RouteWorld:
         manager, table, past, {"body": "# Compte rendu\n\nLes bancs."}, publish=True
     )
     objects["meeting_closed"] = past["id"]
+
+    # Voting in the room (meetings.room): a meeting being held with a member and a walk-in
+    # checked in, and two votes it holds (its members and those present may vote): one with
+    # paper handed to the walk-in and a batch of it to count, one for a show of hands.
+    hall = await held("Réunion avec votes en salle")
+    objects["meeting_room"] = hall["id"]
+    await meetings.check_in_member(manager, table, hall, users["resident_a"])
+    await meetings.check_in_walk_in(manager, table, hall, {"name": "Fatou"})
+
+    async def held_vote(
+        who: Principal, at: dict[str, Any], meeting: dict[str, Any], question: str
+    ) -> int:
+        proposal_id = await add_proposal(at, question)
+        form = {"question": question, "meeting": str(meeting["id"]), "electorate": BOTH}
+        return await votes.open_vote(who, at, [proposal_id], form)
+
+    vote_room = await held_vote(manager, table, hall, "Des bancs dans le hall ?")
+    objects["vote_room"] = vote_room
+    objects["room_option"] = (await votes.options([vote_room]))[vote_room][0]["id"]
+    await in_room.hand_out_paper(manager, table, vote_room, ["name:fatou"])
+    objects["room_count"] = await in_room.open_paper_batch(manager, table, vote_room)
+    objects["vote_hands"] = await held_vote(manager, table, hall, "Un goûter après ?")
+
+    # The same at table B: its vote and its batch, for the rows that mix tables.
+    table_b = base.table_b
+    manager_b = await load_principal(await open_session(users["facilitator_b"], verified=True))
+    hall_b = await meetings.get(
+        await meetings.schedule(manager_b, table_b, _meeting_form("Réunion aux Aygalades"))
+    )
+    await meetings.open_meeting(manager_b, table_b, hall_b)
+    hall_b = await meetings.get(hall_b["id"])
+    await meetings.check_in_walk_in(manager_b, table_b, hall_b, {"name": "Inès"})
+    vote_b = await held_vote(manager_b, table_b, hall_b, "Des filets pour les buts ?")
+    objects["vote_b"] = vote_b
+    await in_room.hand_out_paper(manager_b, table_b, vote_b, ["name:inès"])
+    objects["room_count_b"] = await in_room.open_paper_batch(manager_b, table_b, vote_b)
 
     # The brief of what the table adopted.
     objects["brief"] = await briefs.publish(

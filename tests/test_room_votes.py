@@ -8,9 +8,11 @@ import json
 from httpx import AsyncClient
 
 from audit.models import AuditEntry
+from meetings import room as room_service
+from meetings.models import RoomCount
 from tests.factories import post_form, sign_in, t
 from tests.room_world import build_room, fresh_code
-from votes.models import Participation
+from votes.models import Participation, VoteOption
 from votes.services import ON_ROLL
 
 
@@ -68,15 +70,18 @@ async def test_the_tablet_goes_from_hand_to_hand_and_forgets_each_ballot(
     twice = await post_form(
         client, f"/votes/{vote}/tablet/ballot", {"choice": "no", "handover": handover}
     )
-    assert twice.status_code == 303 and twice.headers["location"] == f"/votes/{vote}/tablet"
+    assert twice.status_code == 303
+    assert twice.headers["location"] == f"/votes/{vote}/tablet"
     assert (await roll(vote)) == {room.people["Karim"]: "tablet"}
     journal = await AuditEntry.select(AuditEntry.action, AuditEntry.subject).where(
         AuditEntry.action == "vote.cast_on_tablet"
     )
-    assert len(journal) == 1 and journal[0]["subject"].startswith("participation:")
+    assert len(journal) == 1
+    assert journal[0]["subject"].startswith("participation:")
     # Karim is no longer on the list; the walk-in votes next.
     listed = await client.get(f"/votes/{vote}/tablet")
-    assert "Karim" not in listed.text and "Fatou" in listed.text
+    assert "Karim" not in listed.text
+    assert "Fatou" in listed.text
     await post_form(client, f"/votes/{vote}/tablet/hand", {"person": room.people["Fatou"]})
     ballot = await client.get(f"/votes/{vote}/tablet/ballot")
     assert 'lang="fr"' in ballot.text
@@ -90,7 +95,8 @@ async def test_the_tablet_goes_from_hand_to_hand_and_forgets_each_ballot(
     quit_ = await post_form(
         client, f"/votes/{vote}/tablet/quit", {"code": await fresh_code(room, facilitator)}
     )
-    assert quit_.status_code == 303 and quit_.headers["location"] == f"/votes/{vote}/room"
+    assert quit_.status_code == 303
+    assert quit_.headers["location"] == f"/votes/{vote}/room"
     assert (await client.get("/account", follow_redirects=False)).status_code == 200
 
 
@@ -149,3 +155,65 @@ async def test_a_paper_batch_counts_when_two_entries_agree(client: AsyncClient) 
     data = json.loads(box.text)
     assert data["tallies"] == {next(iter(data["tallies"])): [1, 1, 0]}
     assert data["vote"]["participants"] == 3
+
+
+async def test_a_show_of_hands_is_only_for_a_vote_for_or_against(client: AsyncClient) -> None:
+    room = await build_room(client, method="majority_judgment")
+    refused = await post_form(client, f"/votes/{room.vote_id}/room/hands", {})
+    assert refused.status_code == 409
+    assert t(room_service.HANDS_YES_NO_ONLY) in refused.text
+    assert await roll(room.vote_id) == {}
+    assert not await RoomCount.exists().where(RoomCount.vote == room.vote_id)
+
+
+async def test_a_show_of_hands_takes_everyone_present_who_has_not_voted(
+    client: AsyncClient,
+) -> None:
+    room = await build_room(client)
+    vote = room.vote_id
+    facilitator = room.world.users["facilitator_a"]
+    await sign_in(client, room.users["Samira"], verified=False)
+    online = await post_form(client, f"/votes/{vote}/ballot", {"choice": "no"})
+    assert online.status_code == 200, online.text[-2000:]
+    await sign_in(client, facilitator)
+    hands = await post_form(client, f"/votes/{vote}/room/hands", {})
+    assert hands.status_code == 303, hands.text[-2000:]
+    count_url = hands.headers["location"]
+    assert await roll(vote) == {
+        room.people["Samira"]: "online",
+        room.people["Karim"]: "hands",
+        room.people["Nadia"]: "hands",
+        room.people["Fatou"]: "hands",
+    }
+    # A latecomer joins the same show of hands.
+    came = await post_form(
+        client, f"/meetings/{room.meeting_id}/attendance/walk-in", {"name": "Omar"}
+    )
+    assert came.status_code == 303
+    again = await post_form(client, f"/votes/{vote}/room/hands", {})
+    assert again.headers["location"] == count_url
+    assert (await roll(vote))["name:omar"] == "hands"
+    (option,) = [
+        row["id"] for row in await VoteOption.select(VoteOption.id).where(VoteOption.vote == vote)
+    ]
+    too_many = {f"o{option}-g0": "4", f"o{option}-g1": "1", f"o{option}-g2": "0"}
+    over = await post_form(client, count_url, too_many)
+    assert over.status_code in (400, 409), over.text[-2000:]
+    assert t(room_service.MORE_HANDS_THAN_PEOPLE, hands=5, people=4) in over.text
+    figures = {f"o{option}-g0": "3", f"o{option}-g1": "1", f"o{option}-g2": "0"}
+    assert (await post_form(client, count_url, figures)).status_code == 303
+    await sign_in(client, room.world.users["coordinator_a"])
+    assert (await post_form(client, count_url, figures)).status_code == 303
+    assert (
+        t("Recorded: both entries agree, and the figures are counted with the vote.")
+        in (await client.get(count_url)).text
+    )
+    closed = await post_form(client, f"/votes/{vote}/close", {})
+    assert closed.status_code == 303, closed.text[-2000:]
+    data = json.loads((await client.get(f"/votes/{vote}/ballots.json")).text)
+    (key,) = data["tallies"]
+    assert data["tallies"] == {key: [3, 1, 0]}
+    assert [ballot["choices"][key] for ballot in data["ballots"]] == ["no"]
+    assert data["vote"]["participants"] == 5
+    (stored,) = await VoteOption.select(VoteOption.tally).where(VoteOption.id == option)
+    assert json.loads(stored["tally"]) == [3, 2, 0]

@@ -14,6 +14,11 @@ tests/routes_world.py), its path naming real objects of table A, and checks that
   missing check shows as a change, not as a form error;
 - rows about another table's objects are refused whoever asks (`rejected`: any 4xx, no change).
 
+A session made the shared tablet of a vote (meetings.room) reaches that tablet's pages and
+nothing else: after the walk, facilitator A's session becomes the tablet of a vote held in the
+room and asks for every page of ROWS (each GET row), and is sent back to its tablet's list by
+all but its own and what they show (`test_a_tablet_reaches_its_own_pages_and_nothing_else`).
+
 The world is built and walked once, in one event loop (the `walk` fixture); each row and person
 is then a test of its own, so a failure names the route and the person. A hole found here keeps
 its row with the right expectation and a `Hole` (xfail, strict) until it is fixed.
@@ -27,6 +32,7 @@ import contextlib
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,7 +42,8 @@ from litestar.channels import ChannelsPlugin
 from piccolo.conf.apps import Finder
 
 from accounts.models import User
-from accounts.services import open_session
+from accounts.services import open_session, session_id_of
+from meetings.models import Tablet
 from tables.models import Membership
 from tests.conftest import ALL_TABLES
 from tests.factories import t
@@ -51,6 +58,7 @@ SIGNED_IN = EVERYONE - {"anonymous"}
 MEMBERS = frozenset({"resident_a", "card_resident_a", "facilitator_a", "facilitator_a_unverified"})
 MANAGERS = frozenset({"facilitator_a", "coordinator_a", "admin"})  # verified sessions
 COORDINATORS = frozenset({"coordinator_a", "admin"})
+MANAGERS_B = frozenset({"facilitator_b", "coordinator_b", "admin"})  # those who run table B
 JOINERS = frozenset({"resident_b", "facilitator_b", "coordinator_b"})
 
 
@@ -71,6 +79,7 @@ JOINER = Access("MAY_JOIN", JOINERS)  # signed in, no seat at the table, does no
 NOBODY = Access("NOBODY", frozenset())
 
 PASS, REFUSE, REJECT = "past the permission check", "refused", "rejected (4xx)"
+TABLET = "a tablet"  # a session made a vote's shared tablet: who asks, in Holes and outcomes
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,7 @@ class Row:
     route: str  # the path as the app declares it
     access: Access
     url: str = ""  # the request's path; {name} from RouteWorld.objects (default: from `route`)
-    form: dict[str, str] | None = None  # for POST, with a valid CSRF token; {login} too
+    form: dict[str, str] | None = None  # for POST, with a valid CSRF token; {names}, in keys too
     variant: str = ""  # tells apart rows of one route
     # Persons refused because of the target, not of who they are: any 4xx, nothing changed.
     rejected: frozenset[str] = frozenset()
@@ -141,6 +150,16 @@ async def _leave_table_a(world: RouteWorld) -> None:
         (Membership.table == world.table_a["id"]) & Membership.user.is_in(joiners)
     )
 
+
+# A batch of one paper ballot, for: valid, so a missing check would record it.
+ROOM_COUNT_FORM = {
+    "ballots": "1",
+    "blank": "0",
+    "spoilt": "0",
+    "o{room_option}-g0": "1",
+    "o{room_option}-g1": "0",
+    "o{room_option}-g2": "0",
+}
 
 ROWS: list[Row] = [
     # voix.app, the open-data API, static files, the OpenAPI schema
@@ -367,6 +386,107 @@ ROWS: list[Row] = [
         variant="closed",
         rejected=MANAGERS,
     ),
+    # voting in the room (meetings.room_controllers): those who run the vote's table, on a
+    # vote held by an open meeting of table A (resident A and a walk-in present, paper handed
+    # to the walk-in, a batch of it to count); a second vote for the show of hands.
+    get("/votes/{vote_id:int}/room", MANAGER, url="/votes/{vote_room}/room"),
+    post(
+        "/votes/{vote_id:int}/room/paper",
+        MANAGER,
+        {"person": "user:{resident_a}"},
+        url="/votes/{vote_room}/room/paper",
+    ),
+    # Paper only for those present at a meeting holding the vote, of the vote's own table.
+    post(
+        "/votes/{vote_id:int}/room/paper",
+        NOBODY,
+        {"person": "user:{resident_b}"},
+        url="/votes/{vote_room}/room/paper",
+        variant="to B's resident",
+        rejected=MANAGERS,
+    ),
+    post(
+        "/votes/{vote_id:int}/room/paper",
+        NOBODY,
+        {"person": "user:{resident_a}"},
+        url="/votes/{vote_b}/room/paper",
+        variant="on B's vote to A's resident",
+        rejected=MANAGERS_B,
+    ),
+    post("/votes/{vote_id:int}/room/batches", MANAGER, url="/votes/{vote_room}/room/batches"),
+    post("/votes/{vote_id:int}/room/hands", MANAGER, url="/votes/{vote_hands}/room/hands"),
+    get(
+        "/votes/{vote_id:int}/room/counts/{count_id:int}",
+        MANAGER,
+        url="/votes/{vote_room}/room/counts/{room_count}",
+    ),
+    # One ballot, for: two managers agree and it is recorded; the next is told it is closed.
+    post(
+        "/votes/{vote_id:int}/room/counts/{count_id:int}",
+        MANAGER,
+        ROOM_COUNT_FORM,
+        url="/votes/{vote_room}/room/counts/{room_count}",
+    ),
+    # A count is reached through its own vote only: never one table's through the other's.
+    *[
+        Row(
+            method,
+            "/votes/{vote_id:int}/room/counts/{count_id:int}",
+            NOBODY,
+            url=url,
+            form=ROOM_COUNT_FORM if method == "POST" else None,
+            variant=variant,
+        )
+        for method in ("GET", "POST")
+        for variant, url in (
+            ("A's count through B's vote", "/votes/{vote_b}/room/counts/{room_count}"),
+            ("B's count through A's vote", "/votes/{vote_room}/room/counts/{room_count_b}"),
+        )
+    ],
+    # The shared tablet, asked by sessions that are none: a manager gets past the check and
+    # is sent to the room page or the tablet's list, with nothing changed; a wrong code
+    # ("000000": every code of the walk's managers is spent) starts nothing; it counts as a
+    # failed attempt for the code's throttle, as at sign-in.
+    post(
+        "/votes/{vote_id:int}/tablet/start",
+        MANAGER,
+        {"code": "000000"},
+        url="/votes/{vote_room}/tablet/start",
+    ),
+    get("/votes/{vote_id:int}/tablet", MANAGER, url="/votes/{vote_room}/tablet"),
+    # Without a tablet a manager gets 404 (NotFoundException) after the check: the walk
+    # cannot tell it from a refusal, so the row says the route hands over nothing to anyone.
+    post(
+        "/votes/{vote_id:int}/tablet/hand",
+        NOBODY,
+        {"person": "user:{resident_a}"},
+        url="/votes/{vote_room}/tablet/hand",
+        variant="not a tablet",
+        rejected=MANAGERS,
+    ),
+    get("/votes/{vote_id:int}/tablet/ballot", MANAGER, url="/votes/{vote_room}/tablet/ballot"),
+    post(
+        "/votes/{vote_id:int}/tablet/language",
+        MANAGER,
+        {"language": "ar"},
+        url="/votes/{vote_room}/tablet/language",
+        unchanged=True,
+    ),
+    post(
+        "/votes/{vote_id:int}/tablet/ballot",
+        MANAGER,
+        {"choice": "yes", "handover": "not-the-handover"},
+        url="/votes/{vote_room}/tablet/ballot",
+        unchanged=True,
+    ),
+    get("/votes/{vote_id:int}/tablet/done", MANAGER, url="/votes/{vote_room}/tablet/done"),
+    post(
+        "/votes/{vote_id:int}/tablet/quit",
+        MANAGER,
+        {"code": "000000"},
+        url="/votes/{vote_room}/tablet/quit",
+        unchanged=True,
+    ),
     post(
         "/proposals/{proposal_id:int}/decision",
         MANAGER,
@@ -487,6 +607,21 @@ def test_rows_are_distinct() -> None:
     assert len(labels) == len(set(labels)), [x for x in labels if labels.count(x) > 1]
 
 
+# What a session made a tablet asks for (voix.web.tablet_guard): every page of ROWS, and the
+# tablet of another vote of the same meeting. The guard leaves open what the tablet's pages
+# show: style and scripts, and the photos and voice notes of the proposals on the ballot.
+TABLET_OPEN = ("/static/", "/media/")
+TABLET_ROWS = [
+    *(row for row in ROWS if row.method == "GET"),
+    get(
+        "/votes/{vote_id:int}/tablet",
+        NOBODY,
+        url="/votes/{vote_hands}/tablet",
+        variant="another vote's tablet",
+    ),
+]
+
+
 # --- the walk ---------------------------------------------------------------------------------
 
 
@@ -498,6 +633,8 @@ class Outcome:
     csrf: bool = False  # refused as a forged form: the walk's own mistake, not an answer
     own_data: bool | None = None  # SELF rows: the data that came back is the person's own
     text: str = ""
+    url: str = ""  # asked from a tablet: the address asked, and the tablet's list
+    tablet: str = ""
 
     def describe(self) -> str:
         where = f" -> {self.location}" if self.location else ""
@@ -522,6 +659,17 @@ STATE = {
     "passwords": "SELECT COALESCE(SUM(LENGTH(password_hash)), 0) FROM account",
     "minutes": "SELECT COALESCE(SUM(LENGTH(body)), 0) + COUNT(published_at) FROM minutes",
     "throttle": "SELECT COALESCE(SUM(failures), 0) FROM throttle",
+    "totp steps": "SELECT COALESCE(SUM(totp_last_step), 0) FROM account",
+    "roll channels": "SELECT COALESCE(SUM(id * LENGTH(channel)), 0) FROM vote_participation",
+    "room counts": (
+        "SELECT COALESCE(SUM(id * LENGTH(status) + ballots + blank + spoilt), 0)"
+        " + COUNT(recorded_at) FROM room_count"
+    ),
+    "count entries": "SELECT COALESCE(SUM(id * LENGTH(figures)), 0) FROM room_count_entry",
+    "tablets": (
+        "SELECT COALESCE(SUM(vote + LENGTH(person) + LENGTH(language) + LENGTH(handover)"
+        " + LENGTH(receipt)), 0) + COUNT(handed_at) FROM tablet"
+    ),
 }
 
 
@@ -531,6 +679,9 @@ def fingerprint_query() -> tuple[list[str], str]:
     parts += list(STATE.items())
     sql = "SELECT " + ", ".join(f"({query}) AS f{i}" for i, (_, query) in enumerate(parts))
     return [label for label, _ in parts], sql
+
+
+BASE_URL = "http://testserver.local"
 
 
 class Walker:
@@ -548,7 +699,7 @@ class Walker:
         for number, person in enumerate(PERSONS, start=10):
             # A client address of their own: throttles count per client, as for real people.
             transport = httpx.ASGITransport(app=self.app, client=(f"10.0.0.{number}", 40000))
-            client = httpx.AsyncClient(transport=transport, base_url="http://testserver.local")
+            client = httpx.AsyncClient(transport=transport, base_url=BASE_URL)
             await client.get("/login")  # the CSRF cookie forms are posted with
             self.csrf[person.name] = str(client.cookies["csrftoken"])
             self.clients[person.name] = client
@@ -574,12 +725,16 @@ class Walker:
             cookies[SESSION_COOKIE] = self.sessions[person.name]
         return cookies
 
-    async def request(self, row: Row, person: Person) -> Outcome:
-        values: dict[str, Any] = {
+    def values(self, person: Person) -> dict[str, Any]:
+        """What a row's URL and form may name: the world's objects, and who asks."""
+        return {
             **self.world.objects,
             "person": person.name,
             "login": self.world.logins.get(person.user or "", "nobody"),
         }
+
+    async def request(self, row: Row, person: Person) -> Outcome:
+        values = self.values(person)
         if row.fresh:
             values["fresh"] = await getattr(self.world, row.fresh)()
             self.known = None
@@ -589,7 +744,7 @@ class Walker:
         before = (self.known or await self.fingerprint()) if watched else []
         self.known = None
         if row.stream:
-            outcome = await self.stream_status(url, person)
+            outcome = await self.stream_status(url, self.cookies(person))
         else:
             client = self.clients[person.name]
             client.cookies.clear()
@@ -598,7 +753,7 @@ class Walker:
             if row.form is None:
                 response = await client.request(row.method, url)
             else:
-                form = {k: v.format_map(values) for k, v in row.form.items()}
+                form = {k.format_map(values): v.format_map(values) for k, v in row.form.items()}
                 response = await client.post(
                     url, data={**form, "_csrf_token": self.csrf[person.name]}
                 )
@@ -631,9 +786,41 @@ class Walker:
             text=text[-300:],
         )
 
-    async def stream_status(self, url: str, person: Person) -> Outcome:
+    async def from_tablet(self) -> dict[str, Outcome]:
+        """Facilitator A's session made the room vote's tablet, as meetings.room.start_tablet
+        makes one (a Tablet row for the session), then each page of TABLET_ROWS asked through it:
+        the outcomes by row label."""
+        facilitator = next(person for person in PERSONS if person.name == "facilitator_a")
+        token = await open_session(self.world.users["facilitator_a"], verified=True)
+        objects = self.world.objects
+        await Tablet.insert(
+            Tablet(
+                session=await session_id_of(token),
+                vote=objects["vote_room"],
+                meeting=objects["meeting_room"],
+                started_at=datetime.now(UTC),
+            )
+        )
+        self.known = None
+        tablet = f"/votes/{objects['vote_room']}/tablet"
+        cookies = {SESSION_COOKIE: token}
+        transport = httpx.ASGITransport(app=self.app, client=("10.0.0.98", 40000))
+        outcomes: dict[str, Outcome] = {}
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            client.cookies.set(SESSION_COOKIE, token)
+            for row in TABLET_ROWS:
+                url = (row.url or _default_url(row.route)).format_map(self.values(facilitator))
+                if row.stream:
+                    outcome = await self.stream_status(url, cookies)
+                else:
+                    outcome = self.outcome(await client.get(url))
+                outcome.url, outcome.tablet = url, tablet
+                outcomes[row.label] = outcome
+        return outcomes
+
+    async def stream_status(self, url: str, cookies: dict[str, str]) -> Outcome:
         """The status of a streamed response; then the client goes away (server-sent events)."""
-        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies(person).items())
+        cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
@@ -688,6 +875,8 @@ async def _walk() -> dict[tuple[str, str], Outcome]:
                 for row in ROWS:
                     for person in PERSONS:
                         results[(row.label, person.name)] = await walker.request(row, person)
+                for label, outcome in (await walker.from_tablet()).items():
+                    results[(label, TABLET)] = outcome
             finally:
                 await walker.stop()
     finally:
@@ -780,4 +969,36 @@ def test_route(walk: dict[tuple[str, str], Outcome], row: Row, person: str) -> N
     assert problem is None, (
         f"{row.label} [{row.access.name}] as {person}: expected {expectation}, "
         f"got {outcome.describe()}: {problem}\n{outcome.text}"
+    )
+
+
+# --- a tablet reaches its own pages and nothing else ------------------------------------------
+
+
+def _tablet_cases() -> Iterator[Any]:
+    for row in TABLET_ROWS:
+        marks = []
+        if row.hole is not None and TABLET in row.hole.persons:
+            marks.append(pytest.mark.xfail(strict=True, reason=row.hole.reason))
+        yield pytest.param(row, id=f"{row.label} from a tablet", marks=marks)
+
+
+@pytest.mark.parametrize("row", list(_tablet_cases()))
+def test_a_tablet_reaches_its_own_pages_and_nothing_else(
+    walk: dict[tuple[str, str], Outcome], row: Row
+) -> None:
+    outcome = walk[(row.label, TABLET)]
+    path, back = urlsplit(outcome.url).path, (303, outcome.tablet)
+    if path == outcome.tablet:
+        expected, answered = "its list of names", outcome.status == 200
+    elif path in (f"{outcome.tablet}/ballot", f"{outcome.tablet}/done"):
+        # Its own pages, in the hands of nobody and with no receipt: back to the list.
+        expected, answered = "back to its list", (outcome.status, outcome.location) == back
+    elif path.startswith(TABLET_OPEN):
+        expected, answered = "what its pages show", outcome.status == 200
+    else:
+        expected, answered = "sent back to its tablet", (outcome.status, outcome.location) == back
+    assert answered, (
+        f"{row.label} asked from the tablet of {outcome.tablet} ({outcome.url}): expected "
+        f"{expected}, got {outcome.describe()}\n{outcome.text}"
     )

@@ -10,6 +10,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Request
 from litestar.datastructures import Cookie
+from litestar.enums import MediaType
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter
 from litestar.response import Redirect
@@ -75,7 +76,9 @@ async def tablet_guard(request: Request) -> Redirect | None:
     matched = _TABLET_PAGES.match(path)
     if matched and int(matched.group(1)) == principal.tablet_vote:
         return None
-    return Redirect(path=f"/votes/{principal.tablet_vote}/tablet", status_code=303)
+    return Redirect(
+        path=f"/votes/{principal.tablet_vote}/tablet", status_code=303, media_type=MediaType.TEXT
+    )
 
 
 async def before_every_route(request: Request) -> Redirect | None:

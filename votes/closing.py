@@ -50,16 +50,7 @@ CHUNK = 2000
 async def close_vote(who: Principal, table: dict[str, Any], vote_id: int) -> None:
     """A facilitator closes the vote now."""
     require(who, "votes.manage", scope_of(table))
-    unfinished = await RoomCount.select(RoomCount.id).where(
-        (RoomCount.vote == vote_id) & RoomCount.status.is_in([PENDING, MISMATCH])
-    )
-    if unfinished:
-        ids = [row["id"] for row in unfinished]
-        if await RoomCountEntry.exists().where(RoomCountEntry.count.is_in(ids)):
-            raise UserError(COUNT_PENDING)
-        # Opened and never entered (a double tap, a batch that was not needed): nothing to wait for.
-        await RoomCount.delete().where(RoomCount.id.is_in(ids))
-    if not await _close(vote_id, who, Vote.table == table["id"]):
+    if not await _close(vote_id, who, Vote.table == table["id"], by_hand=True):
         raise UserError(ALREADY_CLOSED)
 
 
@@ -76,7 +67,7 @@ async def close_due() -> list[int]:
     return [row["id"] for row in due if await close_if_due(row["id"])]
 
 
-async def _close(vote_id: int, who: Principal, condition: Any) -> bool:
+async def _close(vote_id: int, who: Principal, condition: Any, by_hand: bool = False) -> bool:
     async with db.write_transaction():
         closed = await (
             Vote.update({Vote.status: CLOSED, Vote.closed_at: datetime.now(UTC)})
@@ -85,6 +76,7 @@ async def _close(vote_id: int, who: Principal, condition: Any) -> bool:
         )
         if not closed:
             return False
+        await _settle_room_counts(vote_id, by_hand)
         vote_options = (await options([vote_id]))[vote_id]
         await unseal(vote_id, vote_options)
         (vote,) = await Vote.select().where(Vote.id == vote_id)  # updated above, so there
@@ -100,6 +92,27 @@ async def _close(vote_id: int, who: Principal, condition: Any) -> bool:
         )
     await db.scrub("sealed_ballot")
     return True
+
+
+async def _settle_room_counts(vote_id: int, by_hand: bool) -> None:
+    """Inside the closing transaction (after the vote's row is taken, so no count is started
+    or entered meanwhile): a facilitator cannot close while a count is under way, as a
+    show of hands or a batch already entered; a paper batch opened and never entered is
+    dropped. At the closing time nobody is there to finish them: what is unfinished then
+    is not counted."""
+    unfinished = await RoomCount.select(RoomCount.id, RoomCount.kind).where(
+        (RoomCount.vote == vote_id) & RoomCount.status.is_in([PENDING, MISMATCH])
+    )
+    if not unfinished:
+        return
+    ids = [row["id"] for row in unfinished]
+    if by_hand and (
+        any(row["kind"] != PAPER_COUNT for row in unfinished)
+        or await RoomCountEntry.exists().where(RoomCountEntry.count.is_in(ids))
+    ):
+        raise UserError(COUNT_PENDING)  # rolls the closing back
+    if by_hand:
+        await RoomCount.delete().where(RoomCount.id.is_in(ids))
 
 
 async def unseal(vote_id: int, vote_options: Sequence[dict[str, Any]]) -> None:
