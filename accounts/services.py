@@ -242,7 +242,7 @@ async def load_principal(token: str | None) -> Principal:
     is_manager = bool(
         row["user.is_admin"] or coordinated or any(r["role"] == FACILITATOR for r in roles)
     )
-    if is_manager or verified_at:  # only a verified manager's session can become a tablet
+    if is_manager:  # only a manager's session can be a tablet (tables.services ends the rest)
         from meetings.models import Tablet  # noqa: PLC0415 (meetings build on accounts)
 
         tablet = await Tablet.select(Tablet.vote).where(Tablet.session == row["id"]).first()

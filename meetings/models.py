@@ -113,7 +113,8 @@ class Tablet(Model, tablename="tablet"):
     """A facilitator's session turned into a shared tablet for one vote.
 
     While this row exists, the session reaches nothing but the tablet's pages (voix.web's
-    guard); leaving takes the facilitator's code again. `person` is the attendee the tablet
+    guard); leaving takes the facilitator's code again. The receipt of a ballot sent from it
+    is never stored here: it goes to the "thank you" screen in a short-lived encrypted cookie. `person` is the attendee the tablet
     was handed to, with a fresh `handover` nonce the ballot form must carry back: a form left
     on screen by the previous voter cannot be sent for the next one.
     """
@@ -127,8 +128,11 @@ class Tablet(Model, tablename="tablet"):
     language = Varchar(length=5, default="")
     handover = Varchar(length=32, default="")
     handed_at = Timestamptz(null=True, default=None)
-    # The receipt of the ballot just sent, shown once on the "thank you" screen, then gone.
-    receipt = Varchar(length=12, default="")
+    # Handed over, the tablet stays locked until the facilitator takes it back with the PIN
+    # they chose when starting it (keyed hash, voix.crypto "tablet-pin"): the person who just
+    # voted cannot pick the next name.
+    locked = Boolean(default=False)
+    pin_hash = Varchar(length=64, default="")
     started_at = Timestamptz()
 
 
@@ -154,6 +158,10 @@ class RoomCount(Model, tablename="room_count"):
     opened_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
     opened_at = Timestamptz()
     recorded_at = Timestamptz(null=True, default=None)
+    # After two entries differ, both count again: entries are compared within a round only,
+    # so nobody can correct theirs towards the other's figures one try at a time.
+    round = Integer(default=1)
+    differ = Text(default="")  # JSON list of the lines the last round's entries differ on
     # unique together: vote, kind, number
 
 
@@ -164,5 +172,6 @@ class RoomCountEntry(Model, tablename="room_count_entry"):
     count = ForeignKey(RoomCount, null=False, on_delete=OnDelete.cascade)
     entered_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
     figures = Text()
+    round = Integer(default=1)
     entered_at = Timestamptz()
     # unique together: count, entered_by

@@ -14,6 +14,7 @@ more ballots than were handed out.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -40,7 +41,7 @@ from meetings.models import (
 )
 from tables.models import Membership
 from tables.services import scope_of
-from voix import db, i18n
+from voix import crypto, db, i18n
 from voix.forms import Form, UserError
 from voix.i18n import N_
 from voix.permissions import Principal, require
@@ -66,6 +67,11 @@ HANDOVER_GONE = N_(
     "This ballot was not sent: the tablet went back to the list. Hand it over again."
 )
 NOBODY_WAITING = N_("Everyone present has voted or received a paper ballot.")
+TABLET_LOCKED = N_(
+    "The tablet is locked between voters: the facilitator types their PIN to show the names."
+)
+WRONG_PIN = N_("This PIN is not the one chosen when the tablet was started.")
+PIN_FORMAT = N_("Choose a PIN of 4 to 8 digits: you will type it to take the tablet back.")
 HANDS_YES_NO_ONLY = N_("A show of hands is only for a vote for or against.")
 COUNT_CLOSED = N_("This count is already recorded.")
 TWO_ENTRIES = N_("Two people have already entered this count: only they can correct it.")
@@ -84,6 +90,8 @@ YES_NO_SUM = N_(
 )
 OPTION_TOO_MANY = N_("A proposal cannot have more marks than there are valid ballots (%(valid)d).")
 COUNT_MAX = 100_000
+PIN_PATTERN = re.compile(r"[0-9]{4,8}")
+TABLET_PIN = "tablet-pin"  # voix.crypto purpose
 HANDOVER_MAX_AGE = 30 * 60  # seconds: a tablet handed over and forgotten is taken back
 
 # The lines of a count, for saying which ones two entries disagree on.
@@ -195,7 +203,9 @@ async def electorate_size(vote: Mapping[str, Any]) -> int:
 
 async def channel_counts(vote_ids: Sequence[int]) -> dict[int, dict[str, int]]:
     """Per vote, how many voted through each channel: online and tablet ballots, paper
-    ballots counted (blank and spoilt among them, and those handed out), hands raised."""
+    ballots counted (blank ones among them; spoilt ones apart, as they count for nothing),
+    paper ballots handed out, hands raised. Once closed, all but spoilt and handed add up to
+    the participants of the result."""
     found: dict[int, dict[str, int]] = {vote_id: {} for vote_id in vote_ids}
     if not vote_ids:
         return found
@@ -214,7 +224,8 @@ async def channel_counts(vote_ids: Sequence[int]) -> dict[int, dict[str, int]]:
     for row in counts:
         figures = found[row["vote"]]
         if row["kind"] == PAPER_COUNT:
-            figures["paper"] = figures.get("paper", 0) + row["ballots"]
+            # Those who took part on paper: a spoilt ballot is said apart, not counted.
+            figures["paper"] = figures.get("paper", 0) + row["ballots"] - row["spoilt"]
             figures["blank"] = figures.get("blank", 0) + row["blank"]
             figures["spoilt"] = figures.get("spoilt", 0) + row["spoilt"]
         else:
@@ -276,7 +287,18 @@ async def start_hands(who: Principal, table: Mapping[str, Any], vote_id: int) ->
             & (RoomCount.status == RECORDED)
         ):
             raise UserError(COUNT_CLOSED)
-        waiting = [entry for entry in await present(vote) if entry["channel"] is None]
+        # Whoever holds a tablet now is voting on it: the show of hands is not theirs.
+        holding = {
+            row["person"]
+            for row in await Tablet.select(Tablet.person).where(
+                (Tablet.vote == vote_id) & (Tablet.person != "")
+            )
+        }
+        waiting = [
+            entry
+            for entry in await present(vote)
+            if entry["channel"] is None and entry["person"] not in holding
+        ]
         if not waiting and not await Participation.exists().where(
             (Participation.vote == vote_id) & (Participation.channel == HANDS)
         ):
@@ -440,22 +462,24 @@ async def get_count(vote_id: int, count_id: int) -> dict[str, Any]:
 
 async def count_state(count: Mapping[str, Any], who: Principal) -> dict[str, Any]:
     """What one counter may see of a count: their own entry, whether another person has
-    entered one (never its figures), and which lines differ once both have."""
+    entered one this round (never its figures), and which lines the last round differed on."""
     entries = await RoomCountEntry.select(
         RoomCountEntry.entered_by,
         RoomCountEntry.figures,
+        RoomCountEntry.round,
         RoomCountEntry.entered_by.display_name.as_alias("name"),
     ).where(RoomCountEntry.count == count["id"])
     mine = next((e for e in entries if e["entered_by"] == who.user_id), None)
     others = [e for e in entries if e["entered_by"] != who.user_id]
-    state: dict[str, Any] = {
+    return {
         "mine": json.loads(mine["figures"]) if mine else None,
+        "mine_current": bool(mine and mine["round"] == count["round"]),
         "others": [e["name"] or "" for e in others],
-        "differ": [],
+        "others_current": [e["name"] or "" for e in others if e["round"] == count["round"]],
+        "differ": json.loads(count["differ"])
+        if count["differ"] and count["status"] != RECORDED
+        else [],
     }
-    if count["status"] == MISMATCH and mine and others:
-        state["differ"] = differences(state["mine"], json.loads(others[0]["figures"]))
-    return state
 
 
 async def enter_count(
@@ -483,44 +507,67 @@ async def enter_count(
         locked = await (
             RoomCount.update({RoomCount.status: RoomCount.status})
             .where((RoomCount.id == count_id) & (RoomCount.status != RECORDED))
-            .returning(RoomCount.id)
+            .returning(RoomCount.round)
         )
         if not locked:
             raise UserError(COUNT_CLOSED)
+        this_round = locked[0]["round"]
         await _check_room_for(vote_id, count, figures)
         entries = await RoomCountEntry.select(
-            RoomCountEntry.id, RoomCountEntry.entered_by, RoomCountEntry.figures
+            RoomCountEntry.id,
+            RoomCountEntry.entered_by,
+            RoomCountEntry.figures,
+            RoomCountEntry.round,
         ).where(RoomCountEntry.count == count_id)
         mine = [e for e in entries if e["entered_by"] == who.user_id]
         others = [e for e in entries if e["entered_by"] != who.user_id]
         encoded = json.dumps(figures, sort_keys=True)
         if mine:
             await RoomCountEntry.update(
-                {RoomCountEntry.figures: encoded, RoomCountEntry.entered_at: _now()}
+                {
+                    RoomCountEntry.figures: encoded,
+                    RoomCountEntry.round: this_round,
+                    RoomCountEntry.entered_at: _now(),
+                }
             ).where(RoomCountEntry.id == mine[0]["id"])
         elif len(others) >= 2:
             raise UserError(TWO_ENTRIES)
         else:
             await RoomCountEntry.insert(
                 RoomCountEntry(
-                    count=count_id, entered_by=who.user_id, figures=encoded, entered_at=_now()
+                    count=count_id,
+                    entered_by=who.user_id,
+                    figures=encoded,
+                    round=this_round,
+                    entered_at=_now(),
                 )
             )
+        # Compared with the other person's entry of this round only: after a mismatch both
+        # count again, so nobody can steer theirs towards the other's figures.
+        other = next((e for e in others if e["round"] == this_round), None)
         status = PENDING
-        if others:
-            status = RECORDED if json.loads(others[0]["figures"]) == figures else MISMATCH
-        changes: dict[Any, Any] = {RoomCount.status: status}
-        if status == RECORDED:
-            changes.update(
-                {
+        changes: dict[Any, Any] = {}
+        if other is not None:
+            theirs = json.loads(other["figures"])
+            if theirs == figures:
+                status = RECORDED
+                changes = {
                     RoomCount.figures: encoded,
                     RoomCount.ballots: figures["ballots"],
                     RoomCount.blank: figures["blank"],
                     RoomCount.spoilt: figures["spoilt"],
                     RoomCount.recorded_at: _now(),
+                    RoomCount.differ: "",
                 }
-            )
-        await RoomCount.update(changes).where(RoomCount.id == count_id)
+            else:
+                status = MISMATCH
+                changes = {
+                    RoomCount.differ: json.dumps(differences(figures, theirs)),
+                    RoomCount.round: this_round + 1,
+                }
+        await RoomCount.update({RoomCount.status: status, **changes}).where(
+            RoomCount.id == count_id
+        )
         await audit.record(
             who,
             f"vote.count_{status}",
@@ -528,6 +575,29 @@ async def enter_count(
             subject=f"room_count:{count_id}",
         )
     return status
+
+
+async def discard_count(
+    who: Principal, table: Mapping[str, Any], vote_id: int, count_id: int
+) -> None:
+    """A count that cannot be finished (a counter gone, a batch counted twice by mistake)
+    is dropped with its entries; the paper it covered can be counted in another batch."""
+    async with db.write_transaction():
+        await _lock_room(who, table, vote_id)
+        dropped = await (
+            RoomCount.delete()
+            .where(
+                (RoomCount.id == count_id)
+                & (RoomCount.vote == vote_id)
+                & (RoomCount.status != RECORDED)
+            )
+            .returning(RoomCount.id)
+        )
+        if not dropped:
+            raise UserError(COUNT_CLOSED)
+        await audit.record(
+            who, "vote.count_discarded", scope_of(table), subject=f"room_count:{count_id}"
+        )
 
 
 async def _check_room_for(
@@ -589,20 +659,30 @@ async def tablet_of(token: str | None) -> dict[str, Any] | None:
     return await Tablet.select().where(Tablet.session == session_id).first()
 
 
-async def _check_code(user_id: int, code: str) -> None:
+async def _check_code(limit: Limit, user_id: int, code: str) -> None:
     """The facilitator's code, throttled as at sign-in: whoever holds the tablet cannot try
     codes until one works."""
-    limit = Limit(f"totp:account:{user_id}", failures=5)
     await throttle.attempt(limit)  # counted before the code is checked
     if not await mfa.check_code(user_id, code):
         raise UserError(WRONG_CODE, status_code=400)
     await throttle.reset(limit)
 
 
+def _pin_hash(pin: str) -> str:
+    return crypto.keyed_hash(pin, TABLET_PIN)
+
+
 async def start_tablet(
-    who: Principal, table: Mapping[str, Any], vote_id: int, token: str | None, code: str
+    who: Principal,
+    table: Mapping[str, Any],
+    vote_id: int,
+    token: str | None,
+    *,
+    code: str,
+    pin: str,
 ) -> None:
-    """The facilitator's session becomes the vote's shared tablet, with a fresh code."""
+    """The facilitator's session becomes the vote's shared tablet, with a fresh code, and a
+    PIN of their choosing to take the tablet back between voters."""
     require(who, "votes.manage", scope_of(table))
     vote = await votes.get(vote_id)
     if vote["table"] != table["id"] or vote["status"] != OPEN_VOTE:
@@ -611,34 +691,59 @@ async def start_tablet(
     session_id = await session_id_of(token)
     if session_id is None or who.user_id is None:
         raise UserError(WRONG_CODE, status_code=401)
-    await _check_code(who.user_id, code)
+    if not PIN_PATTERN.fullmatch(pin):
+        raise UserError(PIN_FORMAT, status_code=400)
+    await _check_code(Limit(f"totp:account:{who.user_id}", failures=5), who.user_id, code)
     async with db.write_transaction():
         await Tablet.delete().where(Tablet.session == session_id)
         await Tablet.insert(
-            Tablet(session=session_id, vote=vote_id, meeting=meeting["id"], started_at=_now())
+            Tablet(
+                session=session_id,
+                vote=vote_id,
+                meeting=meeting["id"],
+                pin_hash=_pin_hash(pin),
+                started_at=_now(),
+            )
         )
         await audit.record(who, "vote.tablet_started", scope_of(table), subject=f"vote:{vote_id}")
 
 
+async def unlock(tablet: Mapping[str, Any], pin: str) -> None:
+    """The facilitator takes the tablet back (their PIN): the list of names shows again."""
+    limit = Limit(f"tablet-pin:{tablet['id']}", failures=5)
+    await throttle.attempt(limit)  # counted before the PIN is checked
+    if not PIN_PATTERN.fullmatch(pin or "") or not secrets.compare_digest(
+        _pin_hash(pin), str(tablet["pin_hash"])
+    ):
+        raise UserError(WRONG_PIN, status_code=400)
+    await throttle.reset(limit)
+    await Tablet.update(
+        {
+            Tablet.locked: False,
+            Tablet.person: "",
+            Tablet.name: "",
+            Tablet.handover: "",
+            Tablet.handed_at: None,
+        }
+    ).where(Tablet.id == tablet["id"])
+
+
 async def quit_tablet(who: Principal, tablet: Mapping[str, Any], code: str) -> None:
-    """Only the facilitator's code turns the tablet back into their own session."""
+    """Only the facilitator's code turns the tablet back into their own session. Its
+    attempts are counted for this tablet alone: whoever holds it cannot lock the facilitator
+    out of signing in elsewhere."""
     if who.user_id is None:
         raise UserError(WRONG_CODE, status_code=400)
-    await _check_code(who.user_id, code)
+    await _check_code(Limit(f"totp:tablet:{tablet['id']}", failures=5), who.user_id, code)
     await Tablet.delete().where(Tablet.id == tablet["id"])
 
 
 async def release(tablet: Mapping[str, Any]) -> None:
-    """Back to the list: whoever held the tablet can no longer send a ballot from it."""
-    if tablet["person"] or tablet["handover"] or tablet["receipt"]:
+    """Back to the list: whoever held the tablet can no longer send a ballot from it (the
+    tablet stays locked until the facilitator's PIN)."""
+    if tablet["person"] or tablet["handover"]:
         await Tablet.update(
-            {
-                Tablet.person: "",
-                Tablet.name: "",
-                Tablet.handover: "",
-                Tablet.receipt: "",
-                Tablet.handed_at: None,
-            }
+            {Tablet.person: "", Tablet.name: "", Tablet.handover: "", Tablet.handed_at: None}
         ).where(Tablet.id == tablet["id"])
 
 
@@ -656,6 +761,8 @@ async def hand_over(
     who: Principal, tablet: Mapping[str, Any], person: str, language: str | None = None
 ) -> None:
     """The tablet goes to this person, in their language, for one ballot."""
+    if tablet["locked"]:
+        raise UserError(TABLET_LOCKED)
     vote = await votes.get(tablet["vote"])
     if vote["status"] != OPEN_VOTE:
         raise UserError(votes.VOTE_NOT_OPEN)
@@ -671,9 +778,9 @@ async def hand_over(
             Tablet.language: chosen,
             Tablet.handover: secrets.token_urlsafe(16),
             Tablet.handed_at: _now(),
-            Tablet.receipt: "",
+            Tablet.locked: True,
         }
-    ).where(Tablet.id == tablet["id"])
+    ).where((Tablet.id == tablet["id"]) & (Tablet.locked == False))  # noqa: E712 (SQL)
 
 
 def handed(tablet: Mapping[str, Any] | None) -> bool:
@@ -724,9 +831,9 @@ async def cast_on_tablet(
     except UserError:
         await release(tablet)
         raise
-    await Tablet.update(
-        {Tablet.person: "", Tablet.name: "", Tablet.handed_at: None, Tablet.receipt: receipt}
-    ).where(Tablet.id == tablet["id"])
+    await Tablet.update({Tablet.person: "", Tablet.name: "", Tablet.handed_at: None}).where(
+        Tablet.id == tablet["id"]
+    )
     await audit.record(
         who,
         "vote.cast_on_tablet",
@@ -734,15 +841,3 @@ async def cast_on_tablet(
         subject=f"participation:{participation}",
     )
     return receipt
-
-
-async def take_receipt(tablet: Mapping[str, Any]) -> str:
-    """The receipt of the ballot just sent, once: the next look finds nothing."""
-    if not tablet["receipt"]:
-        return ""
-    taken = await (
-        Tablet.update({Tablet.receipt: ""})
-        .where((Tablet.id == tablet["id"]) & (Tablet.receipt == tablet["receipt"]))
-        .returning(Tablet.id)
-    )
-    return str(tablet["receipt"]) if taken else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
@@ -14,10 +15,11 @@ from meetings import room
 from proposals import media
 from proposals.themes import THEMES
 from tables import services as tables
-from voix import i18n
+from voix import crypto, i18n
 from voix.forms import FormErrors, UserError
 from voix.i18n import N_
 from voix.permissions import Principal, require
+from voix.settings import get_settings
 from voix.web import SESSION_COOKIE, ObjectId, form_data, page, redirect
 from votes import services as votes
 from votes.models import OPEN
@@ -233,13 +235,15 @@ async def start_tablet(
             table,
             vote_id,
             request.cookies.get(SESSION_COOKIE),
-            str(data.get("code") or ""),
+            code=str(data.get("code") or ""),
+            pin=str(data.get("pin") or "").strip(),
         )
     except UserError as refused:
         if refused.status_code not in (400, 409):
             raise
+        field = "pin" if refused.message.msgid == room.PIN_FORMAT else "code"
         return await _room_page(
-            request, principal, vote, table, 400, errors={"code": refused.message}
+            request, principal, vote, table, 400, errors={field: refused.message}
         )
     return redirect(f"/votes/{vote_id}/tablet")
 
@@ -251,33 +255,73 @@ async def _tablet(request: Request, principal: Principal, vote_id: int) -> dict[
     return await room.tablet_of(request.cookies.get(SESSION_COOKIE))
 
 
+async def _tablet_list(
+    request: Request,
+    vote: dict[str, Any],
+    table: dict[str, Any],
+    tablet: dict[str, Any],
+    status_code: int = 200,
+    **context: Any,
+) -> Template:
+    """Where the tablet rests between voters: locked (the facilitator's PIN, in the last
+    voter's language), or, unlocked, the people present who may still vote, by name."""
+    query = str(request.query_params.get("q") or "")[:80].strip()
+    people: list[dict[str, Any]] = []
+    if not tablet["locked"]:
+        people = [p for p in await room.present(vote) if p["channel"] is None]
+        if query:
+            people = [p for p in people if query.casefold() in p["name"].casefold()]
+    elif tablet["language"]:
+        i18n.current_language.set(tablet["language"])
+    return _private(
+        page(
+            request,
+            "meetings/room/tablet_list.html",
+            status_code=status_code,
+            block="names" if request.headers.get("hx-request") and not tablet["locked"] else None,
+            vote=vote,
+            table=table,
+            tablet=tablet,
+            people=people,
+            query=query,
+            voted=await votes.turnout([vote["id"]]),
+            **context,
+        )
+    )
+
+
 @get("/votes/{vote_id:int}/tablet", name="vote_tablet")
 async def tablet_list(
     request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
 ) -> Template | Redirect:
-    """Where the tablet rests between voters: the people present who may still vote, by name.
-    Showing it takes the tablet back from whoever held it."""
+    """Showing the list takes the tablet back from whoever held it: their ballot can no
+    longer be sent, and the names wait for the facilitator's PIN."""
     vote, table = await _managed(principal, vote_id)
     tablet = await _tablet(request, principal, vote_id)
     if tablet is None:
         return redirect(f"/votes/{vote_id}/room")
     await room.release(tablet)
-    query = str(request.query_params.get("q") or "")[:80].strip()
-    people = [p for p in await room.present(vote) if p["channel"] is None]
-    if query:
-        people = [p for p in people if query.casefold() in p["name"].casefold()]
-    return _private(
-        page(
-            request,
-            "meetings/room/tablet_list.html",
-            block="names" if request.headers.get("hx-request") else None,
-            vote=vote,
-            table=table,
-            people=people,
-            query=query,
-            voted=await votes.turnout([vote_id]),
+    return await _tablet_list(request, vote, table, tablet)
+
+
+@post("/votes/{vote_id:int}/tablet/unlock", name="vote_tablet_unlock")
+async def tablet_unlock(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Template | Redirect:
+    data = await form_data(request)
+    vote, table = await _managed(principal, vote_id)
+    tablet = await _tablet(request, principal, vote_id)
+    if tablet is None:
+        return redirect(f"/votes/{vote_id}/room")
+    try:
+        await room.unlock(tablet, str(data.get("pin") or "").strip())
+    except UserError as refused:
+        if refused.status_code != 400:
+            raise
+        return await _tablet_list(
+            request, vote, table, tablet, 400, errors={"pin": refused.message}
         )
-    )
+    return redirect(f"/votes/{vote_id}/tablet")
 
 
 @post("/votes/{vote_id:int}/tablet/hand", name="vote_tablet_hand")
@@ -314,7 +358,6 @@ async def _ballot_page(
             tablet=tablet,
             themes=THEMES,
             media=await media.for_proposals(proposal_ids),
-            proof=votes.RECEIPT_PROOFS[vote["receipts_prove"]],
             **context,
         )
     )
@@ -343,6 +386,25 @@ async def tablet_language(
     return redirect(f"/votes/{vote_id}/tablet/ballot")
 
 
+RECEIPT_COOKIE = "voix_tablet_receipt"
+RECEIPT_PURPOSE = "tablet-receipt"  # voix.crypto purpose
+RECEIPT_SECONDS = 120
+
+
+def _receipt_cookie(vote_id: int, value: str, max_age: int) -> Cookie:
+    """The receipt travels to the "thank you" screen in the tablet's browser, encrypted, for
+    two minutes: the database never holds it beside the person who just voted."""
+    return Cookie(
+        key=RECEIPT_COOKIE,
+        value=value,
+        max_age=max_age,
+        path=f"/votes/{vote_id}/tablet/done",
+        httponly=True,
+        samesite="strict",
+        secure=get_settings().production,
+    )
+
+
 @post("/votes/{vote_id:int}/tablet/ballot", name="vote_tablet_cast")
 async def tablet_cast(
     request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
@@ -366,31 +428,58 @@ async def tablet_cast(
         return await _ballot_page(
             request, vote, table, tablet, 400, errors=invalid.errors, values=data
         )
-    await room.cast_on_tablet(principal, table, tablet, marks, str(data.get("handover") or ""))
-    return redirect(f"/votes/{vote_id}/tablet/done")
+    try:
+        receipt = await room.cast_on_tablet(
+            principal, table, tablet, marks, str(data.get("handover") or "")
+        )
+    except UserError as refused:
+        if refused.status_code in (401, 403, 404):
+            raise
+        # Said on the tablet, in the voter's language, which then waits for the facilitator.
+        tablet = await _tablet(request, principal, vote_id) or tablet
+        return await _tablet_list(
+            request, vote, table, tablet, refused.status_code, refusal=refused.message
+        )
+    response = redirect(f"/votes/{vote_id}/tablet/done")
+    sealed = crypto.encrypt(f"{tablet['id']}:{receipt}", RECEIPT_PURPOSE)
+    response.cookies.append(_receipt_cookie(vote_id, sealed, RECEIPT_SECONDS))
+    return response
+
+
+def _receipt_from(request: Request, tablet: dict[str, Any]) -> str:
+    sealed = request.cookies.get(RECEIPT_COOKIE) or ""
+    try:
+        opened = crypto.decrypt(sealed, RECEIPT_PURPOSE, ttl=RECEIPT_SECONDS)
+    except ValueError:
+        return ""
+    tablet_id, _, receipt = opened.partition(":")
+    return receipt if tablet_id == str(tablet["id"]) else ""
 
 
 @get("/votes/{vote_id:int}/tablet/done", name="vote_tablet_done")
 async def tablet_done(
     request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
 ) -> Template | Redirect:
-    """Thank you, and the receipt once: reloading or coming back finds the list."""
+    """Thank you, and the receipt once: reloading or coming back finds the tablet locked."""
     vote, table = await _managed(principal, vote_id)
     tablet = await _tablet(request, principal, vote_id)
-    receipt = await room.take_receipt(tablet) if tablet else ""
+    receipt = _receipt_from(request, tablet) if tablet else ""
     if not receipt or tablet is None:
-        return redirect(f"/votes/{vote_id}/tablet")
-    i18n.current_language.set(tablet["language"] or i18n.DEFAULT_LANGUAGE)
-    return _private(
-        page(
-            request,
-            "meetings/room/tablet_done.html",
-            vote=vote,
-            table=table,
-            receipt=receipt,
-            proof=votes.RECEIPT_PROOFS[vote["receipts_prove"]],
+        response: Template | Redirect = redirect(f"/votes/{vote_id}/tablet")
+    else:
+        i18n.current_language.set(tablet["language"] or i18n.DEFAULT_LANGUAGE)
+        response = _private(
+            page(
+                request,
+                "meetings/room/tablet_done.html",
+                vote=vote,
+                table=table,
+                receipt=receipt,
+                proof=votes.RECEIPT_PROOFS[vote["receipts_prove"]],
+            )
         )
-    )
+    response.cookies.append(_receipt_cookie(vote_id, "", 0))
+    return response
 
 
 @post("/votes/{vote_id:int}/tablet/quit", name="vote_tablet_quit")
@@ -405,20 +494,24 @@ async def tablet_quit(
     try:
         await room.quit_tablet(principal, tablet, str(data.get("code") or ""))
     except UserError as refused:
-        people = [p for p in await room.present(vote) if p["channel"] is None]
-        return _private(
-            page(
-                request,
-                "meetings/room/tablet_list.html",
-                status_code=400,
-                vote=vote,
-                table=table,
-                people=people,
-                query="",
-                voted=await votes.turnout([vote_id]),
-                errors={"code": refused.message},
-            )
+        if refused.status_code != 400:
+            raise
+        return await _tablet_list(
+            request, vote, table, tablet, 400, errors={"code": refused.message}
         )
+    return redirect(f"/votes/{vote_id}/room")
+
+
+@post("/votes/{vote_id:int}/room/counts/{count_id:int}/discard", name="vote_room_count_discard")
+async def discard_count(
+    request: Request,
+    principal: NamedDependency[Principal],
+    vote_id: ObjectId,
+    count_id: ObjectId,
+) -> Redirect:
+    await form_data(request)
+    _, table = await votes.get_with_table(vote_id)
+    await room.discard_count(principal, table, vote_id, count_id)
     return redirect(f"/votes/{vote_id}/room")
 
 
@@ -429,8 +522,10 @@ ROUTES = [
     start_hands,
     count_page,
     enter_count,
+    discard_count,
     start_tablet,
     tablet_list,
+    tablet_unlock,
     tablet_hand,
     tablet_ballot,
     tablet_language,

@@ -55,6 +55,10 @@ TOO_MANY_ITEMS = N_("An agenda holds at most %(max)d items.")
 HIDDEN_ITEM = N_("Item withdrawn by the moderation")
 HIDDEN_PROPOSAL = N_("This proposal is hidden by the moderation: it cannot go on an agenda.")
 NOT_THIS_TABLE_PROPOSAL = N_("This proposal belongs to another table.")
+WALK_IN_IS_MEMBER = N_(
+    "%(name)s is the name of a member of the table: tick them on the members' list. "
+    "For someone else of the same name, add an initial."
+)
 NOT_THIS_TABLE_VOTE = N_("This vote belongs to another table.")
 ITEM_NEEDS_TITLE = N_("Give the item a title, or choose a proposal or a vote.")
 NOT_SCHEDULED = N_("This meeting has already started or ended; it can no longer be changed.")
@@ -567,6 +571,13 @@ async def check_in_walk_in(
     form = Form(data)
     name = form.text("name", max_length=NAME_MAX)
     form.validate()
+    # A member checked in as a walk-in would be two people on a vote's roll: one online, one
+    # in the room. Members are ticked on the list; a namesake adds an initial.
+    members = await Membership.select(Membership.user.display_name.as_alias("name")).where(
+        Membership.table == table["id"]
+    )
+    if any(str(row["name"] or "").casefold() == name.casefold() for row in members):
+        raise UserError(WALK_IN_IS_MEMBER, name=name)
     await _check_in(meeting, user_id=None, name=name, method=WALK_IN, recorded_by=who.user_id)
 
 

@@ -33,10 +33,12 @@ def encrypt(plaintext: str, purpose: str, *, undated: bool = False) -> str:
     return (fernet.encrypt_at_time(data, 0) if undated else fernet.encrypt(data)).decode()
 
 
-def decrypt(token: str, purpose: str) -> str:
-    """Raises ValueError when the token was not made with this key and purpose."""
+def decrypt(token: str, purpose: str, *, ttl: int | None = None) -> str:
+    """Raises ValueError when the token was not made with this key and purpose, or (with
+    `ttl`) was made more than `ttl` seconds ago."""
     try:
-        return Fernet(base64.urlsafe_b64encode(_key(purpose))).decrypt(token.encode()).decode()
+        fernet = Fernet(base64.urlsafe_b64encode(_key(purpose)))
+        return fernet.decrypt(token.encode(), ttl=ttl).decode()
     except InvalidToken as wrong:
         raise ValueError("cannot decrypt: wrong key or purpose") from wrong
 

@@ -58,7 +58,7 @@ async def one_address_per_object(request: Request) -> None:
             raise NotFoundException()
 
 
-_TABLET_PAGES = re.compile(r"^/votes/(\d+)/tablet(?:/(?:ballot|done|hand|language|quit))?$")
+_TABLET_PAGES = re.compile(r"^/votes/(\d+)/tablet(?:/(?:ballot|done|hand|language|quit|unlock))?$")
 
 
 async def tablet_guard(request: Request) -> Redirect | None:
