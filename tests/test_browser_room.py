@@ -2,13 +2,16 @@
 
 A member votes online before the meeting. The facilitator signs in with the code of their
 authentication app, opens the meeting's control view, puts the vote on screen, goes to
-"Voting in the room" and turns the tablet into the shared voting tablet with a fresh code.
-The tablet goes from hand to hand: a member whose language is Arabic (the ballot comes in
-Arabic, right to left), a walk-in without an account, another member; each sees the thanks
-and a receipt once. Back after a ballot shows no choice. The facilitator stops tablet voting
-with a fresh code, hands out paper ballots to those left, and the facilitator and the
-coordinator each enter the same paper batch on their own device: it is recorded. The vote is
-closed and its result says how many voted online, on the tablet and on paper.
+"Voting in the room" and turns the tablet into the shared voting tablet with a fresh code
+and a PIN of their choosing. The tablet goes from hand to hand: a member whose language is
+Arabic (the ballot comes in Arabic, right to left), a walk-in without an account, another
+member; each sees the thanks and a receipt once. After each handover the tablet is locked:
+it asks, in the last voter's language, to be given back, and shows no name until the
+facilitator types the PIN (a wrong one keeps it locked). Back after a ballot shows no choice
+and no name. The facilitator stops tablet voting with a fresh code, hands out paper ballots
+to those left, and the facilitator and the coordinator each enter the same paper batch on
+their own device: it is recorded. The vote is closed and its result says how many voted
+online, on the tablet and on paper.
 Screenshots land in test-output/<database>/room-*.png.
 """
 
@@ -24,7 +27,7 @@ import pytest
 from httpx import AsyncClient
 
 from accounts.models import User
-from tests.factories import PASSWORD, post_form, sign_in
+from tests.factories import PASSWORD, post_form, sign_in, t
 from tests.room_world import Room, build_room
 from tests.servers import replica
 from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, OUTPUT, fr
@@ -46,6 +49,11 @@ WALK_INS = ("Fatou", "Rachid")
 ON_TABLET = ("Karim", "Fatou", "Nadia")  # Arabic, a walk-in, one more
 ON_PAPER = ("Omar", "Louise", "Rachid")
 PAPER_FIGURES = {"ballots": 3, "blank": 0, "spoilt": 0, "For": 2, "Against": 1, "Abstain": 0}
+PIN = "482915"  # the facilitator's, chosen when starting the tablet
+# Matched through t(): as the catalog renders them, or the msgid while untranslated.
+PIN_LABEL = "A PIN of 4 to 8 digits, to take the tablet back between voters"
+GIVE_BACK = "Thank you. Please give the tablet back to the facilitator."
+WRONG_PIN = "This PIN is not the one chosen when the tablet was started."
 
 
 def ar(msgid: str) -> str:
@@ -87,6 +95,33 @@ async def back(page) -> None:
 
 async def shot(page, name: str) -> None:
     await page.screenshot(path=OUTPUT / f"room-{name}.png", full_page=True)
+
+
+async def expect_locked(page, vote_id: int, lang: str) -> None:
+    """The tablet waits for the facilitator: the give-back request in `lang`, the PIN form,
+    and not one name."""
+    from playwright.async_api import expect
+
+    assert re.search(rf"/votes/{vote_id}/tablet(/unlock)?$", page.url), page.url
+    html = page.locator("html")
+    assert await html.get_attribute("lang") == lang
+    assert await html.get_attribute("dir") == ("rtl" if lang == "ar" else "ltr")
+    await expect(page.locator(".tablet-give-back")).to_have_text(t(GIVE_BACK, lang))
+    await expect(page.locator("form.tablet-unlock #f-pin")).to_be_visible()
+    await expect(page.locator(".tablet-name")).to_have_count(0)
+    await expect(page.locator("#names")).to_have_count(0)
+
+
+async def unlock(page, vote_id: int, pin: str = PIN) -> None:
+    """The facilitator takes the tablet back and types their PIN: the names show again."""
+    from playwright.async_api import expect
+
+    await page.locator("form.tablet-unlock #f-pin").fill(pin)
+    await page.locator("form.tablet-unlock button[type=submit]").click()
+    await expect(page.locator("form.tablet-unlock")).to_have_count(0)
+    await page.wait_for_load_state()
+    assert page.url.endswith(f"/votes/{vote_id}/tablet"), page.url
+    await expect(page.locator("button.tablet-name").first).to_be_visible()
 
 
 async def vote_on_tablet(page, name: str, choice: str) -> str:
@@ -155,6 +190,9 @@ async def test_facilitators_hold_a_vote_on_the_tablet_and_on_paper(client: Async
             await tablet.get_by_label(fr("Your authentication code")).fill(
                 await code_now(room, facilitator_id)
             )
+            await tablet.get_by_label(t(PIN_LABEL)).fill(PIN)
+            assert await tablet.locator("#f-pin").get_attribute("type") == "password"
+            await shot(tablet, "start-fr")
             await tablet.get_by_role(
                 "button", name=fr("Turn this device into the voting tablet")
             ).click()
@@ -184,11 +222,29 @@ async def test_facilitators_hold_a_vote_on_the_tablet_and_on_paper(client: Async
             receipts = [await tablet.locator(".receipt strong.code").inner_text()]
             await shot(tablet, "done-ar")
 
-            # Back, as the next person might press it: the list, never Karim's choice.
+            # Back, as the next person might press it: never Karim's choice, nor his receipt,
+            # nor a name to pick: the tablet is locked, and asks in Arabic to be given back.
             await back(tablet)
             await expect(tablet.locator("input[name=choice]:checked")).to_have_count(0)
             await expect(tablet.locator(".receipt")).to_have_count(0)
             assert tablet.url.endswith(f"/votes/{vote_id}/tablet"), tablet.url
+            await expect_locked(tablet, vote_id, "ar")
+            await shot(tablet, "locked-ar")
+            # Back again, or reloading, does not open it either.
+            await back(tablet)
+            await expect(tablet.locator("input[name=choice]:checked")).to_have_count(0)
+            await expect_locked(tablet, vote_id, "ar")
+            await tablet.reload()
+            await expect_locked(tablet, vote_id, "ar")
+            # A wrong PIN keeps it locked; the facilitator's PIN shows the names, in French.
+            await tablet.locator("form.tablet-unlock #f-pin").fill("0000")
+            await tablet.locator("form.tablet-unlock button[type=submit]").click()
+            await tablet.wait_for_url(re.compile(rf"/votes/{vote_id}/tablet/unlock$"))
+            await expect_locked(tablet, vote_id, "ar")
+            await expect(tablet.locator("#f-pin")).to_have_attribute("aria-invalid", "true")
+            await expect(tablet.get_by_text(t(WRONG_PIN, "ar"))).to_be_visible()
+            await shot(tablet, "locked-wrong-pin-ar")
+            await unlock(tablet, vote_id)
             assert await tablet.locator("html").get_attribute("lang") == "fr"
             await expect(tablet.locator("button.tablet-name", has_text="Karim")).to_have_count(0)
 
@@ -197,20 +253,30 @@ async def test_facilitators_hold_a_vote_on_the_tablet_and_on_paper(client: Async
             await tablet.wait_for_url(re.compile(r"/tablet/ballot$"))
             assert await tablet.locator("html").get_attribute("lang") == "fr"
             await shot(tablet, "ballot-fr")
-            await tablet.go_back()  # Back from the ballot gives the tablet back, sends nothing
+            # Back from the ballot gives the tablet back, sends nothing, and locks it.
+            await tablet.go_back()
             await tablet.wait_for_url(re.compile(rf"/votes/{vote_id}/tablet$"))
+            await expect_locked(tablet, vote_id, "fr")
+            await shot(tablet, "locked-fr")
+            await unlock(tablet, vote_id)
             receipts.append(await vote_on_tablet(tablet, "Fatou", "no"))
             await shot(tablet, "done-fr")
             await tablet.get_by_role("link", name=fr("Done: give the tablet back")).click()
             await tablet.wait_for_url(re.compile(rf"/votes/{vote_id}/tablet$"))
-            # The receipt was shown once: Back finds the list again.
+            await expect_locked(tablet, vote_id, "fr")
+            # The receipt was shown once: Back finds the locked tablet, no choice, no receipt.
             await back(tablet)
             await expect(tablet.locator(".receipt")).to_have_count(0)
+            await expect(tablet.locator("input[name=choice]:checked")).to_have_count(0)
+            await expect_locked(tablet, vote_id, "fr")
             await tablet.goto(f"{base}/votes/{vote_id}/tablet")
+            await unlock(tablet, vote_id)
 
             receipts.append(await vote_on_tablet(tablet, "Nadia", "yes"))
             await tablet.get_by_role("link", name=fr("Done: give the tablet back")).click()
             await tablet.wait_for_url(re.compile(rf"/votes/{vote_id}/tablet$"))
+            await expect_locked(tablet, vote_id, "fr")
+            await unlock(tablet, vote_id)
             assert len(set(receipts)) == 3
             left = sorted(await names.all_inner_texts())
             assert [name.split(" ")[0] for name in left] == sorted(ON_PAPER), left
