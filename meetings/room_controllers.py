@@ -301,7 +301,10 @@ async def tablet_list(
     if tablet is None:
         return redirect(f"/votes/{vote_id}/room")
     await room.release(tablet)
-    return await _tablet_list(request, vote, table, tablet)
+    response = await _tablet_list(request, vote, table, tablet)
+    # A receipt not shown (the thank-you screen skipped) is not left for the next voter.
+    response.cookies.append(_receipt_cookie(vote_id, "", 0))
+    return response
 
 
 @post("/votes/{vote_id:int}/tablet/unlock", name="vote_tablet_unlock")
@@ -334,7 +337,9 @@ async def tablet_hand(
     if tablet is None:
         raise NotFoundException()
     await room.hand_over(principal, tablet, str(data.get("person") or "")[:100])
-    return redirect(f"/votes/{vote_id}/tablet/ballot")
+    response = redirect(f"/votes/{vote_id}/tablet/ballot")
+    response.cookies.append(_receipt_cookie(vote_id, "", 0))
+    return response
 
 
 async def _ballot_page(

@@ -93,6 +93,27 @@ class RouteWorld:
         self._votables += 1
         return await add_proposal(self.table_a, f"Une proposition à voter {self._votables}")
 
+    async def room_batch(self) -> int:
+        """A new batch of the room vote's paper, one person's entry in it: a count for the
+        walk to drop."""
+        vote_id = self.objects["vote_room"]
+        count_id = await in_room.open_paper_batch(self.manager, self.table_a, vote_id)
+        figures = one_paper_ballot(self.objects["room_option"])
+        await in_room.enter_count(self.manager, self.table_a, vote_id, count_id, figures)
+        return count_id
+
+
+def one_paper_ballot(option_id: int) -> dict[str, str]:
+    """A count's entry of one paper ballot, for (the room votes are for, against, abstain)."""
+    return {
+        "ballots": "1",
+        "blank": "0",
+        "spoilt": "0",
+        f"o{option_id}-g0": "1",
+        f"o{option_id}-g1": "0",
+        f"o{option_id}-g2": "0",
+    }
+
 
 def _meeting_form(title: str, agenda: str = "") -> dict[str, Any]:
     day = (datetime.now(LOCAL_TIMEZONE) + timedelta(days=7)).date().isoformat()
@@ -203,13 +224,24 @@ async def build_route_world() -> RouteWorld:
     )
     objects["meeting_closed"] = past["id"]
 
-    # Voting in the room (meetings.room): a meeting being held with a member and a walk-in
+    # Voting in the room (meetings.room): a meeting being held with a member and two walk-ins
     # checked in, and two votes it holds (its members and those present may vote): one with
-    # paper handed to the walk-in and a batch of it to count, one for a show of hands.
+    # paper handed to a walk-in, a batch of it one person has entered (nothing records or
+    # drops it: the rows that mix tables aim at it) and a batch to count, one for a show of
+    # hands. The other walk-in is who the tablet is handed to once the walk is over.
     hall = await held("Réunion avec votes en salle")
     objects["meeting_room"] = hall["id"]
     await meetings.check_in_member(manager, table, hall, users["resident_a"])
-    await meetings.check_in_walk_in(manager, table, hall, {"name": "Fatou"})
+    # Not "Fatou": that is the card resident's name, and a member is no walk-in.
+    await meetings.check_in_walk_in(manager, table, hall, {"name": "Aïcha"})
+    await meetings.check_in_walk_in(manager, table, hall, {"name": "Samir"})
+    samir = (
+        await Attendance.select(Attendance.person)
+        .where((Attendance.meeting == hall["id"]) & (Attendance.name == "Samir"))
+        .first()
+    )
+    assert samir is not None
+    objects["tablet_voter"] = samir["person"]
 
     async def held_vote(
         who: Principal, at: dict[str, Any], meeting: dict[str, Any], question: str
@@ -221,7 +253,11 @@ async def build_route_world() -> RouteWorld:
     vote_room = await held_vote(manager, table, hall, "Des bancs dans le hall ?")
     objects["vote_room"] = vote_room
     objects["room_option"] = (await votes.options([vote_room]))[vote_room][0]["id"]
-    await in_room.hand_out_paper(manager, table, vote_room, ["name:fatou"])
+    await in_room.hand_out_paper(manager, table, vote_room, ["name:aïcha"])
+    entered = await in_room.open_paper_batch(manager, table, vote_room)
+    figures = one_paper_ballot(objects["room_option"])
+    await in_room.enter_count(manager, table, vote_room, entered, figures)
+    objects["room_count_entered"] = entered
     objects["room_count"] = await in_room.open_paper_batch(manager, table, vote_room)
     objects["vote_hands"] = await held_vote(manager, table, hall, "Un goûter après ?")
 

@@ -16,8 +16,11 @@ tests/routes_world.py), its path naming real objects of table A, and checks that
 
 A session made the shared tablet of a vote (meetings.room) reaches that tablet's pages and
 nothing else: after the walk, facilitator A's session becomes the tablet of a vote held in the
-room and asks for every page of ROWS (each GET row), and is sent back to its tablet's list by
-all but its own and what they show (`test_a_tablet_reaches_its_own_pages_and_nothing_else`).
+room, locked as a handover leaves it, and asks for every page of ROWS (each GET row) and sends
+every form of ROWS but its own pages': it is sent back to its tablet's list by all but its own
+pages and what they show, and its list asks for the facilitator's PIN. Then it takes its own
+steps (TABLET_STEPS): the PIN unlocks it, a handover locks it again
+(`test_a_tablet_reaches_its_own_pages_and_nothing_else`).
 
 The world is built and walked once, in one event loop (the `walk` fixture); each row and person
 is then a test of its own, so a failure names the route and the person. A hole found here keeps
@@ -43,12 +46,13 @@ from piccolo.conf.apps import Finder
 
 from accounts.models import User
 from accounts.services import open_session, session_id_of
+from meetings import room
 from meetings.models import Tablet
 from tables.models import Membership
 from tests.conftest import ALL_TABLES
 from tests.factories import t
 from tests.routes_world import PERSON_NAMES, PERSONS, Person, RouteWorld, build_route_world
-from voix import db
+from voix import crypto, db
 from voix.app import CSRF_EXPIRED, create_app
 from voix.web import SESSION_COOKIE
 
@@ -74,6 +78,7 @@ SELF = Access("SELF", SIGNED_IN)  # signed in, and what comes back is one's own
 MEMBER = Access("MEMBER_OF_TABLE", MEMBERS)
 FOLLOWER = Access("MEMBER_OR_MANAGER", MEMBERS | MANAGERS)
 MANAGER = Access("MANAGER_OF_TABLE", MANAGERS)
+MANAGER_B = Access("MANAGER_OF_TABLE_B", MANAGERS_B)  # rows about table B's objects
 COORDINATOR = Access("COORDINATOR_OF_ORG", COORDINATORS)
 JOINER = Access("MAY_JOIN", JOINERS)  # signed in, no seat at the table, does not manage it
 NOBODY = Access("NOBODY", frozenset())
@@ -160,6 +165,9 @@ ROOM_COUNT_FORM = {
     "o{room_option}-g1": "0",
     "o{room_option}-g2": "0",
 }
+
+# The PIN the walk types: the tablet made after the walk (Walker.from_tablet) was given it.
+TABLET_PIN = "2468"
 
 ROWS: list[Row] = [
     # voix.app, the open-data API, static files, the OpenAPI schema
@@ -443,17 +451,71 @@ ROWS: list[Row] = [
             ("B's count through A's vote", "/votes/{vote_room}/room/counts/{room_count_b}"),
         )
     ],
+    # A count not recorded yet is dropped with its entries (a new batch with one entry, for
+    # each request); a recorded one stays, whoever asks; a count is dropped through its own
+    # vote only (those who run the other table get past the check, to a refusal).
+    post(
+        "/votes/{vote_id:int}/room/counts/{count_id:int}/discard",
+        MANAGER,
+        url="/votes/{vote_room}/room/counts/{fresh}/discard",
+        fresh="room_batch",
+    ),
+    post(
+        "/votes/{vote_id:int}/room/counts/{count_id:int}/discard",
+        MANAGER,
+        url="/votes/{vote_room}/room/counts/{room_count}/discard",
+        variant="a recorded count",
+        unchanged=True,
+    ),
+    post(
+        "/votes/{vote_id:int}/room/counts/{count_id:int}/discard",
+        NOBODY,
+        url="/votes/{vote_b}/room/counts/{room_count_entered}/discard",
+        variant="A's count through B's vote",
+        rejected=MANAGERS_B,
+    ),
+    post(
+        "/votes/{vote_id:int}/room/counts/{count_id:int}/discard",
+        NOBODY,
+        url="/votes/{vote_room}/room/counts/{room_count_b}/discard",
+        variant="B's count through A's vote",
+        rejected=MANAGERS,
+    ),
     # The shared tablet, asked by sessions that are none: a manager gets past the check and
     # is sent to the room page or the tablet's list, with nothing changed; a wrong code
-    # ("000000": every code of the walk's managers is spent) starts nothing; it counts as a
-    # failed attempt for the code's throttle, as at sign-in.
+    # ("000000": every code of the walk's managers is spent) starts nothing, with a PIN of the
+    # right form; it counts as a failed attempt for the code's throttle, as at sign-in. A PIN
+    # of the wrong form is refused before the code is tried: no attempt is counted.
     post(
         "/votes/{vote_id:int}/tablet/start",
         MANAGER,
-        {"code": "000000"},
+        {"code": "000000", "pin": TABLET_PIN},
         url="/votes/{vote_room}/tablet/start",
     ),
+    post(
+        "/votes/{vote_id:int}/tablet/start",
+        MANAGER,
+        {"code": "000000", "pin": "12"},
+        url="/votes/{vote_room}/tablet/start",
+        variant="a PIN too short",
+        unchanged=True,
+    ),
     get("/votes/{vote_id:int}/tablet", MANAGER, url="/votes/{vote_room}/tablet"),
+    post(
+        "/votes/{vote_id:int}/tablet/unlock",
+        MANAGER,
+        {"pin": TABLET_PIN},
+        url="/votes/{vote_room}/tablet/unlock",
+        unchanged=True,
+    ),
+    post(
+        "/votes/{vote_id:int}/tablet/unlock",
+        MANAGER_B,
+        {"pin": TABLET_PIN},
+        url="/votes/{vote_b}/tablet/unlock",
+        variant="B's vote",
+        unchanged=True,
+    ),
     # Without a tablet a manager gets 404 (NotFoundException) after the check: the walk
     # cannot tell it from a refusal, so the row says the route hands over nothing to anyone.
     post(
@@ -607,17 +669,66 @@ def test_rows_are_distinct() -> None:
     assert len(labels) == len(set(labels)), [x for x in labels if labels.count(x) > 1]
 
 
-# What a session made a tablet asks for (voix.web.tablet_guard): every page of ROWS, and the
+# What a session made a tablet asks for (voix.web.tablet_guard), locked as after a handover:
+# every page of ROWS (its GET rows) and every form of ROWS but those of its own pages, and the
 # tablet of another vote of the same meeting. The guard leaves open what the tablet's pages
 # show: style and scripts, and the photos and voice notes of the proposals on the ballot.
 TABLET_OPEN = ("/static/", "/media/")
+_OWN_FORM = re.compile(r"/votes/\{vote_room\}/tablet/(?:ballot|hand|language|quit|unlock)")
 TABLET_ROWS = [
     *(row for row in ROWS if row.method == "GET"),
+    *(row for row in ROWS if row.method == "POST" and not _OWN_FORM.fullmatch(row.url)),
     get(
         "/votes/{vote_id:int}/tablet",
         NOBODY,
         url="/votes/{vote_hands}/tablet",
         variant="another vote's tablet",
+    ),
+    post(
+        "/votes/{vote_id:int}/tablet/unlock",
+        NOBODY,
+        {"pin": TABLET_PIN},
+        url="/votes/{vote_hands}/tablet/unlock",
+        variant="another vote's tablet",
+    ),
+]
+
+# What the tablet must get (test_a_tablet_reaches_its_own_pages_and_nothing_else).
+NAMES, PIN_FORM, PIN_AGAIN = "its list of names", "its PIN form", "its PIN form again (400)"
+BACK, TO_BALLOT, BALLOT = "back to its list", "sent to its ballot", "its ballot"
+SHOWN, REFUSED_HERE = "what its pages show", "a refusal (4xx)"
+
+
+@dataclass(frozen=True)
+class TabletStep:
+    """A request of the tablet's own, after TABLET_ROWS and in this order: what it must get,
+    and whether the tablet is locked after it."""
+
+    row: Row
+    answer: str
+    locked: bool
+
+
+def _own(method: str, page: str, variant: str, form: dict[str, str] | None = None) -> Row:
+    route = "/votes/{vote_id:int}/tablet" + page
+    return Row(
+        method, route, NOBODY, url=f"/votes/{{vote_room}}/tablet{page}", form=form, variant=variant
+    )
+
+
+# Locked, the tablet hands over to nobody until the facilitator's PIN; handed over, it locks
+# again, and taking it back (its list) leaves it locked.
+TABLET_STEPS = [
+    TabletStep(_own("POST", "/hand", "locked", {"person": "{tablet_voter}"}), REFUSED_HERE, True),
+    TabletStep(_own("POST", "/unlock", "a wrong PIN", {"pin": "0000"}), PIN_AGAIN, True),
+    TabletStep(_own("POST", "/unlock", "its PIN", {"pin": TABLET_PIN}), BACK, False),
+    TabletStep(_own("GET", "", "unlocked"), NAMES, False),
+    TabletStep(_own("POST", "/hand", "unlocked", {"person": "{tablet_voter}"}), TO_BALLOT, True),
+    TabletStep(_own("GET", "/ballot", "handed over"), BALLOT, True),
+    TabletStep(_own("GET", "", "after a handover"), PIN_FORM, True),
+    TabletStep(_own("GET", "/ballot", "taken back"), BACK, True),
+    TabletStep(
+        _own("POST", "/hand", "after a handover", {"person": "{tablet_voter}"}), REFUSED_HERE, True
     ),
 ]
 
@@ -635,6 +746,8 @@ class Outcome:
     text: str = ""
     url: str = ""  # asked from a tablet: the address asked, and the tablet's list
     tablet: str = ""
+    pin_form: bool = False  # asked from a tablet: the page asks for the facilitator's PIN
+    locked: bool | None = None  # asked from a tablet: the tablet is locked after the request
 
     def describe(self) -> str:
         where = f" -> {self.location}" if self.location else ""
@@ -665,11 +778,15 @@ STATE = {
         "SELECT COALESCE(SUM(id * LENGTH(status) + ballots + blank + spoilt), 0)"
         " + COUNT(recorded_at) FROM room_count"
     ),
-    "count entries": "SELECT COALESCE(SUM(id * LENGTH(figures)), 0) FROM room_count_entry",
+    "count rounds": 'SELECT COALESCE(SUM(id * "round" + LENGTH(differ)), 0) FROM room_count',
+    "count entries": (
+        'SELECT COALESCE(SUM(id * (LENGTH(figures) + "round")), 0) FROM room_count_entry'
+    ),
     "tablets": (
         "SELECT COALESCE(SUM(vote + LENGTH(person) + LENGTH(language) + LENGTH(handover)"
-        " + LENGTH(receipt)), 0) + COUNT(handed_at) FROM tablet"
+        " + LENGTH(pin_hash)), 0) + COUNT(handed_at) FROM tablet"
     ),
+    "tablets locked": "SELECT COUNT(CASE WHEN locked THEN 1 END) FROM tablet",
 }
 
 
@@ -788,32 +905,49 @@ class Walker:
 
     async def from_tablet(self) -> dict[str, Outcome]:
         """Facilitator A's session made the room vote's tablet, as meetings.room.start_tablet
-        makes one (a Tablet row for the session), then each page of TABLET_ROWS asked through it:
-        the outcomes by row label."""
+        makes one (a Tablet row for the session, with the PIN TABLET_PIN), locked as a handover
+        leaves it; then each row of TABLET_ROWS, and each step of TABLET_STEPS in order, asked
+        through it: the outcomes by row label."""
         facilitator = next(person for person in PERSONS if person.name == "facilitator_a")
         token = await open_session(self.world.users["facilitator_a"], verified=True)
         objects = self.world.objects
-        await Tablet.insert(
+        made = await Tablet.insert(
             Tablet(
                 session=await session_id_of(token),
                 vote=objects["vote_room"],
                 meeting=objects["meeting_room"],
+                locked=True,
+                pin_hash=crypto.keyed_hash(TABLET_PIN, room.TABLET_PIN),
                 started_at=datetime.now(UTC),
             )
-        )
+        ).returning(Tablet.id)
         self.known = None
         tablet = f"/votes/{objects['vote_room']}/tablet"
-        cookies = {SESSION_COOKIE: token}
+        csrf = self.csrf[facilitator.name]
+        cookies = {SESSION_COOKIE: token, "csrftoken": csrf}
         transport = httpx.ASGITransport(app=self.app, client=("10.0.0.98", 40000))
         outcomes: dict[str, Outcome] = {}
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-            client.cookies.set(SESSION_COOKIE, token)
-            for row in TABLET_ROWS:
-                url = (row.url or _default_url(row.route)).format_map(self.values(facilitator))
+            for name, value in cookies.items():
+                client.cookies.set(name, value)
+            for row in [*TABLET_ROWS, *(step.row for step in TABLET_STEPS)]:
+                values = self.values(facilitator)
+                if row.fresh:
+                    values["fresh"] = await getattr(self.world, row.fresh)()
+                url = (row.url or _default_url(row.route)).format_map(values)
                 if row.stream:
                     outcome = await self.stream_status(url, cookies)
+                elif row.form is None:
+                    response = await client.request(row.method, url)
+                    outcome = self.outcome(response)
                 else:
-                    outcome = self.outcome(await client.get(url))
+                    form = {k.format_map(values): v.format_map(values) for k, v in row.form.items()}
+                    response = await client.post(url, data={**form, "_csrf_token": csrf})
+                    outcome = self.outcome(response)
+                if not row.stream:
+                    outcome.pin_form = f'action="{tablet}/unlock"' in response.text
+                after = await Tablet.select(Tablet.locked).where(Tablet.id == made[0]["id"]).first()
+                outcome.locked = None if after is None else bool(after["locked"])
                 outcome.url, outcome.tablet = url, tablet
                 outcomes[row.label] = outcome
         return outcomes
@@ -976,29 +1110,56 @@ def test_route(walk: dict[tuple[str, str], Outcome], row: Row, person: str) -> N
 
 
 def _tablet_cases() -> Iterator[Any]:
-    for row in TABLET_ROWS:
+    steps = [TabletStep(row, "", locked=True) for row in TABLET_ROWS] + TABLET_STEPS
+    for step in steps:
         marks = []
-        if row.hole is not None and TABLET in row.hole.persons:
-            marks.append(pytest.mark.xfail(strict=True, reason=row.hole.reason))
-        yield pytest.param(row, id=f"{row.label} from a tablet", marks=marks)
+        if step.row.hole is not None and TABLET in step.row.hole.persons:
+            marks.append(pytest.mark.xfail(strict=True, reason=step.row.hole.reason))
+        yield pytest.param(step, id=f"{step.row.label} from a tablet", marks=marks)
 
 
-@pytest.mark.parametrize("row", list(_tablet_cases()))
-def test_a_tablet_reaches_its_own_pages_and_nothing_else(
-    walk: dict[tuple[str, str], Outcome], row: Row
-) -> None:
-    outcome = walk[(row.label, TABLET)]
-    path, back = urlsplit(outcome.url).path, (303, outcome.tablet)
+def test_tablet_rows_are_distinct() -> None:
+    labels = [row.label for row in TABLET_ROWS] + [step.row.label for step in TABLET_STEPS]
+    assert len(labels) == len(set(labels)), [x for x in labels if labels.count(x) > 1]
+
+
+def _by_path(outcome: Outcome) -> str:
+    """What a page of ROWS must give the tablet (locked all along): its own list asks for
+    the PIN; its ballot and "thank you" pages, in the hands of nobody and with no receipt,
+    go back to the list; what its pages show is shown; anything else goes back to the list."""
+    path = urlsplit(outcome.url).path
     if path == outcome.tablet:
-        expected, answered = "its list of names", outcome.status == 200
-    elif path in (f"{outcome.tablet}/ballot", f"{outcome.tablet}/done"):
-        # Its own pages, in the hands of nobody and with no receipt: back to the list.
-        expected, answered = "back to its list", (outcome.status, outcome.location) == back
-    elif path.startswith(TABLET_OPEN):
-        expected, answered = "what its pages show", outcome.status == 200
-    else:
-        expected, answered = "sent back to its tablet", (outcome.status, outcome.location) == back
-    assert answered, (
-        f"{row.label} asked from the tablet of {outcome.tablet} ({outcome.url}): expected "
-        f"{expected}, got {outcome.describe()}\n{outcome.text}"
+        return PIN_FORM
+    if path.startswith(TABLET_OPEN):
+        return SHOWN
+    return BACK
+
+
+def _answered(answer: str, outcome: Outcome) -> bool:
+    got = (outcome.status, outcome.location)
+    return {
+        NAMES: outcome.status == 200 and not outcome.pin_form,
+        PIN_FORM: outcome.status == 200 and outcome.pin_form,
+        PIN_AGAIN: outcome.status == 400 and outcome.pin_form,
+        BACK: got == (303, outcome.tablet),
+        TO_BALLOT: got == (303, f"{outcome.tablet}/ballot"),
+        BALLOT: outcome.status == 200 and not outcome.pin_form,
+        SHOWN: outcome.status == 200,
+        REFUSED_HERE: 400 <= outcome.status < 500 and not outcome.pin_form,
+    }[answer]
+
+
+@pytest.mark.parametrize("step", list(_tablet_cases()))
+def test_a_tablet_reaches_its_own_pages_and_nothing_else(
+    walk: dict[tuple[str, str], Outcome], step: TabletStep
+) -> None:
+    outcome = walk[(step.row.label, TABLET)]
+    answer = step.answer or _by_path(outcome)
+    states = {True: "locked", False: "unlocked", None: "gone"}
+    assert not outcome.csrf, "refused as a forged form: the walk sent a bad CSRF token"
+    right = _answered(answer, outcome) and outcome.locked is step.locked
+    assert right, (
+        f"{step.row.label} asked from the tablet of {outcome.tablet} ({outcome.url}): expected "
+        f"{answer}, the tablet {states[step.locked]}; got {outcome.describe()}, the tablet "
+        f"{states[outcome.locked]}\n{outcome.text}"
     )
