@@ -584,11 +584,14 @@ async def discard_count(
     is dropped with its entries; the paper it covered can be counted in another batch."""
     async with db.write_transaction():
         await _lock_room(who, table, vote_id)
+        # A show of hands is not dropped: those in it are on the roll, and only its count
+        # gives them a voice.
         dropped = await (
             RoomCount.delete()
             .where(
                 (RoomCount.id == count_id)
                 & (RoomCount.vote == vote_id)
+                & (RoomCount.kind == PAPER_COUNT)
                 & (RoomCount.status != RECORDED)
             )
             .returning(RoomCount.id)
@@ -696,7 +699,7 @@ async def start_tablet(
     await _check_code(Limit(f"totp:account:{who.user_id}", failures=5), who.user_id, code)
     async with db.write_transaction():
         await Tablet.delete().where(Tablet.session == session_id)
-        await Tablet.insert(
+        inserted = await Tablet.insert(
             Tablet(
                 session=session_id,
                 vote=vote_id,
@@ -704,6 +707,12 @@ async def start_tablet(
                 pin_hash=_pin_hash(pin),
                 started_at=_now(),
             )
+        ).returning(Tablet.id)
+        # A new tablet starts with its own attempts (SQLite may give it a former tablet's id).
+        tablet_id = inserted[0]["id"]
+        await throttle.reset(
+            Limit(f"tablet-pin:{tablet_id}", failures=5),
+            Limit(f"totp:tablet:{tablet_id}", failures=5),
         )
         await audit.record(who, "vote.tablet_started", scope_of(table), subject=f"vote:{vote_id}")
 
@@ -771,16 +780,22 @@ async def hand_over(
         raise UserError(NOT_IN_ROOM)
     meeting = await Meeting.select(Meeting.languages).where(Meeting.id == tablet["meeting"]).first()
     chosen = language if language in i18n.LANGUAGES else person_language(found, meeting or {})
-    await Tablet.update(
-        {
-            Tablet.person: person,
-            Tablet.name: found["name"],
-            Tablet.language: chosen,
-            Tablet.handover: secrets.token_urlsafe(16),
-            Tablet.handed_at: _now(),
-            Tablet.locked: True,
-        }
-    ).where((Tablet.id == tablet["id"]) & (Tablet.locked == False))  # noqa: E712 (SQL)
+    taken = (
+        await Tablet.update(
+            {
+                Tablet.person: person,
+                Tablet.name: found["name"],
+                Tablet.language: chosen,
+                Tablet.handover: secrets.token_urlsafe(16),
+                Tablet.handed_at: _now(),
+                Tablet.locked: True,
+            }
+        )
+        .where((Tablet.id == tablet["id"]) & Tablet.locked.eq(False))
+        .returning(Tablet.id)
+    )
+    if not taken:  # two names tapped at once: the first one has the tablet
+        raise UserError(TABLET_LOCKED)
 
 
 def handed(tablet: Mapping[str, Any] | None) -> bool:

@@ -438,7 +438,7 @@ async def tablet_cast(
             principal, table, tablet, marks, str(data.get("handover") or "")
         )
     except UserError as refused:
-        if refused.status_code in (401, 403, 404):
+        if refused.status_code in (401, 404):
             raise
         # Said on the tablet, in the voter's language, which then waits for the facilitator.
         tablet = await _tablet(request, principal, vote_id) or tablet

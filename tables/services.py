@@ -142,15 +142,17 @@ async def change_role(who: Principal, table: dict[str, Any], user_id: int, role:
             who, "role.changed", scope_of(table), subject=f"user:{user_id}", role=role
         )
         if role == RESIDENT:
-            await _end_tablets_of(user_id)
+            await _end_tablets_of(user_id, table["id"])
 
 
-async def _end_tablets_of(user_id: int) -> None:
+async def _end_tablets_of(user_id: int, table_id: int) -> None:
     """A facilitator made resident again no longer runs the shared tablets they left in the
     room: those sessions end, so whoever holds the device is not left signed in as them."""
     from accounts.models import Session  # noqa: PLC0415
     from meetings.models import Tablet  # noqa: PLC0415 (meetings build on tables)
 
-    tablets = await Tablet.select(Tablet.session).where(Tablet.session.user == user_id)
+    tablets = await Tablet.select(Tablet.session).where(
+        (Tablet.session.user == user_id) & (Tablet.vote.table == table_id)
+    )
     if tablets:
         await Session.delete().where(Session.id.is_in([row["session"] for row in tablets]))

@@ -3,20 +3,34 @@ authentication app the tests can read: what the room-voting tests start from."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pyotp
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 
 from accounts import mfa
 from accounts.models import User
 from accounts.totp import generate_totp_secret
 from meetings.models import Attendance
-from tests.factories import World, add_proposal, add_user, build_world, post_form, seat, sign_in
+from tests.conftest import make_client
+from tests.factories import (
+    World,
+    add_proposal,
+    add_user,
+    build_world,
+    post_form,
+    seat,
+    sign_in,
+)
 from tests.test_meetings import meeting_form
 from voix import crypto
+
+# The PIN the tests' facilitators choose when they start the tablet.
+TABLET_PIN = "2468"
 
 
 @dataclass
@@ -104,3 +118,54 @@ async def build_room(
 async def checked_in(meeting_id: int) -> list[str]:
     rows = await Attendance.select(Attendance.person).where(Attendance.meeting == meeting_id)
     return [row["person"] for row in rows]
+
+
+# The shared tablet, as the facilitator runs it from `client`
+
+
+async def start_tablet(
+    client: AsyncClient, room: Room, *, manager: str = "facilitator_a", pin: str = TABLET_PIN
+) -> Response:
+    """The signed-in manager's session becomes the vote's tablet: their code and a PIN."""
+    code = await fresh_code(room, room.world.users[manager])
+    started = await post_form(
+        client, f"/votes/{room.vote_id}/tablet/start", {"code": code, "pin": pin}
+    )
+    assert started.status_code == 303, started.text[-2000:]
+    assert started.headers["location"] == f"/votes/{room.vote_id}/tablet"
+    return started
+
+
+async def unlock_tablet(client: AsyncClient, vote_id: int, pin: str = TABLET_PIN) -> Response:
+    """The facilitator takes the tablet back: their PIN, and the names show again."""
+    unlocked = await post_form(client, f"/votes/{vote_id}/tablet/unlock", {"pin": pin})
+    assert unlocked.status_code == 303, unlocked.text[-2000:]
+    assert unlocked.headers["location"] == f"/votes/{vote_id}/tablet"
+    return unlocked
+
+
+def handover_of(page: str) -> str:
+    """The handover code a tablet's ballot form carries back."""
+    return page.split('name="handover" value="', 1)[1].split('"', 1)[0]
+
+
+async def hand_tablet(client: AsyncClient, room: Room, name: str) -> str:
+    """The facilitator takes the tablet back (PIN) and hands it to `name` (a key of
+    room.people, or a person key): the handover code of the ballot it then shows."""
+    vote = room.vote_id
+    await unlock_tablet(client, vote)
+    person = room.people.get(name, name)
+    handed = await post_form(client, f"/votes/{vote}/tablet/hand", {"person": person})
+    assert handed.status_code == 303, handed.text[-2000:]
+    assert handed.headers["location"] == f"/votes/{vote}/tablet/ballot"
+    ballot = await client.get(f"/votes/{vote}/tablet/ballot")
+    assert ballot.status_code == 200, ballot.text[-2000:]
+    return handover_of(ballot.text)
+
+
+@asynccontextmanager
+async def device(app: object, user_id: int, *, verified: bool = True) -> AsyncIterator[AsyncClient]:
+    """Another device, with cookies of its own, signed in as this user."""
+    async with make_client(app) as other:
+        await sign_in(other, user_id, verified=verified)
+        yield other

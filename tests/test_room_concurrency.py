@@ -40,7 +40,16 @@ from meetings.models import (
 from proposals.models import Proposal
 from tests.conftest import make_client
 from tests.factories import add_user, csrf_token, post_form, seat, t
-from tests.room_world import Room, build_room, fresh_code
+from tests.room_world import (
+    TABLET_PIN,
+    Room,
+    build_room,
+    fresh_code,
+    hand_tablet,
+    handover_of,
+    start_tablet,
+    unlock_tablet,
+)
 from voix.web import SESSION_COOKIE
 from votes.closing import COUNT_PENDING
 from votes.models import Ballot, Participation, SealedBallot, Vote, VoteOption
@@ -55,6 +64,7 @@ PAPER_CHOICE, HANDS_CHOICE = "abstain", "yes"
 CHOICES = ("yes", "no", "abstain")
 # A count refused: the count page again with the refusal (400), or the error page (409).
 REFUSED = (400, 409)
+GIVE_BACK = "Thank you. Please give the tablet back to the facilitator."
 
 
 # Devices
@@ -77,24 +87,28 @@ async def send(
         return await device.post(url, data={**(data or {}), "_csrf_token": token})
 
 
-def handover_of(page: str) -> str:
-    return page.split('name="handover" value="', 1)[1].split('"', 1)[0]
+def page_language(page: str) -> str:
+    found = re.search(r'<html lang="([a-z]+)"', page)
+    assert found is not None
+    return found.group(1)
 
 
 async def tablet_for(app: object, token: str, room: Room, manager: int, person: str) -> tuple:
     """A new session of this manager turned into the vote's tablet and handed to `person`:
-    (the session, the handover code its ballot form carries)."""
+    (the session, the handover code its ballot form carries, the ballot's language)."""
     vote = room.vote_id
     session = await open_session(manager, verified=True)
     code = await fresh_code(room, manager)
-    started = await send(app, token, session, f"/votes/{vote}/tablet/start", {"code": code})
+    started = await send(
+        app, token, session, f"/votes/{vote}/tablet/start", {"code": code, "pin": TABLET_PIN}
+    )
     assert started.status_code == 303, started.text[-2000:]
     assert started.headers["location"] == f"/votes/{vote}/tablet"
     handed = await send(app, token, session, f"/votes/{vote}/tablet/hand", {"person": person})
     assert handed.status_code == 303, handed.text[-2000:]
     ballot = await send(app, token, session, f"/votes/{vote}/tablet/ballot", method="GET")
     assert ballot.status_code == 200, ballot.text[-2000:]
-    return session, handover_of(ballot.text)
+    return session, handover_of(ballot.text), page_language(ballot.text)
 
 
 # What the database holds
@@ -161,6 +175,7 @@ class Attempt:
     session: str
     url: str
     data: dict[str, Any]
+    language: str = "fr"  # the language a refusal is said in
     response: Response | None = None
 
 
@@ -169,11 +184,12 @@ async def prepare(
 ) -> Attempt:
     """A device ready to put `name` on the roll through `channel`, its request not yet sent."""
     vote, person = room.vote_id, room.people[name]
+    language = "fr"
     if channel == "online":
         session = await open_session(room.users[name], verified=True)
         url, data = f"/votes/{vote}/ballot", {"choice": choice}
     elif channel == "tablet":
-        session, handover = await tablet_for(app, token, room, manager, person)
+        session, handover, language = await tablet_for(app, token, room, manager, person)
         url, data = f"/votes/{vote}/tablet/ballot", {"choice": choice, "handover": handover}
     elif channel == "paper":
         session = await open_session(manager, verified=True)
@@ -181,7 +197,7 @@ async def prepare(
     else:
         session = await open_session(manager, verified=True)
         url, data = f"/votes/{vote}/room/hands", {}
-    return Attempt(channel, person, choice, session, url, data)
+    return Attempt(channel, person, choice, session, url, data, language)
 
 
 def went_through(attempt: Attempt, winner: str, vote: int) -> bool:
@@ -196,7 +212,12 @@ def went_through(attempt: Attempt, winner: str, vote: int) -> bool:
                 assert response.headers["location"] == f"/votes/{vote}/tablet/done"
             return True
         assert response.status_code == 409, response.text[-2000:]
-        assert t(ON_ROLL[winner]) in response.text
+        # The tablet says it in the voter's language, on its locked list.
+        assert t(ON_ROLL[winner], attempt.language) in response.text
+        if attempt.channel == "tablet":
+            assert f'<html lang="{attempt.language}"' in response.text
+            assert f'action="/votes/{vote}/tablet/unlock"' in response.text
+            assert f'action="/votes/{vote}/tablet/hand"' not in response.text
         return False
     assert response.status_code == 303, response.text[-2000:]
     if attempt.channel == "paper":
@@ -510,6 +531,188 @@ async def test_two_entries_that_differ_count_nothing_and_show_each_only_the_line
     assert (await room_service.channel_counts([vote]))[vote].get("paper") is None
 
 
+def differ_on(page: str) -> list[str]:
+    """The lines a count page says the last round's entries differ on (none: no warning)."""
+    if '<div class="warning" role="alert">' not in page:
+        return []
+    warning = page.split('<div class="warning" role="alert">', 1)[1].split("</div>", 1)[0]
+    return re.findall(r'<li><a href="#f-([^"]+)">', warning)
+
+
+async def count_row(count_id: int) -> dict[str, Any]:
+    (row,) = await RoomCount.select(
+        RoomCount.status, RoomCount.round, RoomCount.differ, RoomCount.ballots
+    ).where(RoomCount.id == count_id)
+    return row
+
+
+async def count_journal(count_id: int) -> list[str]:
+    rows = await (
+        AuditEntry.select(AuditEntry.action)
+        .where(AuditEntry.subject == f"room_count:{count_id}")
+        .order_by(AuditEntry.id)
+    )
+    return [row["action"] for row in rows if row["action"].startswith("vote.count_")]
+
+
+async def test_after_a_mismatch_both_counters_send_again_and_are_compared_round_by_round(
+    client: AsyncClient, app: object
+) -> None:
+    room = await build_room(client)
+    vote = room.vote_id
+    await paper_for_all(client, room)  # 4 paper ballots
+    url = await open_batch(client, vote)
+    count_id = int(url.rsplit("/", 1)[1])
+    option = await only_option(vote)
+    token = await csrf_token(client)
+    facilitator = await open_session(room.world.users["facilitator_a"], verified=True)
+    coordinator = await open_session(room.world.users["coordinator_a"], verified=True)
+    right = paper_figures(option, 4, yes=3, no=1)
+    wrong = paper_figures(option, 4, yes=2, no=2)
+    assert (await send(app, token, facilitator, url, right)).status_code == 303
+    assert (await send(app, token, coordinator, url, wrong)).status_code == 303
+    lines = [f"o{option}-g0", f"o{option}-g1"]
+    row = await count_row(count_id)
+    assert (row["status"], row["round"], json.loads(row["differ"])) == (MISMATCH, 2, lines)
+    # The coordinator corrects theirs alone, even to the facilitator's very figures: it waits.
+    assert (await send(app, token, coordinator, url, right)).status_code == 303
+    row = await count_row(count_id)
+    assert (row["status"], row["round"], json.loads(row["differ"])) == (PENDING, 2, lines)
+    assert row["ballots"] == 0
+    assert await count_journal(count_id) == [
+        "vote.count_pending",
+        "vote.count_mismatch",
+        "vote.count_pending",
+    ]
+    # Both still see the lines the last round differed on, and who has sent this round.
+    mine = (await send(app, token, coordinator, url, method="GET")).text
+    theirs = (await send(app, token, facilitator, url, method="GET")).text
+    for page in (mine, theirs):
+        assert differ_on(page) == lines
+        assert (
+            t(
+                "Both of you send your entry again, even if yours was right: the two new "
+                "entries are compared."
+            )
+            in page
+        )
+        assert (
+            t("Recorded: both entries agree, and the figures are counted with the vote.")
+            not in page
+        )
+    assert (
+        t("Your entry is saved. A second person now enters the same count on their own device.")
+        in mine
+    )
+    assert t("Correct my entry") in mine
+    assert t("Save my entry") in theirs
+    assert "Coordinator-A" in theirs
+    # The facilitator sends theirs again: the two entries of this round agree.
+    assert (await send(app, token, facilitator, url, right)).status_code == 303
+    row = await count_row(count_id)
+    assert (row["status"], row["round"], row["differ"], row["ballots"]) == (RECORDED, 2, "", 4)
+    for session in (facilitator, coordinator):
+        page = (await send(app, token, session, url, method="GET")).text
+        assert differ_on(page) == []
+    closed = await post_form(client, f"/votes/{vote}/close", {})
+    assert closed.status_code == 303, closed.text[-2000:]
+    data = json.loads((await client.get(f"/votes/{vote}/ballots.json")).text)
+    assert list(data["tallies"].values()) == [[3, 1, 0]]
+
+
+async def test_both_counters_sending_again_at_once_record_the_count_once(
+    client: AsyncClient, app: object
+) -> None:
+    room = await build_room(client)
+    vote = room.vote_id
+    await paper_for_all(client, room)
+    url = await open_batch(client, vote)
+    count_id = int(url.rsplit("/", 1)[1])
+    option = await only_option(vote)
+    token = await csrf_token(client)
+    sessions = [
+        await open_session(room.world.users[manager], verified=True)
+        for manager in ("facilitator_a", "coordinator_a")
+    ]
+    right = paper_figures(option, 4, yes=3, no=1)
+    assert (await send(app, token, sessions[0], url, right)).status_code == 303
+    assert (
+        await send(app, token, sessions[1], url, paper_figures(option, 4, yes=4))
+    ).status_code == 303
+    sent = await asyncio.gather(*[send(app, token, session, url, right) for session in sessions])
+    assert [r.status_code for r in sent] == [303, 303], [r.text[-1500:] for r in sent]
+    row = await count_row(count_id)
+    assert (row["status"], row["round"], row["ballots"]) == (RECORDED, 2, 4)
+    assert await count_journal(count_id) == [
+        "vote.count_pending",
+        "vote.count_mismatch",
+        "vote.count_pending",
+        "vote.count_recorded",
+    ]
+
+
+async def test_a_counter_cannot_find_the_other_counters_figures_by_trial(
+    client: AsyncClient, app: object
+) -> None:
+    """The review's prober: after one mismatch, the second counter changes one line at a time
+    and watches the warning, to reach the first counter's figures without counting. Their
+    lone entries are never compared with the first's: the warning stays that of the last
+    round, nothing is recorded, even when a guess is right, until both send again."""
+    room = await build_room(client, walk_ins=("Fatou", "Omar", "Lina", "Yann", "Inès"))
+    vote = room.vote_id
+    await paper_for_all(client, room)  # 8 paper ballots
+    url = await open_batch(client, vote)
+    count_id = int(url.rsplit("/", 1)[1])
+    option = await only_option(vote)
+    token = await csrf_token(client)
+    honest = await open_session(room.world.users["facilitator_a"], verified=True)
+    prober = await open_session(room.world.users["coordinator_a"], verified=True)
+    truth = paper_figures(option, 8, blank=1, yes=4, no=2, abstain=1)
+    assert (await send(app, token, honest, url, truth)).status_code == 303
+    first_guess = paper_figures(option, 8, yes=8)
+    assert (await send(app, token, prober, url, first_guess)).status_code == 303
+    told = differ_on((await send(app, token, prober, url, method="GET")).text)
+    assert told == ["blank", f"o{option}-g0", f"o{option}-g1", f"o{option}-g2"]
+    # Every split of the 8 ballots with one or two blank, the true one among them, in turn.
+    guesses = [
+        paper_figures(option, 8, blank=blank, yes=yes, no=no, abstain=8 - blank - yes - no)
+        for blank in (1, 2)
+        for yes in range(8 - blank + 1)
+        for no in range(8 - blank - yes + 1)
+    ]
+    assert truth in guesses
+    seen = set()
+    for guess in guesses:
+        answer = await send(app, token, prober, url, guess)
+        assert answer.status_code == 303, answer.text[-2000:]
+        page = (await send(app, token, prober, url, method="GET")).text
+        seen.add(tuple(differ_on(page)))
+        row = await count_row(count_id)
+        assert (row["status"], row["round"], row["ballots"]) == (PENDING, 2, 0), guess
+    assert seen == {tuple(told)}  # the warning never moved: it told nothing of any guess
+    journal = await count_journal(count_id)
+    assert journal[:2] == ["vote.count_pending", "vote.count_mismatch"]
+    assert set(journal[2:]) == {"vote.count_pending"}
+    closing = await post_form(client, f"/votes/{vote}/close", {})
+    assert closing.status_code == 409
+    # The honest counter sends theirs again: compared with the prober's last guess only.
+    last = guesses[-1]
+    assert last != truth
+    assert (await send(app, token, honest, url, truth)).status_code == 303
+    row = await count_row(count_id)
+    assert (row["status"], row["round"]) == (MISMATCH, 3)
+    assert json.loads(row["differ"]) == room_service.differences(
+        as_figures(truth, option), as_figures(last, option)
+    )
+
+
+def as_figures(form: dict[str, str], option: int) -> dict[str, Any]:
+    """A paper entry's form as the figures the count compares."""
+    figures: dict[str, Any] = {name: int(form[name]) for name in ("ballots", "blank", "spoilt")}
+    figures["options"] = {str(option): [int(form[f"o{option}-g{g}"]) for g in range(3)]}
+    return figures
+
+
 # 4. More paper than was handed out
 
 
@@ -566,7 +769,8 @@ async def snapshot() -> dict[str, Any]:
             Tablet.person,
             Tablet.language,
             Tablet.handover,
-            Tablet.receipt,
+            Tablet.locked,
+            Tablet.pin_hash,
         ).order_by(Tablet.id),
         "sessions": await Session.select(Session.id, Session.user, Session.verified_at).order_by(
             Session.id
@@ -595,12 +799,8 @@ async def test_a_tablet_session_reaches_nothing_but_its_own_tablet(
     )
     assert other.status_code == 303, other.text[-2000:]
     other_vote = int(other.headers["location"].rsplit("/", 1)[1])
-    started = await post_form(
-        client, f"/votes/{vote}/tablet/start", {"code": await fresh_code(room, facilitator)}
-    )
-    assert started.status_code == 303
-    await post_form(client, f"/votes/{vote}/tablet/hand", {"person": room.people["Karim"]})
-    handover = handover_of((await client.get(f"/votes/{vote}/tablet/ballot")).text)
+    await start_tablet(client, room)
+    handover = await hand_tablet(client, room, "Karim")
     code = await fresh_code(room, facilitator)  # a valid code: a route that ran would spend it
     before = await snapshot()
     gets = [
@@ -623,8 +823,9 @@ async def test_a_tablet_session_reaches_nothing_but_its_own_tablet(
         (f"/votes/{vote}/room/paper", {"person": [room.people["Samira"]]}),
         (f"/votes/{vote}/room/hands", {}),
         (f"/votes/{vote}/room/batches", {}),
-        (f"/votes/{vote}/tablet/start", {"code": code}),
-        (f"/votes/{other_vote}/tablet/start", {"code": code}),
+        (f"/votes/{vote}/tablet/start", {"code": code, "pin": TABLET_PIN}),
+        (f"/votes/{other_vote}/tablet/start", {"code": code, "pin": TABLET_PIN}),
+        (f"/votes/{other_vote}/tablet/unlock", {"pin": TABLET_PIN}),
         (f"/votes/{other_vote}/tablet/hand", {"person": room.people["Samira"]}),
         (f"/votes/{other_vote}/tablet/ballot", {"choice": "yes", "handover": handover}),
         (f"/votes/{other_vote}/tablet/language", {"language": "ar"}),
@@ -672,10 +873,9 @@ async def test_back_and_reload_after_a_tablet_ballot_show_nothing_of_it(
         seen.append(response)
         return response
 
+    code = await fresh_code(room, facilitator)
     await step(
-        await post_form(
-            client, f"/votes/{vote}/tablet/start", {"code": await fresh_code(room, facilitator)}
-        )
+        await post_form(client, f"/votes/{vote}/tablet/start", {"code": code, "pin": TABLET_PIN})
     )
     listed = await step(await client.get(f"/votes/{vote}/tablet"))
     assert listed.headers["cache-control"] == "no-store"
@@ -713,10 +913,17 @@ async def test_back_and_reload_after_a_tablet_ballot_show_nothing_of_it(
     for response in (reload, back, again):
         assert response.status_code == 303
         assert response.headers["location"] == f"/votes/{vote}/tablet"
+    # The list waits for the facilitator's PIN; then Nadia is no longer on it.
+    locked = await step(await client.get(f"/votes/{vote}/tablet"))
+    assert locked.headers["cache-control"] == "no-store"
+    assert t(GIVE_BACK) in locked.text
+    await step(await post_form(client, f"/votes/{vote}/tablet/unlock", {"pin": TABLET_PIN}))
     listed = await step(await client.get(f"/votes/{vote}/tablet"))
     assert listed.headers["cache-control"] == "no-store"
-    assert receipt.group(1) not in listed.text
-    assert "Nadia" not in listed.text
+    for shown in (locked, listed):
+        assert receipt.group(1) not in shown.text
+        assert "Nadia" not in shown.text
+    assert "Samira" in listed.text
     assert await roll(vote) == {room.people["Nadia"]: "tablet"}
     assert await SealedBallot.count().where(SealedBallot.vote == vote) == 1
     # The choice is in no address the tablet was sent to, nor is the receipt.
@@ -726,12 +933,10 @@ async def test_back_and_reload_after_a_tablet_ballot_show_nothing_of_it(
         f"/votes/{vote}/tablet/done",
     }
     locations = [r.headers["location"] for r in seen if "location" in r.headers]
-    assert len(locations) == 6, locations
+    assert len(locations) == 7, locations
     assert set(locations) <= allowed, locations
-    assert all(
-        str(r.url.path) in allowed | {f"/votes/{vote}/tablet/hand", f"/votes/{vote}/tablet/start"}
-        for r in seen
-    )
+    posted = {f"/votes/{vote}/tablet/{action}" for action in ("hand", "start", "unlock")}
+    assert all(str(r.url.path) in allowed | posted for r in seen)
     assert all(not r.url.query for r in seen)
 
 
@@ -743,12 +948,8 @@ async def test_a_handover_left_idle_is_taken_back_and_its_form_records_nothing(
 ) -> None:
     room = await build_room(client)
     vote = room.vote_id
-    facilitator = room.world.users["facilitator_a"]
-    await post_form(
-        client, f"/votes/{vote}/tablet/start", {"code": await fresh_code(room, facilitator)}
-    )
-    await post_form(client, f"/votes/{vote}/tablet/hand", {"person": room.people["Samira"]})
-    handover = handover_of((await client.get(f"/votes/{vote}/tablet/ballot")).text)
+    await start_tablet(client, room)
+    handover = await hand_tablet(client, room, "Samira")
     now = datetime.now(UTC)
     # 29 minutes: still the voter's.
     await Tablet.update({Tablet.handed_at: now - timedelta(minutes=29)}).where(Tablet.vote == vote)
@@ -766,13 +967,18 @@ async def test_a_handover_left_idle_is_taken_back_and_its_form_records_nothing(
     assert await roll(vote) == {}
     assert await SealedBallot.count() == 0
     assert not await AuditEntry.exists().where(AuditEntry.action == "vote.cast_on_tablet")
-    # The list takes the tablet back; handed again, the old form still records nothing.
+    # The list takes the tablet back, locked until the facilitator's PIN; handed again, the
+    # old form still records nothing.
     listed = await client.get(f"/votes/{vote}/tablet")
-    assert "Samira" in listed.text
-    (tablet,) = await Tablet.select(Tablet.person, Tablet.handover).where(Tablet.vote == vote)
-    assert tablet == {"person": "", "handover": ""}
-    await post_form(client, f"/votes/{vote}/tablet/hand", {"person": room.people["Samira"]})
-    fresh = handover_of((await client.get(f"/votes/{vote}/tablet/ballot")).text)
+    assert t(GIVE_BACK) in listed.text
+    assert "Samira" not in listed.text
+    (tablet,) = await Tablet.select(Tablet.person, Tablet.handover, Tablet.locked).where(
+        Tablet.vote == vote
+    )
+    assert tablet == {"person": "", "handover": "", "locked": True}
+    await unlock_tablet(client, vote)
+    assert "Samira" in (await client.get(f"/votes/{vote}/tablet")).text
+    fresh = await hand_tablet(client, room, "Samira")
     assert fresh != handover
     stale = await post_form(
         client, f"/votes/{vote}/tablet/ballot", {"choice": "yes", "handover": handover}
@@ -784,14 +990,6 @@ async def test_a_handover_left_idle_is_taken_back_and_its_form_records_nothing(
 
 
 # 8. Who may vote
-
-
-async def start_tablet_here(client: AsyncClient, room: Room) -> None:
-    facilitator = room.world.users["facilitator_a"]
-    started = await post_form(
-        client, f"/votes/{room.vote_id}/tablet/start", {"code": await fresh_code(room, facilitator)}
-    )
-    assert started.status_code == 303, started.text[-2000:]
 
 
 async def online(app: object, token: str, user_id: int, vote: int) -> Response:
@@ -825,7 +1023,7 @@ async def test_members_only_the_walk_in_is_not_on_the_tablet(
     paper = await post_form(client, f"/votes/{vote}/room/paper", {"person": [room.people["Fatou"]]})
     assert paper.status_code == 409
     assert t(room_service.NOT_IN_ROOM) in paper.text
-    await start_tablet_here(client, room)
+    await start_tablet(client, room)
     listed = await client.get(f"/votes/{vote}/tablet")
     for name in ("Samira", "Karim", "Nadia"):
         assert name in listed.text
@@ -864,7 +1062,7 @@ async def test_present_only_a_member_not_checked_in_cannot_vote_online(
     assert (await online(app, token, absent, vote)).status_code == 200
     assert (await online(app, token, late, vote)).status_code == 200
     # The walk-in is on the tablet's list and votes there.
-    await start_tablet_here(client, room)
+    await start_tablet(client, room)
     assert "Fatou" in (await client.get(f"/votes/{vote}/tablet")).text
     await post_form(client, f"/votes/{vote}/tablet/hand", {"person": room.people["Fatou"]})
     handover = handover_of((await client.get(f"/votes/{vote}/tablet/ballot")).text)
@@ -893,7 +1091,7 @@ async def test_both_members_anywhere_and_everyone_present(client: AsyncClient, a
     await check_in(client, room, late)
     assert (await online(app, token, late, vote)).status_code == 200
     # The walk-in votes on the tablet.
-    await start_tablet_here(client, room)
+    await start_tablet(client, room)
     assert "Fatou" in (await client.get(f"/votes/{vote}/tablet")).text
     await post_form(client, f"/votes/{vote}/tablet/hand", {"person": room.people["Fatou"]})
     handover = handover_of((await client.get(f"/votes/{vote}/tablet/ballot")).text)
