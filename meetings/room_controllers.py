@@ -3,6 +3,7 @@ show of hands), the double entry of a count, and the shared tablet's own pages."
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, get, post
@@ -307,24 +308,45 @@ async def tablet_list(
     return response
 
 
-@post("/votes/{vote_id:int}/tablet/unlock", name="vote_tablet_unlock")
-async def tablet_unlock(
-    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+async def _facilitator_step(
+    request: Request,
+    principal: Principal,
+    vote_id: int,
+    *,
+    field: str,
+    act: Callable[[dict[str, Any], str], Awaitable[None]],
+    then: str,
 ) -> Template | Redirect:
+    """A facilitator's step on the tablet (their PIN, their code): done, on to `then`;
+    refused, the tablet's list again with what was wrong."""
     data = await form_data(request)
     vote, table = await _managed(principal, vote_id)
     tablet = await _tablet(request, principal, vote_id)
     if tablet is None:
         return redirect(f"/votes/{vote_id}/room")
     try:
-        await room.unlock(tablet, str(data.get("pin") or "").strip())
+        await act(tablet, str(data.get(field) or "").strip())
     except UserError as refused:
         if refused.status_code != 400:
             raise
         return await _tablet_list(
-            request, vote, table, tablet, 400, errors={"pin": refused.message}
+            request, vote, table, tablet, 400, errors={field: refused.message}
         )
-    return redirect(f"/votes/{vote_id}/tablet")
+    return redirect(then)
+
+
+@post("/votes/{vote_id:int}/tablet/unlock", name="vote_tablet_unlock")
+async def tablet_unlock(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Template | Redirect:
+    return await _facilitator_step(
+        request,
+        principal,
+        vote_id,
+        field="pin",
+        act=room.unlock,
+        then=f"/votes/{vote_id}/tablet",
+    )
 
 
 @post("/votes/{vote_id:int}/tablet/hand", name="vote_tablet_hand")
@@ -491,20 +513,12 @@ async def tablet_done(
 async def tablet_quit(
     request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
 ) -> Template | Redirect:
-    data = await form_data(request)
-    vote, table = await _managed(principal, vote_id)
-    tablet = await _tablet(request, principal, vote_id)
-    if tablet is None:
-        return redirect(f"/votes/{vote_id}/room")
-    try:
-        await room.quit_tablet(principal, tablet, str(data.get("code") or ""))
-    except UserError as refused:
-        if refused.status_code != 400:
-            raise
-        return await _tablet_list(
-            request, vote, table, tablet, 400, errors={"code": refused.message}
-        )
-    return redirect(f"/votes/{vote_id}/room")
+    async def quit_(tablet: dict[str, Any], code: str) -> None:
+        await room.quit_tablet(principal, tablet, code)
+
+    return await _facilitator_step(
+        request, principal, vote_id, field="code", act=quit_, then=f"/votes/{vote_id}/room"
+    )
 
 
 @post("/votes/{vote_id:int}/room/counts/{count_id:int}/discard", name="vote_room_count_discard")
