@@ -56,6 +56,10 @@ def fr(msgid: str) -> str:
     return catalog("fr").gettext(msgid)
 
 
+def ar(msgid: str) -> str:
+    return catalog("ar").gettext(msgid)
+
+
 TITLE = "Des bancs à l'ombre devant l'école"
 
 
@@ -136,6 +140,11 @@ async def test_resident_proposes_and_votes_facilitator_exports_the_pdf(tmp_path)
             await page.locator("input[name=choice][value=yes]").check()
             await page.screenshot(path=OUTPUT / "ballot-ar.png", full_page=True)
             await page.locator("form.ballot button[type=submit]").click()
+            await page.wait_for_load_state()
+            # One look before sending for good: the choice, then "send".
+            assert ar("For") in await page.locator(".review-choices").inner_text()
+            await page.screenshot(path=OUTPUT / "review-ar.png", full_page=True)
+            await page.get_by_role("button", name=ar("Send my ballot"), exact=True).click()
             await page.wait_for_load_state()
             receipt = await page.locator(".receipt .code").inner_text()
             assert len(receipt) == 8

@@ -259,7 +259,7 @@ async def test_residents_grade_five_proposals_and_anyone_can_recount(tmp_path) -
             await grade(other, first, 1)
             await grade(other, second, 0)
             await grade(other, third, 1)
-            await other.get_by_role("button", name=fr("Cast my vote")).click()
+            await other.get_by_role("button", name=fr("Check my ballot before sending it")).click()
             await other.wait_for_load_state()
             assert ungraded_sentence("fr", 2) in await other.get_by_role("alert").inner_text()
             assert await other.locator(".receipt").count() == 0

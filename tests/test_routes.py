@@ -378,6 +378,8 @@ ROWS: list[Row] = [
     get("/votes/{vote_id:int}", PUBLIC, variant="open"),
     get("/votes/{vote_id:int}", PUBLIC, url="/votes/{vote_closed}", variant="closed"),
     post("/votes/{vote_id:int}/ballot", MEMBER, {"choice": "yes"}),
+    # Only shows the ballot back: nothing is stored, whoever asks.
+    post("/votes/{vote_id:int}/ballot/review", MEMBER, {"choice": "yes"}, unchanged=True),
     post("/votes/{vote_id:int}/close", MANAGER, url="/votes/{vote_to_close}/close"),
     post(
         "/votes/{vote_id:int}/receipt",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2_fragments.litestar import HTMXBlockTemplate
@@ -130,6 +130,7 @@ FLASH_MESSAGES = {
     "meeting_opened": N_("The meeting has started: check-in is open."),
     "meeting_closed": N_("The meeting is closed. You can now write the minutes."),
     "meeting_cancelled": N_("The meeting is cancelled. The calendar says so."),
+    "meeting_reopened": N_("The meeting is open again: check-in and the room are back."),
     "checked_in": N_("You are checked in. Welcome!"),
     "minutes_saved": N_("The draft is saved."),
     "minutes_published": N_("The minutes are published."),
@@ -175,9 +176,18 @@ def build_environment() -> Environment:
 
 
 def language_url(request: Request, code: str) -> str:
-    """The same page in another language: a query-only URL, so it cannot leave the site."""
-    query = {k: v for k, v in request.query_params.items() if k != "lang"}
-    return "?" + urlencode({**query, "lang": code})
+    """The same page in another language: a query-only URL, so it cannot leave the site.
+
+    A page that answers a form (an error, a receipt) has no address to show again: its
+    links lead to the page the form was sent from (the Referer's path, never its host), or
+    home, where a GET of the form's address would only be refused."""
+    if request.method in ("GET", "HEAD"):
+        query = {k: v for k, v in request.query_params.items() if k != "lang"}
+        return "?" + urlencode({**query, "lang": code})
+    back = urlsplit(request.headers.get("referer") or "")
+    path = back.path if back.path.startswith("/") and not back.path.startswith("//") else "/"
+    query = {k: v for k, v in parse_qsl(back.query) if k != "lang"}
+    return path + "?" + urlencode({**query, "lang": code})
 
 
 def page(

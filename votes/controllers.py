@@ -45,6 +45,7 @@ async def _vote_page(
         scope=tables.scope_of(table),
         themes=THEMES,
         media=await media.for_proposals(proposal_ids) if vote["status"] == OPEN else {},
+        summaries=await services.summaries(proposal_ids) if vote["status"] == OPEN else {},
         voted=vote["id"] in await services.voted_in(principal.user_id, [vote["id"]]),
         my_channel=await services.on_roll(vote["id"], f"user:{principal.user_id}")
         if principal.authenticated
@@ -184,6 +185,50 @@ async def cast(
     return _private(await _vote_page(request, principal, vote, receipt=receipt))
 
 
+@post("/votes/{vote_id:int}/ballot/review", name="vote_review")
+async def review(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Template:
+    """One look at the ballot before it is sent for good: a page of its own, so it works
+    without JavaScript; the choices travel in the form, never in a URL, and the page is not
+    kept by the browser."""
+    data = await form_data(request, "approve")
+    vote, table = await services.get_with_table(vote_id)
+    require(principal, "votes.cast", tables.scope_of(table))
+    if vote["status"] != OPEN:
+        raise UserError(services.VOTE_NOT_OPEN)
+    if data.get("edit") == "1":
+        return _private(await _vote_page(request, principal, vote, values=data))
+    (shown,) = await services.with_results([dict(vote)])
+    try:
+        marks = services.read_marks(vote, shown["options"], data)
+    except FormErrors as invalid:
+        return _private(
+            await _vote_page(
+                request, principal, vote, status_code=400, errors=invalid.errors, values=data
+            )
+        )
+    if vote["method"] == MAJORITY_JUDGMENT:
+        offered = {o["id"] for o in shown["options"] if not o["withdrawn"]}
+        if ungraded := len(offered - {option for option, _ in marks}):
+            # Proposals left ungraded: the page says so beside them, and that warning is the
+            # step before sending (its button sends the ballot as it is).
+            return _private(
+                await _vote_page(request, principal, vote, ungraded=ungraded, values=data)
+            )
+    return _private(
+        page(
+            request,
+            "votes/review.html",
+            vote=shown,
+            table=table,
+            marks=dict(marks),
+            values=data,
+            method_labels=METHOD_LABELS,
+        )
+    )
+
+
 @post("/votes/{vote_id:int}/close", name="vote_close")
 async def close(
     request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
@@ -282,6 +327,7 @@ ROUTES = [
     open_vote,
     vote_page,
     cast,
+    review,
     close,
     check_receipt,
     ballots,

@@ -503,6 +503,25 @@ async def _put_on_agenda(meeting_id: int, vote_id: int, question: str) -> None:
     )
 
 
+SUMMARY_LENGTH = 280
+
+
+async def summaries(proposal_ids: Sequence[int]) -> dict[int, str]:
+    """The start of each proposal's text, for the ballot: what is voted on, in its words."""
+    if not proposal_ids:
+        return {}
+    rows = await Proposal.select(Proposal.id, Proposal.body).where(
+        Proposal.id.is_in(list(proposal_ids)) & Proposal.hidden_at.is_null()
+    )
+    found = {}
+    for row in rows:
+        body = " ".join(str(row["body"] or "").split())
+        if len(body) > SUMMARY_LENGTH:
+            body = body[:SUMMARY_LENGTH].rsplit(" ", 1)[0] + " …"
+        found[row["id"]] = body
+    return found
+
+
 async def meetings_for_opening(table_id: int) -> list[dict[str, Any]]:
     """The table's meetings a new vote can be held at: scheduled or being held, soonest first."""
     rows = await (
