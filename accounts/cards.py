@@ -24,7 +24,7 @@ from audit import services as audit
 from tables.models import FACILITATOR, RESIDENT, Coordinator, Membership
 from tables.services import NOT_A_MEMBER, is_member, scope_of
 from voix import crypto, db
-from voix.forms import Form, UserError
+from voix.forms import REQUIRED, Form, UserError
 from voix.i18n import LANGUAGES, N_
 from voix.permissions import CardHolder, Principal, can, require
 
@@ -108,7 +108,9 @@ async def issue_card(
     if not await is_member(user_id, table["id"]):
         raise UserError(NOT_A_MEMBER, status_code=404)
     form = Form(data)
-    reason = form.text("reason", max_length=REASON_MAX, min_length=3)
+    # A first card needs no reason; a new one says why the previous stops working.
+    first = not await _ever_had_a_card(user_id)
+    reason = form.text("reason", max_length=REASON_MAX, min_length=3, required=not first)
     holder = (await holders([user_id]))[user_id]
     if not can(who, "cards.print", scope, holder):
         raise UserError(NO_CARD_FOR_THEM, status_code=403)
@@ -122,8 +124,40 @@ async def issue_card(
         # Checked again where it is stored: the person may have changed while the card printed.
         if not can(who, "cards.print", scope, (await holders([user_id]))[user_id]):
             raise UserError(NO_CARD_FOR_THEM, status_code=403)
+        if not reason and await _ever_had_a_card(user_id):  # printed by someone else meanwhile
+            form.error("reason", REQUIRED)
+            form.validate()
         await _issue(who, table, user_id, code, reason)
     return card
+
+
+async def _ever_had_a_card(user_id: int) -> bool:
+    return await LoginCard.exists().where(LoginCard.user == user_id)
+
+
+async def card_of(table: dict[str, Any], user_id: int) -> dict[str, Any]:
+    """One member of the table and their card, for the page that confirms printing or revoking
+    it: their name, since when their valid card was issued (None without one), whether they
+    ever had one, and whether they may hold one."""
+    member = await (
+        Membership.select(
+            Membership.user.id.as_alias("id"),
+            Membership.user.display_name.as_alias("display_name"),
+        )
+        .where((Membership.user == user_id) & (Membership.table == table["id"]))
+        .first()
+    )
+    if member is None:
+        raise UserError(NOT_A_MEMBER, status_code=404)
+    valid = (
+        await LoginCard.select(LoginCard.issued_at)
+        .where((LoginCard.user == user_id) & LoginCard.revoked_at.is_null())
+        .first()
+    )
+    member["card_issued_at"] = db.utc(valid["issued_at"]) if valid else None
+    member["had_card"] = await _ever_had_a_card(user_id)
+    member["holder"] = (await holders([user_id])).get(user_id)
+    return member
 
 
 async def _issue(
@@ -212,26 +246,9 @@ async def user_for_code(code: str) -> int | None:
     return holder.user_id if holder is not None and holder.card_only else None
 
 
-async def history(user_id: int) -> list[dict[str, Any]]:
-    """The cards printed for this person, newest first: when, by whom, and why if reprinted."""
-    rows = await (
-        LoginCard.select(
-            LoginCard.issued_at,
-            LoginCard.revoked_at,
-            LoginCard.reason,
-            LoginCard.issued_by.display_name.as_alias("issued_by_name"),
-        )
-        .where(LoginCard.user == user_id)
-        .order_by(LoginCard.issued_at, ascending=False)
-        .order_by(LoginCard.id, ascending=False)
-    )
-    for row in rows:
-        row["issued_at"] = db.utc(row["issued_at"])
-    return rows
-
-
 async def residents_with_cards(table_id: int) -> list[dict[str, Any]]:
-    """The table's members, whether each holds a valid card and may hold one, in five queries."""
+    """The table's members, whether each holds a valid card, ever had one and may hold one, in
+    six queries."""
     members = await (
         Membership.select(
             Membership.user.id.as_alias("id"),
@@ -252,7 +269,15 @@ async def residents_with_cards(table_id: int) -> list[dict[str, Any]]:
         else []
     )
     issued = {card["user"]: card["issued_at"] for card in cards}
+    # Whoever never had a card gets their first one, not a "new" one.
+    ever = (
+        await LoginCard.select(LoginCard.user).where(LoginCard.user.is_in(ids)).distinct()
+        if ids
+        else []
+    )
+    had = {card["user"] for card in ever}
     for member in members:
         member["card_issued_at"] = issued.get(member["id"])
+        member["had_card"] = member["id"] in had
         member["holder"] = eligible.get(member["id"])
     return members

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
+from litestar.params import PathParameter
 from litestar.response import Redirect, Template
 
-from accounts import cards, mail, mfa, reset, rights, services, throttle
+from accounts import cards, mail, mfa, mine, reset, rights, services, throttle
 from accounts.throttle import Limit
+from proposals.services import Page, page_number
+from proposals.themes import THEMES
 from tables import services as tables
+from voix import i18n
 from voix.forms import FormErrors, Message, UserError, clean_text, raw_limit
 from voix.i18n import N_
 from voix.permissions import Principal, signed_in
@@ -28,6 +33,7 @@ from voix.web import (
 )
 
 WRONG_CREDENTIALS = N_("This login and password do not match.")
+UNKNOWN_LANGUAGE = N_("Choose one of the languages of the list.")
 CARD_REFUSED = N_("This card code does not work. It may have been mistyped, or the card replaced.")
 
 
@@ -154,18 +160,25 @@ async def _account_page(
     request: Request, principal: Principal, status_code: int = 200, **context: Any
 ) -> Template:
     user_id = signed_in(principal)
-    has_password = await rights.has_password(user_id)
+    me = await mine.profile(user_id)
+    # Two-step sign-in protects the keys to a table: those who hold none are not asked to set
+    # it up (nor is a key made for them). Someone who turned it on keeps the way to remove it.
+    two_step = me["has_password"] and (principal.privileged or principal.totp_enabled)
     enrolment = None
-    if has_password and not principal.totp_enabled:
-        login = await services.login_of(user_id)
-        enrolment = await mfa.enrolment(user_id, login)
+    if two_step and not principal.totp_enabled:
+        enrolment = await mfa.enrolment(user_id, me["login"])
+    lists = [await mine.latest(mine.BY_KEY[key], user_id) for key in mine.ACTIVITY]
     return page(
         request,
         "accounts/account.html",
         status_code=status_code,
+        two_step=two_step,
         enrolment=enrolment,
-        has_password=has_password,
-        cards=await cards.history(user_id),
+        has_password=me["has_password"],
+        language=me["language"],
+        lists=lists,
+        cards=await mine.latest(mine.BY_KEY["login_cards"], user_id, limit=CARDS_SHOWN),
+        labels=_LABELS,
         next=safe_next(request.query_params.get("next")),
         **context,
     )
@@ -356,7 +369,88 @@ async def erase_account(
     return response
 
 
-ROUTES += [my_data, erase_account]
+# The words the pages of one's account and data show for stored values.
+_LABELS = {
+    "channel": mine.CHANNEL_LABELS,
+    "attendance": mine.ATTENDANCE_LABELS,
+    "role": mine.ROLE_LABELS,
+    "vote_status": mine.VOTE_STATUS_LABELS,
+    "field": mine.FIELD_LABELS,
+}
+CARDS_SHOWN = 5
+DataPart = Annotated[str, PathParameter(pattern=r"^[a-z]{1,20}$")]
+
+
+def _private(response: Template) -> Template:
+    """Personal data: never kept by a browser or a proxy."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@get("/account/data", name="account_data_page")
+async def my_data_page(request: Request, principal: NamedDependency[Principal]) -> Template:
+    """The download of one's data, to read: every list, the newest first, a page of each."""
+    user_id = signed_in(principal)
+    lists = [await mine.latest(section, user_id) for section in mine.SECTIONS]
+    return _private(
+        page(
+            request,
+            "accounts/data.html",
+            account=await mine.account(user_id),
+            lists=lists,
+            labels=_LABELS,
+            themes=THEMES,
+        )
+    )
+
+
+@get("/account/data/{part:str}", name="account_data_part")
+async def my_data_part(
+    request: Request, principal: NamedDependency[Principal], part: DataPart
+) -> Template:
+    """One list of one's data, whole, a page at a time."""
+    user_id = signed_in(principal)
+    section = mine.BY_SLUG.get(part)
+    if section is None:
+        raise NotFoundException()
+    number = page_number(request.query_params.get("page"))
+    items, total = await mine.page_of(section, user_id, number)
+    listing = Page(items=items, number=number, total=total, size=mine.PAGE_SIZE)
+    if number > listing.count:
+        raise NotFoundException()
+    return _private(
+        page(
+            request,
+            "accounts/data_part.html",
+            section=section,
+            listing=listing,
+            labels=_LABELS,
+            themes=THEMES,
+        )
+    )
+
+
+@post("/account/language", name="account_language")
+async def my_language(
+    request: Request, principal: NamedDependency[Principal]
+) -> Template | Redirect:
+    """The language one is written to in: the site (its cookie), one's card, the tablet."""
+    user_id = signed_in(principal)
+    data = await form_data(request)
+    code = str(data.get("language") or "").strip()
+    if code not in i18n.LANGUAGES:
+        return await _account_page(
+            request,
+            principal,
+            status_code=400,
+            errors={"language": Message(UNKNOWN_LANGUAGE)},
+        )
+    await mine.set_language(user_id, code)
+    # ?lang= has the site remember it too (voix.middleware), from this very page on.
+    return redirect(f"/account?{urlencode({'lang': code})}#language-title")
+
+
+ROUTES += [my_data, my_data_page, my_data_part, my_language, erase_account]
 
 
 def _mail_or_404() -> None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from accounts.models import LoginCard, Session, Throttle, User
+from accounts import mine
+from accounts.models import Throttle, User
 from accounts.services import close_all_sessions, verify_password_async
 from accounts.throttle import storage_key
 from audit import services as audit
 from audit.models import AuditEntry
 from meetings.models import Attendance, Meeting, Speaker
 from proposals.discussion import recount_supports
-from proposals.models import Comment, Proposal, Report, Support
+from proposals.models import Comment, Report, Support
 from tables.models import Coordinator, Membership
 from voix import db
 from voix.forms import UserError
@@ -25,6 +26,8 @@ CONFIRM_ERASE = N_("Tick the box to confirm that you want your account erased.")
 ERASED_NAME = "—"
 # Shown in place of an erased person's comment (kept empty in the database: the replies stay).
 ERASED_COMMENT = N_("[comment deleted]")
+# The download's last word (in English, as its keys are): the readable page says it translated.
+EXPORT_NOTE = "Ballots are stored apart from voters: what you voted is not linked to you."
 
 
 def _plain(value: Any) -> Any:
@@ -33,92 +36,18 @@ def _plain(value: Any) -> Any:
 
 async def export(who: Principal) -> dict[str, Any]:
     """What the platform holds about this person. Secrets and hashes are not personal data
-    to hand out, and how they voted is not held against their name at all."""
+    to hand out, and how they voted is not held against their name at all. The same lists as
+    the readable page of one's data (accounts.mine), whole."""
     user_id = signed_in(who)
-    user = (
-        await User.select(
-            User.login,
-            User.display_name,
-            User.email,
-            User.phone,
-            User.language,
-            User.created_at,
-            User.consent_at,
-            User.totp_enabled_at,
-        )
-        .where(User.id == user_id)
-        .first()
-    )
-    memberships = await Membership.select(
-        Membership.table.slug.as_alias("table"), Membership.role, Membership.created_at
-    ).where(Membership.user == user_id)
-    proposals = await Proposal.select(
-        Proposal.id,
-        Proposal.table.slug.as_alias("table"),
-        Proposal.title,
-        Proposal.body,
-        Proposal.theme,
-        Proposal.language,
-        Proposal.status,
-        Proposal.created_at,
-        Proposal.recorded_by.display_name.as_alias("recorded_by"),
-        Proposal.consent_recorded_at,
-    ).where(Proposal.author == user_id)
-    votes = await Participation.select(
-        Participation.vote.id.as_alias("vote"),
-        Participation.vote.question.as_alias("question"),
-        Participation.channel,
-        Participation.cast_at,
-    ).where(Participation.user == user_id)
-    attended = await Attendance.select(
-        Attendance.meeting.id.as_alias("meeting"),
-        Attendance.meeting.title.as_alias("title"),
-        Attendance.meeting.starts_at.as_alias("starts_at"),
-        Attendance.method,
-        Attendance.checked_in_at,
-    ).where(Attendance.user == user_id)
-    # Those a facilitator recorded for the person are theirs too, saying who recorded them and
-    # when the person agreed.
-    comments = await Comment.select(
-        Comment.id,
-        Comment.proposal,
-        Comment.parent,
-        Comment.body,
-        Comment.created_at,
-        Comment.hidden_at,
-        Comment.hidden_reason,
-        Comment.recorded_by.display_name.as_alias("recorded_by"),
-        Comment.consent_recorded_at,
-    ).where(Comment.author == user_id)
-    supports = await Support.select(
-        Support.proposal,
-        Support.proposal.title.as_alias("title"),
-        Support.created_at,
-        Support.recorded_by.display_name.as_alias("recorded_by"),
-        Support.consent_recorded_at,
-    ).where(Support.user == user_id)
-    reports = await Report.select(
-        Report.proposal, Report.target, Report.reason, Report.created_at
-    ).where(Report.reporter == user_id)
-    cards = await LoginCard.select(
-        LoginCard.issued_at, LoginCard.revoked_at, LoginCard.reason
-    ).where(LoginCard.user == user_id)
-    sessions = await Session.select(Session.created_at, Session.last_seen_at).where(
-        Session.user == user_id
-    )
+    lists = await mine.everything(user_id)
     return {
         "format": "voix-personal-data/1",
-        "account": {k: _plain(v) for k, v in (user or {}).items()},
-        "tables": [{k: _plain(v) for k, v in row.items()} for row in memberships],
-        "proposals": [{k: _plain(v) for k, v in row.items()} for row in proposals],
-        "comments": [{k: _plain(v) for k, v in row.items()} for row in comments],
-        "supports": [{k: _plain(v) for k, v in row.items()} for row in supports],
-        "reports": [{k: _plain(v) for k, v in row.items()} for row in reports],
-        "votes_taken_part_in": [{k: _plain(v) for k, v in row.items()} for row in votes],
-        "meetings_attended": [{k: _plain(v) for k, v in row.items()} for row in attended],
-        "login_cards": [{k: _plain(v) for k, v in row.items()} for row in cards],
-        "sessions": [{k: _plain(v) for k, v in row.items()} for row in sessions],
-        "note": "Ballots are stored apart from voters: what you voted is not linked to you.",
+        "account": {k: _plain(v) for k, v in (await mine.account(user_id) or {}).items()},
+        **{
+            key: [{k: _plain(v) for k, v in row.items()} for row in rows]
+            for key, rows in lists.items()
+        },
+        "note": EXPORT_NOTE,
     }
 
 
