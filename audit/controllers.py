@@ -13,6 +13,7 @@ from voix.permissions import Principal, require
 from voix.web import Slug, page
 
 ACTIONS = {
+    "legal.updated": N_("Legal page changed"),
     "vote.opened": N_("Vote opened"),
     "vote.closed": N_("Vote closed"),
     "proposal.decided": N_("Decision recorded"),
@@ -35,7 +36,9 @@ ACTIONS = {
     "comment.recorded_on_behalf": N_("Comment recorded on a resident's behalf"),
     "meeting.scheduled": N_("Meeting scheduled"),
     "meeting.opened": N_("Meeting started"),
+    "meeting.entered_after_the_fact": N_("Meeting entered after the fact"),
     "meeting.closed": N_("Meeting closed"),
+    "meeting.reopened": N_("Meeting reopened after closing"),
     "meeting.cancelled": N_("Meeting cancelled"),
     "minutes.published": N_("Minutes published"),
 }

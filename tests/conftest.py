@@ -89,6 +89,7 @@ ALL_TABLES = [
     "membership",
     "table_district",
     "neighbourhood_table",
+    "legal_text",
     "organisation",
     "named_place",
     "district",

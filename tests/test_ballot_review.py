@@ -27,11 +27,10 @@ async def test_the_review_shows_the_choice_stores_nothing_and_sends_on_confirmat
     assert t("Check your ballot") in review.text
     assert t("Against") in review.text.split('class="review-choices"', 1)[1]
     assert '<input type="hidden" name="choice" value="no">' in review.text
-    assert await Participation.count() == 0 and await SealedBallot.count() == 0
+    assert await Participation.count() == 0
+    assert await SealedBallot.count() == 0
     # "Change my choices" brings the ballot back as it was filled in.
-    edit = await post_form(
-        client, f"/votes/{vote_id}/ballot/review", {"choice": "no", "edit": "1"}
-    )
+    edit = await post_form(client, f"/votes/{vote_id}/ballot/review", {"choice": "no", "edit": "1"})
     assert 'value="no" required checked' in edit.text
     assert await Participation.count() == 0
     sent = await post_form(client, f"/votes/{vote_id}/ballot", {"choice": "no", "confirm": "1"})

@@ -119,6 +119,8 @@ ALLOWED = {
         "coordinator of the organisation",
         "administrator",
     },
+    # A closing made by mistake is undone by the organisation, not by whoever closed it.
+    "meetings.reopen": {"coordinator of the organisation", "administrator"},
     "residents.register": {
         "facilitator of this table",
         "coordinator of the organisation",
@@ -131,6 +133,7 @@ ALLOWED = {
         "administrator",
     },
     "audit.read": {"coordinator of the organisation", "administrator"},
+    "pages.edit": {"coordinator of the organisation", "administrator"},
     "members.change_role": {"coordinator of the organisation", "administrator"},
 }
 

@@ -246,6 +246,32 @@ ROWS: list[Row] = [
         url="/tables/{slug_b}/residents/{card_resident}/card/revoke",
         variant="A's resident through table B",
     ),
+    # The pages that say what printing or revoking a card will do, before it is done.
+    get("/tables/{slug:str}/residents/{user_id:int}/card", MANAGER, variant="card resident"),
+    get(
+        "/tables/{slug:str}/residents/{user_id:int}/card",
+        NOBODY,
+        url="/tables/{slug}/residents/{facilitator_a}/card",
+        variant="a facilitator",
+        rejected=MANAGERS,
+    ),
+    get(
+        "/tables/{slug:str}/residents/{user_id:int}/card",
+        NOBODY,
+        url="/tables/{slug_b}/residents/{card_resident}/card",
+        variant="A's resident through table B",
+    ),
+    get(
+        "/tables/{slug:str}/residents/{user_id:int}/card/revoke",
+        MANAGER,
+        variant="card resident",
+    ),
+    get(
+        "/tables/{slug:str}/residents/{user_id:int}/card/revoke",
+        NOBODY,
+        url="/tables/{slug_b}/residents/{card_resident}/card/revoke",
+        variant="A's resident through table B",
+    ),
     post("/tables/{slug:str}/residents/{user_id:int}/role", COORDINATOR, {"role": "resident"}),
     post(
         "/tables/{slug:str}/residents/{user_id:int}/role",
@@ -278,8 +304,8 @@ ROWS: list[Row] = [
     get("/card/{code:str}", PUBLIC),
     post("/card", PUBLIC),
     get("/account/data.json", SELF),
-    get("/account/data", SELF),
-    get("/account/data/{part:str}", SELF, url="/account/data/proposals"),
+    get("/account/data", SIGNED),
+    get("/account/data/{part:str}", SIGNED, url="/account/data/proposals"),
     post("/account/language", SIGNED, {"language": "fr"}),
     post("/account/erase", SIGNED),
     get("/password/forgot", PUBLIC),
@@ -569,7 +595,30 @@ ROWS: list[Row] = [
     get("/meetings/{meeting_id:int}", PUBLIC),
     get("/meetings/{meeting_id:int}/poster.pdf", PUBLIC),
     post("/meetings/{meeting_id:int}/open", MANAGER, url="/meetings/{meeting_to_open}/open"),
+    # help and legal pages
+    get("/help", PUBLIC),
+    get("/help/{topic:str}", PUBLIC, url="/help/votes"),
+    get("/legal/{kind:str}", PUBLIC, url="/legal/privacy"),
+    get(
+        "/organisations/{slug:str}/legal/{kind:str}/edit",
+        COORDINATOR,
+        url="/organisations/{organisation}/legal/privacy/edit",
+    ),
+    post(
+        "/organisations/{slug:str}/legal/{kind:str}/edit",
+        COORDINATOR,
+        {"language": "fr", "body": "Texte de l'association, écrit par {login}."},
+        url="/organisations/{organisation}/legal/privacy/edit",
+    ),
+    get("/meetings/{meeting_id:int}/close", MANAGER, url="/meetings/{meeting_to_close}/close"),
+    get("/meetings/{meeting_id:int}/cancel", MANAGER, url="/meetings/{meeting_to_cancel}/cancel"),
     post("/meetings/{meeting_id:int}/close", MANAGER, url="/meetings/{meeting_to_close}/close"),
+    # Its minutes are published: a coordinator gets past the check and is told it is too late.
+    post(
+        "/meetings/{meeting_id:int}/reopen",
+        COORDINATOR,
+        url="/meetings/{meeting_closed}/reopen",
+    ),
     post("/meetings/{meeting_id:int}/cancel", MANAGER, url="/meetings/{meeting_to_cancel}/cancel"),
     post("/meetings/{meeting_id:int}/agenda", MANAGER, {"title": "Point ajouté"}),
     post(

@@ -27,6 +27,7 @@ from litestar.template.config import TemplateConfig
 from accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from audit.controllers import ROUTES as AUDIT_ROUTES
 from exports.controllers import ROUTES as EXPORT_ROUTES
+from help.controllers import ROUTES as HELP_ROUTES
 from maps.controllers import ROUTES as MAP_ROUTES
 from meetings.controllers import ROUTES as MEETING_ROUTES
 from meetings.room_controllers import ROUTES as ROOM_ROUTES
@@ -152,6 +153,7 @@ def create_app() -> Litestar:
                     *MAP_ROUTES,
                     *AUDIT_ROUTES,
                     *EXPORT_ROUTES,
+                    *HELP_ROUTES,
                 ],
                 include_in_schema=False,
             ),

@@ -122,10 +122,12 @@ RULES: dict[str, Rule] = {
     "meetings.manage": _manager,
     "meetings.check_in": _member,
     "meetings.follow": _member_or_manager,
+    "meetings.reopen": _coordinator,  # undoes a closing made by mistake, the same evening
     "residents.register": _manager,
     "cards.print": _manager,
     "audit.read": _coordinator,
     "members.change_role": _coordinator,
+    "pages.edit": _coordinator,  # the organisation's wording of the legal pages
 }
 
 

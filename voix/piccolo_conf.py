@@ -17,5 +17,6 @@ APP_REGISTRY = AppRegistry(
         "meetings.piccolo_app",
         "exports.piccolo_app",
         "audit.piccolo_app",
+        "help.piccolo_app",
     ]
 )

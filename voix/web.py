@@ -89,6 +89,7 @@ async def before_every_route(request: Request) -> Redirect | None:
 
 DOMAINS = (
     "voix", "accounts", "tables", "maps", "proposals", "votes", "meetings", "exports", "audit",
+    "help",
 )  # fmt: skip
 SESSION_COOKIE = "voix_session"
 FLASH_COOKIE = "voix_flash"
@@ -134,6 +135,7 @@ FLASH_MESSAGES = {
     "checked_in": N_("You are checked in. Welcome!"),
     "minutes_saved": N_("The draft is saved."),
     "minutes_published": N_("The minutes are published."),
+    "legal_saved": N_("The text is saved. The page shows it from now on."),
 }
 
 
