@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -16,7 +17,7 @@ from exports.pdf import render_minutes, render_poster, render_sign_in_sheet
 from meetings import calendar, services
 from tables import services as tables
 from voix import i18n, live, workers
-from voix.forms import FormErrors, parse_int
+from voix.forms import FormErrors, UserError, parse_int
 from voix.permissions import Principal, can, require, signed_in
 from voix.web import (
     LONG_FORM_BODY_MAX,
@@ -228,13 +229,47 @@ async def _in_the_room(
 async def open_meeting(
     request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
 ) -> Redirect:
-    return await _in_the_room(
+    await form_data(request)
+    meeting, table = await services.get_with_table(meeting_id)
+    after_the_fact = await services.open_meeting(principal, table, meeting)
+    live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
+    if after_the_fact:
+        # Nobody is in the room any more: straight to the list, to tick who came.
+        return redirect(f"/meetings/{meeting_id}/attendance")
+    return redirect(f"/meetings/{meeting_id}/control", flash="meeting_opened")
+
+
+# Acts that cannot be taken back (or only by a coordinator, the same evening): a button leads
+# to the GET of the act's address, a page saying what will happen, whose POST button does it.
+# Without JavaScript, the same for everyone.
+
+
+async def _confirm_page(
+    request: Request, principal: Principal, meeting_id: int, act: str
+) -> Template:
+    meeting, table = await services.get_with_table(meeting_id)
+    require(principal, "meetings.manage", tables.scope_of(table))
+    present = (await services.attendance_counts([meeting_id]))[meeting_id]
+    possible = meeting["status"] == {"close": "open", "cancel": "scheduled"}[act]
+    return page(
         request,
-        meeting_id,
-        lambda table, meeting, _: services.open_meeting(principal, table, meeting),
-        to=f"/meetings/{meeting_id}/control",
-        flash="meeting_opened",
+        "meetings/confirm.html",
+        meeting=meeting,
+        table=table,
+        act=act,
+        possible=possible,
+        present=present,
+        # When a closing made now could still be undone.
+        reopen_until=services.end_of_evening(datetime.now(UTC)),
+        speaking=(await services.queue(meeting_id))["speaking"] if act == "close" else None,
     )
+
+
+@get("/meetings/{meeting_id:int}/close", name="meeting_close_confirm")
+async def close_confirm(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Template:
+    return await _confirm_page(request, principal, meeting_id, "close")
 
 
 @post("/meetings/{meeting_id:int}/close", name="meeting_close")
@@ -248,6 +283,27 @@ async def close_meeting(
         to=f"/meetings/{meeting_id}",
         flash="meeting_closed",
     )
+
+
+@post("/meetings/{meeting_id:int}/reopen", name="meeting_reopen")
+async def reopen_meeting(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Redirect:
+    """A closing made by mistake, undone by a coordinator the same evening."""
+    return await _in_the_room(
+        request,
+        meeting_id,
+        lambda table, meeting, _: services.reopen_meeting(principal, table, meeting),
+        to=f"/meetings/{meeting_id}/control",
+        flash="meeting_reopened",
+    )
+
+
+@get("/meetings/{meeting_id:int}/cancel", name="meeting_cancel_confirm")
+async def cancel_confirm(
+    request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
+) -> Template:
+    return await _confirm_page(request, principal, meeting_id, "cancel")
 
 
 @post("/meetings/{meeting_id:int}/cancel", name="meeting_cancel")
@@ -311,7 +367,10 @@ ROUTES += [
     meeting_page,
     poster,
     open_meeting,
+    close_confirm,
     close_meeting,
+    reopen_meeting,
+    cancel_confirm,
     cancel_meeting,
     add_item,
     change_item,
@@ -360,7 +419,13 @@ async def _attendance_page(
     meeting, table = await services.get_with_table(meeting_id)
     require(principal, "meetings.manage", tables.scope_of(table))
     present = await services.attendance(meeting_id)
-    present_users = {row["user"] for row in present if row["user"]}
+    ticked = {row["user"]: row["id"] for row in present if row["user"]}
+    # Every member keeps their place on the list, ticked or not: after a tick the page comes
+    # back on that person (#person-ID), their tick beside an undo.
+    members = [
+        {**member, "attendance": ticked.get(member["id"])}
+        for member in await tables.residents(table["id"])
+    ]
     return page(
         request,
         "meetings/attendance.html",
@@ -368,8 +433,34 @@ async def _attendance_page(
         meeting=meeting,
         table=table,
         present=present,
-        absent=[m for m in await tables.residents(table["id"]) if m["id"] not in present_users],
+        members=members,
+        absent=[m for m in members if m["attendance"] is None],
         **context,
+    )
+
+
+async def _attendance_refused(
+    request: Request,
+    principal: Principal,
+    meeting_id: int,
+    refusal: FormErrors | UserError,
+    values: dict[str, Any] | None = None,
+) -> Template:
+    """A check-in refused: the list again, with the message and what was typed, never a
+    page of its own (two Karims, a member's name, a meeting closed meanwhile)."""
+    if isinstance(refusal, FormErrors):
+        status_code, errors = 400, refusal.errors
+    else:
+        status_code = refusal.status_code
+        about_the_name = refusal.message.msgid in services.NAME_REFUSALS
+        errors = {"name" if about_the_name else "attendance": refusal.message}
+    return await _attendance_page(
+        request,
+        principal,
+        meeting_id,
+        status_code=status_code,
+        errors=errors,
+        values=values or {},
     )
 
 
@@ -380,34 +471,47 @@ async def attendance(
     return await _attendance_page(request, principal, meeting_id)
 
 
+def _on_the_list(meeting_id: int, data: dict[str, Any], anchor: str) -> str | None:
+    """Back to the attendance list where the person was (its row focusable), else as usual."""
+    if data.get("back") != "attendance":
+        return None
+    return f"/meetings/{meeting_id}/attendance#{anchor}"
+
+
 @post("/meetings/{meeting_id:int}/attendance/members/{user_id:int}", name="attendance_tick")
 async def tick(
     request: Request,
     principal: NamedDependency[Principal],
     meeting_id: ObjectId,
     user_id: ObjectId,
-) -> Redirect:
-    return await _in_the_room(
-        request,
-        meeting_id,
-        lambda table, meeting, _: services.check_in_member(principal, table, meeting, user_id),
-    )
+) -> Template | Redirect:
+    data = await form_data(request)
+    try:
+        return await _in_the_room(
+            request,
+            meeting_id,
+            lambda table, meeting, _: services.check_in_member(principal, table, meeting, user_id),
+            to=_on_the_list(meeting_id, data, f"person-{user_id}"),
+        )
+    except UserError as refused:
+        return await _attendance_refused(request, principal, meeting_id, refused)
 
 
 @post("/meetings/{meeting_id:int}/attendance/walk-in", name="attendance_walk_in")
 async def walk_in(
     request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
 ) -> Template | Redirect:
+    data = await form_data(request)
     try:
         return await _in_the_room(
             request,
             meeting_id,
             lambda table, meeting, data: services.check_in_walk_in(principal, table, meeting, data),
+            to=_on_the_list(meeting_id, data, "walk-in-title"),
         )
-    except FormErrors as invalid:
-        return await _attendance_page(
-            request, principal, meeting_id, status_code=400, errors=invalid.errors
-        )
+    except (FormErrors, UserError) as refused:
+        typed = {"name": str(data.get("name") or "")[: services.NAME_MAX * 2]}
+        return await _attendance_refused(request, principal, meeting_id, refused, typed)
 
 
 @post("/meetings/{meeting_id:int}/attendance/{attendance_id:int}/remove", name="attendance_remove")
@@ -416,14 +520,16 @@ async def remove_attendance(
     principal: NamedDependency[Principal],
     meeting_id: ObjectId,
     attendance_id: ObjectId,
-) -> Redirect:
-    return await _in_the_room(
-        request,
-        meeting_id,
-        lambda table, meeting, _: services.remove_attendance(
-            principal, table, meeting, attendance_id
-        ),
-    )
+) -> Template | Redirect:
+    data = await form_data(request)
+    meeting, table = await services.get_with_table(meeting_id)
+    try:
+        member = await services.remove_attendance(principal, table, meeting, attendance_id)
+    except UserError as refused:
+        return await _attendance_refused(request, principal, meeting_id, refused)
+    live.publish(request.app, f"meeting:{meeting_id}", meeting=meeting_id)
+    anchor = f"person-{member}" if member is not None else "present-title"
+    return redirect(_on_the_list(meeting_id, data, anchor) or _back(meeting_id, data))
 
 
 @get("/meetings/{meeting_id:int}/sign-in-sheet.pdf", name="sign_in_sheet")

@@ -9,7 +9,7 @@ same write transaction, so a check-in and the closing of the meeting cannot inte
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import nh3
@@ -59,6 +59,10 @@ WALK_IN_IS_MEMBER = N_(
     "%(name)s is the name of a member of the table: tick them on the members' list. "
     "For someone else of the same name, add an initial."
 )
+WALK_IN_NAMESAKE = N_(
+    "Someone called %(name)s is already checked in. If this is another person, add an initial "
+    "or a word to tell them apart, for example “%(name)s B.” or “%(name)s, tower G”."
+)
 NOT_THIS_TABLE_VOTE = N_("This vote belongs to another table.")
 ITEM_NEEDS_TITLE = N_("Give the item a title, or choose a proposal or a vote.")
 NOT_SCHEDULED = N_("This meeting has already started or ended; it can no longer be changed.")
@@ -70,6 +74,15 @@ NOT_FOUND_HERE = N_("This does not belong to this meeting.")
 ALREADY_SPEAKING = N_("This turn has already been given.")
 NOT_SPEAKING = N_("This person is not speaking.")
 MINUTES_NOT_AFTER = N_("Minutes can be published once the meeting has been held.")
+HELD_IN_THE_FUTURE = N_("A meeting already held must have started in the past.")
+NOT_REOPENABLE = N_("Only a closed meeting can be reopened.")
+TOO_LATE_TO_REOPEN = N_(
+    "A closing can only be undone the same evening. Say what happened next in the minutes."
+)
+MINUTES_ALREADY_PUBLISHED = N_("Its minutes are published: the meeting cannot be reopened.")
+AFTER_THE_FACT_NO_QR = N_(
+    "This meeting is being entered after the fact: the facilitator records who came."
+)
 
 TITLE_MAX, PLACE_MAX, ADDRESS_MAX, ITEM_MAX, NAME_MAX = 160, 160, 240, 200, 80
 MINUTES_MAX = 50_000
@@ -95,10 +108,47 @@ _COLUMNS = (
 )
 
 
+# A meeting's evening ends at 04:00 in Paris, and never less than six hours after.
+EVENING_ENDS = time(4, 0)
+EVENING_AT_LEAST = timedelta(hours=6)
+LATE = timedelta(minutes=10)  # started later than this after its time: said on its page
+
+
+def end_of_evening(moment: datetime) -> datetime:
+    """The end of the evening `moment` belongs to: the next 04:00 in Paris, and at least six
+    hours after it. A meeting closed by mistake may be reopened until the end of the evening it
+    was closed; a meeting started before the end of its own evening was started late, one
+    started after it is entered after the fact."""
+    local = moment.astimezone(i18n.LOCAL_TIMEZONE)
+    day = local.date() if local.time() < EVENING_ENDS else local.date() + timedelta(days=1)
+    four = datetime.combine(day, EVENING_ENDS, tzinfo=i18n.LOCAL_TIMEZONE)
+    return max(four.astimezone(UTC), moment.astimezone(UTC) + EVENING_AT_LEAST)
+
+
 def _shape(meeting: dict[str, Any]) -> dict[str, Any]:
+    now = datetime.now(UTC)
     meeting["starts_at"] = utc(meeting["starts_at"])
     meeting["ends_at"] = utc(meeting["ends_at"])
+    meeting["opened_at"] = utc(meeting["opened_at"]) if meeting["opened_at"] else None
+    meeting["closed_at"] = utc(meeting["closed_at"]) if meeting["closed_at"] else None
     meeting["languages"] = meeting["languages"].split()
+    evening = end_of_evening(meeting["ends_at"])
+    # Started after its evening was over: entered after the fact (from the paper sheet), and
+    # marked so wherever it is shown. Derived from when it was opened, which nothing changes.
+    opened = meeting["opened_at"]
+    meeting["after_the_fact"] = opened is not None and opened > evening
+    meeting["started_late"] = (
+        opened is not None
+        and not meeting["after_the_fact"]
+        and opened > meeting["starts_at"] + LATE
+    )
+    scheduled = meeting["status"] == SCHEDULED
+    meeting["late"] = scheduled and meeting["starts_at"] <= now <= evening
+    meeting["missed"] = scheduled and now > evening
+    closed = meeting["closed_at"] if meeting["status"] == CLOSED else None
+    meeting["reopen_until"] = (
+        end_of_evening(closed) if closed and now <= end_of_evening(closed) else None
+    )
     return meeting
 
 
@@ -160,8 +210,12 @@ def _read_meeting(data: dict[str, Any]) -> dict[str, Any]:
     day = form.day("date")
     starts_at = form.local_moment(day, "start")
     ends_at = form.local_moment(day, "end")
-    if starts_at and starts_at <= datetime.now(UTC):
+    # A meeting forgotten in the schedule may be entered once held, ticked as such.
+    held = data.get("held") == "yes"
+    if starts_at and not held and starts_at <= datetime.now(UTC):
         form.error("date", IN_THE_PAST)
+    if starts_at and held and starts_at > datetime.now(UTC):
+        form.error("date", HELD_IN_THE_FUTURE)
     if starts_at and ends_at and ends_at <= starts_at:
         form.error("end", ENDS_BEFORE_START)
     place = form.text("place", max_length=PLACE_MAX)
@@ -247,6 +301,7 @@ def form_values(meeting: dict[str, Any]) -> dict[str, Any]:
         "place": meeting["place"],
         "address": meeting["address"],
         "languages": meeting["languages"],
+        "held": "yes" if meeting["starts_at"] <= datetime.now(UTC) else "",
     }
 
 
@@ -275,9 +330,15 @@ async def cancel(who: Principal, table: dict[str, Any], meeting: dict[str, Any])
         )
 
 
-async def open_meeting(who: Principal, table: dict[str, Any], meeting: dict[str, Any]) -> None:
-    """The meeting begins: check-in opens, the room screen shows the first item."""
+async def open_meeting(who: Principal, table: dict[str, Any], meeting: dict[str, Any]) -> bool:
+    """The meeting begins: check-in opens, the room screen shows the first item.
+
+    Late is fine: the same evening, it is started late. Once its evening is over, opening it
+    enters it after the fact (the facilitator ticks who came, from the paper sheet, then closes
+    it) and it is marked so; returns whether it was."""
     require(who, "meetings.manage", scope_of(table))
+    now = datetime.now(UTC)
+    after_the_fact = now > end_of_evening(meeting["ends_at"])
     first = await (
         AgendaItem.select(AgendaItem.id)
         .where(AgendaItem.meeting == meeting["id"])
@@ -289,7 +350,7 @@ async def open_meeting(who: Principal, table: dict[str, Any], meeting: dict[str,
             Meeting.update(
                 {
                     Meeting.status: OPEN,
-                    Meeting.opened_at: datetime.now(UTC),
+                    Meeting.opened_at: now,
                     Meeting.current_item: first["id"] if first else None,
                 }
             )
@@ -299,8 +360,12 @@ async def open_meeting(who: Principal, table: dict[str, Any], meeting: dict[str,
         if not changed:
             raise UserError(NOT_OPENABLE)
         await audit.record(
-            who, "meeting.opened", scope_of(table), subject=f"meeting:{meeting['id']}"
+            who,
+            "meeting.entered_after_the_fact" if after_the_fact else "meeting.opened",
+            scope_of(table),
+            subject=f"meeting:{meeting['id']}",
         )
+    return after_the_fact
 
 
 async def close_meeting(who: Principal, table: dict[str, Any], meeting: dict[str, Any]) -> None:
@@ -321,6 +386,34 @@ async def close_meeting(who: Principal, table: dict[str, Any], meeting: dict[str
         )
         await audit.record(
             who, "meeting.closed", scope_of(table), subject=f"meeting:{meeting['id']}"
+        )
+
+
+async def reopen_meeting(who: Principal, table: dict[str, Any], meeting: dict[str, Any]) -> None:
+    """Undoes a closing made by mistake: a coordinator, the evening it was closed, before any
+    minutes are published. Check-in and the room come back; turns ended by the closing stay
+    ended. The journal keeps when it had been closed."""
+    require(who, "meetings.reopen", scope_of(table))
+    async with db.write_transaction():
+        if not await _lock(meeting, CLOSED):
+            raise UserError(NOT_REOPENABLE)
+        row = await Meeting.select(Meeting.closed_at).where(Meeting.id == meeting["id"]).first()
+        closed_at = utc(row["closed_at"]) if row and row["closed_at"] else None
+        if closed_at is None or datetime.now(UTC) > end_of_evening(closed_at):
+            raise UserError(TOO_LATE_TO_REOPEN)
+        if await Minutes.exists().where(
+            (Minutes.meeting == meeting["id"]) & Minutes.published.eq(True)
+        ):
+            raise UserError(MINUTES_ALREADY_PUBLISHED)
+        await Meeting.update({Meeting.status: OPEN, Meeting.closed_at: None}).where(
+            Meeting.id == meeting["id"]
+        )
+        await audit.record(
+            who,
+            "meeting.reopened",
+            scope_of(table),
+            subject=f"meeting:{meeting['id']}",
+            closed_at=closed_at.isoformat(),
         )
 
 
@@ -511,6 +604,7 @@ async def _check_in(
     name: str,
     method: str,
     recorded_by: int | None,
+    duplicate: str = ALREADY_CHECKED_IN,
 ) -> None:
     person = f"user:{user_id}" if user_id is not None else f"name:{name.casefold()}"
     async with db.write_transaction():
@@ -531,12 +625,15 @@ async def _check_in(
             .returning(Attendance.id)
         )
         if not inserted:
-            raise UserError(ALREADY_CHECKED_IN, name=name)
+            raise UserError(duplicate, name=name)
 
 
 async def check_in_self(who: Principal, table: dict[str, Any], meeting: dict[str, Any]) -> None:
     """A resident checks in from their own phone, after scanning the meeting's QR code."""
     require(who, "meetings.check_in", scope_of(table))
+    if meeting["after_the_fact"]:
+        # Days later, from home: only the facilitator, from the paper sheet, says who came.
+        raise UserError(AFTER_THE_FACT_NO_QR)
     await _check_in(
         meeting,
         user_id=signed_in(who),
@@ -578,13 +675,26 @@ async def check_in_walk_in(
     )
     if any(str(row["name"] or "").casefold() == name.casefold() for row in members):
         raise UserError(WALK_IN_IS_MEMBER, name=name)
-    await _check_in(meeting, user_id=None, name=name, method=WALK_IN, recorded_by=who.user_id)
+    # Two people of the same first name: the second one is told apart by an initial or a word.
+    await _check_in(
+        meeting,
+        user_id=None,
+        name=name,
+        method=WALK_IN,
+        recorded_by=who.user_id,
+        duplicate=WALK_IN_NAMESAKE,
+    )
+
+
+# Refusals about the name typed for a walk-in: shown beside the name, the rest above the list.
+NAME_REFUSALS = frozenset({WALK_IN_IS_MEMBER, WALK_IN_NAMESAKE})
 
 
 async def remove_attendance(
     who: Principal, table: dict[str, Any], meeting: dict[str, Any], attendance_id: int
-) -> None:
-    """Undoes a check-in ticked by mistake, while the meeting is being held."""
+) -> int | None:
+    """Undoes a check-in ticked by mistake, while the meeting is being held; returns the member
+    it was (None for a walk-in)."""
     require(who, "meetings.manage", scope_of(table))
     async with db.write_transaction():
         if not await _lock(meeting, OPEN):
@@ -592,10 +702,12 @@ async def remove_attendance(
         removed = await (
             Attendance.delete()
             .where((Attendance.id == attendance_id) & (Attendance.meeting == meeting["id"]))
-            .returning(Attendance.id)
+            .returning(Attendance.id, Attendance.user)
         )
         if not removed:
             raise UserError(NOT_FOUND_HERE, status_code=404)
+    user = removed[0]["user"]
+    return int(user) if user is not None else None
 
 
 async def attendance(meeting_id: int) -> list[dict[str, Any]]:

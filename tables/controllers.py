@@ -20,9 +20,9 @@ from proposals import services as proposals
 from proposals.themes import THEMES
 from tables import services
 from voix import workers
-from voix.forms import FormErrors
+from voix.forms import FormErrors, UserError
 from voix.i18n import current_language
-from voix.permissions import Principal, require
+from voix.permissions import Principal, can, require
 from voix.web import ObjectId, Slug, absolute_url, form_data, page, redirect
 from votes import services as votes
 
@@ -158,6 +158,44 @@ async def register_resident(
     return _card_download(card)
 
 
+# Printing a new card and revoking one cannot be taken back: the list's buttons lead to the GET
+# of the act's address, a page saying what will happen (the current card stops working), whose
+# POST button does it. Without JavaScript, the same for everyone.
+
+
+async def _card_page(
+    request: Request,
+    principal: Principal,
+    table: dict[str, Any],
+    user_id: int,
+    act: str,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> Template:
+    scope = services.scope_of(table)
+    require(principal, "cards.print" if act == "print" else "residents.register", scope)
+    resident = await cards.card_of(table, user_id)
+    if act == "print" and not can(principal, "cards.print", scope, resident["holder"]):
+        raise UserError(cards.NO_CARD_FOR_THEM, status_code=403)
+    return page(
+        request,
+        "tables/card.html",
+        status_code=status_code,
+        table=table,
+        resident=resident,
+        act=act,
+        **context,
+    )
+
+
+@get("/tables/{slug:str}/residents/{user_id:int}/card", name="card_issue_confirm")
+async def issue_card_confirm(
+    request: Request, principal: NamedDependency[Principal], slug: Slug, user_id: ObjectId
+) -> Template:
+    return await _card_page(request, principal, await services.get_table(slug), user_id, "print")
+
+
 @post("/tables/{slug:str}/residents/{user_id:int}/card", name="card_issue")
 async def issue_card(
     request: Request, principal: NamedDependency[Principal], slug: Slug, user_id: ObjectId
@@ -167,14 +205,24 @@ async def issue_card(
     try:
         card = await cards.issue_card(principal, table, user_id, data, _card_printer(table))
     except FormErrors as invalid:
-        return await _residents_page(
+        return await _card_page(
             request,
             principal,
             table,
+            user_id,
+            "print",
             status_code=400,
-            errors={f"reason-{user_id}": invalid.errors["reason"]},
+            errors=invalid.errors,
+            values={"reason": str(data.get("reason") or "")[: cards.REASON_MAX * 2]},
         )
     return _card_download(card)
+
+
+@get("/tables/{slug:str}/residents/{user_id:int}/card/revoke", name="card_revoke_confirm")
+async def revoke_card_confirm(
+    request: Request, principal: NamedDependency[Principal], slug: Slug, user_id: ObjectId
+) -> Template:
+    return await _card_page(request, principal, await services.get_table(slug), user_id, "revoke")
 
 
 @post("/tables/{slug:str}/residents/{user_id:int}/card/revoke", name="card_revoke")
@@ -201,4 +249,12 @@ async def change_role(
     return redirect(f"/tables/{slug}/residents", flash="role_changed")
 
 
-ROUTES += [residents, register_resident, issue_card, revoke_card, change_role]
+ROUTES += [
+    residents,
+    register_resident,
+    issue_card_confirm,
+    issue_card,
+    revoke_card_confirm,
+    revoke_card,
+    change_role,
+]

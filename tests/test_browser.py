@@ -342,6 +342,10 @@ async def test_a_facilitator_runs_a_meeting_from_the_agenda_to_the_minutes(tmp_p
             await page.goto(meeting_url + "/control")
             await page.get_by_role("button", name=fr("Close the meeting")).click()
             await page.wait_for_load_state()
+            # Closing asks first, on a page saying what will happen (issue 12).
+            await page.screenshot(path=OUTPUT / "close-confirm-fr.png", full_page=True)
+            await page.get_by_role("button", name=fr("Yes, close the meeting")).click()
+            await page.wait_for_load_state()
             await page.get_by_role("link", name=fr("Write the minutes")).click()
             await page.get_by_label(fr("Minutes"), exact=True).fill(
                 "## Ouverture\n\nLa séance est **ouverte** à 18h30.\n\n- Ascenseurs : courrier au bailleur"

@@ -267,7 +267,8 @@ async def test_three_ways_to_check_in_each_recorded_and_nobody_twice(client) -> 
         client, f"/meetings/{meeting_id}/attendance/members/{resident_c}", {"back": "attendance"}
     )
     assert ticked.status_code == 303
-    assert ticked.headers["location"] == f"/meetings/{meeting_id}/attendance"
+    # Back on the list where that person is (issue 12): the row is the fragment's target.
+    assert ticked.headers["location"] == f"/meetings/{meeting_id}/attendance#person-{resident_c}"
     walk_in = await post_form(
         client, f"/meetings/{meeting_id}/attendance/walk-in", {"name": "Fatou"}
     )
