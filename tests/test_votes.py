@@ -330,7 +330,8 @@ async def test_the_result_decides_and_is_published(client: AsyncClient) -> None:
     assert (await services.yes_no_counts([vote_id]))[vote_id] == {"yes": 1, "no": 0, "abstain": 0}
     table_page = await client.get("/tables/flamants-iris")
     assert t("Adopted") in table_page.text
-    assert '<meter min="0" max="1" value="1">' in table_page.text
+    # The bar of "for", full, in its own colour; the count is said in words beside it.
+    assert 'width="100.0" height="12" fill="#1f6b3a"' in table_page.text
 
 
 async def test_fifty_concurrent_votes_count_exactly_once_each(client: AsyncClient, app) -> None:

@@ -49,7 +49,10 @@ BLACK = "#000000"
 WHITE = "#ffffff"
 FALLBACK_COLOUR = "#8a909c"
 APPROVAL_COLOUR = "#2c5d8f"
-YES_NO_COLOURS = ("#1f6b3a", "#a3262a", "#c3c7ce")  # for, against, abstain
+# For (green), against (a deep red), abstain (a mid grey): three colours apart, each at least
+# 3:1 against the white page and the light track (WCAG non-text contrast), each under black or
+# white text at 4.5:1 or more. The bars of voix/templates/macros.html `results` use the same.
+YES_NO_COLOURS = ("#1f6b3a", "#a3262a", "#767c88")  # for, against, abstain
 
 MARGIN = 8
 LABEL_SIZE = 15
