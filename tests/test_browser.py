@@ -262,7 +262,7 @@ async def test_a_facilitator_runs_a_meeting_from_the_agenda_to_the_minutes(tmp_p
             await page.get_by_label(fr("Date")).fill(day)
             await page.get_by_label(fr("Starts at")).fill("18:30")
             await page.get_by_label(fr("Ends at")).fill("20:30")
-            await page.get_by_label(fr("Place")).fill("Centre social Flamants-Iris")
+            await page.get_by_label(fr("Place"), exact=True).fill("Centre social Flamants-Iris")
             await page.get_by_label(fr("Address")).fill("Avenue Alexandre Ansaldi, 13014 Marseille")
             await page.locator("input[name=languages][value=ar]").check()
             await page.get_by_label(fr("Agenda")).fill("Accueil\nQuestions diverses")
