@@ -17,6 +17,7 @@ from accounts.throttle import Limit
 from proposals.services import Page, page_number
 from proposals.themes import THEMES
 from tables import services as tables
+from translations import services as content
 from voix import i18n
 from voix.forms import FormErrors, Message, UserError, clean_text, raw_limit
 from voix.i18n import N_
@@ -168,6 +169,13 @@ async def _account_page(
     if two_step and not principal.totp_enabled:
         enrolment = await mfa.enrolment(user_id, me["login"])
     lists = [await mine.latest(mine.BY_KEY[key], user_id) for key in mine.ACTIVITY]
+    # Questions and titles in the reader's language where a facilitator translated them.
+    reader = i18n.current_language.get()
+    for listing in lists:
+        if listing.section.key == "votes_taken_part_in":
+            await content.apply("vote", listing.items, reader, key="vote")
+        elif listing.section.key == "meetings_attended":
+            await content.apply("meeting", listing.items, reader, key="meeting")
     return page(
         request,
         "accounts/account.html",

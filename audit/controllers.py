@@ -41,6 +41,7 @@ ACTIONS = {
     "meeting.reopened": N_("Meeting reopened after closing"),
     "meeting.cancelled": N_("Meeting cancelled"),
     "minutes.published": N_("Minutes published"),
+    "content.translated": N_("Translation saved"),
 }
 
 

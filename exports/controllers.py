@@ -15,7 +15,7 @@ from proposals import services as proposals
 from proposals.themes import THEMES
 from tables import services as tables
 from voix.forms import FormErrors
-from voix.i18n import LANGUAGES
+from voix.i18n import LANGUAGES, current_language
 from voix.permissions import Principal, require
 from voix.web import Slug, form_data, page, redirect
 
@@ -60,9 +60,18 @@ async def publish(
 
 @get("/briefs/{slug:str}", name="brief")
 async def detail(request: Request, principal: NamedDependency[Principal], slug: Slug) -> Template:
-    document = await services.load(slug)
+    document, shown = await services.localised(
+        await services.load(slug),
+        current_language.get(),
+        original=request.query_params.get("original") == "1",
+    )
     return page(
-        request, "exports/brief.html", brief=document, themes=THEMES, pdf_languages=LANGUAGES
+        request,
+        "exports/brief.html",
+        brief=document,
+        shown=shown,
+        themes=THEMES,
+        pdf_languages=LANGUAGES,
     )
 
 
@@ -70,7 +79,7 @@ async def detail(request: Request, principal: NamedDependency[Principal], slug: 
 async def pdf(slug: Slug, lang: FromPath[str]) -> Response[bytes]:
     if lang not in LANGUAGES:
         raise NotFoundException()
-    document = await services.load(slug)
+    document, _shown = await services.localised(await services.load(slug), lang)
     content = await stored.brief_pdf(document, lang)
     return Response(
         content,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -11,11 +12,13 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
+from markupsafe import Markup
 
 from exports import stored
 from exports.pdf import render_minutes, render_poster, render_sign_in_sheet
 from meetings import calendar, services
 from tables import services as tables
+from translations import services as content
 from voix import i18n, live, workers
 from voix.forms import FormErrors, UserError, parse_int
 from voix.permissions import Principal, can, require, signed_in
@@ -56,6 +59,7 @@ async def table_meetings(
     table = await tables.get_table(slug)
     upcoming = await services.for_table(table["id"], upcoming=True)
     past = await services.for_table(table["id"], upcoming=False)
+    await content.apply("meeting", [*upcoming, *past], i18n.current_language.get())
     history = await services.history(table["id"])
     return page(
         request,
@@ -173,14 +177,23 @@ async def _meeting_page(
     meeting, table = await services.get_with_table(meeting_id)
     scope = tables.scope_of(table)
     manager = can(principal, "meetings.manage", scope)
+    meeting = dict(meeting, agenda=await services.agenda(meeting_id))
+    shown = await content.apply(
+        "meeting",
+        [meeting],
+        i18n.current_language.get(),
+        original=request.query_params.get("original") == "1",
+        count=True,
+    )
     return page(
         request,
         "meetings/meeting.html",
         status_code=status_code,
         meeting=meeting,
+        shown=shown.get(meeting_id),
         table=table,
         scope=scope,
-        agenda=await services.agenda(meeting_id),
+        agenda=meeting["agenda"],
         present=(await services.attendance_counts([meeting_id]))[meeting_id],
         checked_in=await services.is_present(principal.user_id, meeting_id),
         minutes=await services.published_minutes(meeting_id),
@@ -201,8 +214,14 @@ async def poster(request: Request, meeting_id: ObjectId) -> Response[bytes]:
     meeting, table = await services.get_with_table(meeting_id)
     items = await services.agenda(meeting_id)
     url = absolute_url(f"/meetings/{meeting_id}")
-    content = await workers.run(render_poster, meeting, table, items, url)
-    return _pdf(content, f"affiche-reunion-{meeting_id}.pdf")
+    translated = {}
+    for code in meeting["languages"]:
+        row = copy.deepcopy(dict(meeting, agenda=items))
+        shown = (await content.apply("meeting", [row], code)).get(meeting_id)
+        if shown and shown.state == content.TRANSLATED:
+            translated[code] = row
+    pdf = await workers.run(render_poster, meeting, table, items, url, translated)
+    return _pdf(pdf, f"affiche-reunion-{meeting_id}.pdf")
 
 
 # What a form of the room does, once the meeting and its table are known.
@@ -386,6 +405,8 @@ async def check_in_page(
 ) -> Template:
     """Where the meeting's QR code leads: sign in with the card, then one button."""
     meeting, table = await services.get_with_table(meeting_id)
+    meeting = dict(meeting)
+    await content.apply("meeting", [meeting], i18n.current_language.get())
     return page(
         request,
         "meetings/check_in.html",
@@ -558,11 +579,18 @@ ROUTES += [check_in_page, check_in, attendance, tick, walk_in, remove_attendance
 async def _room_context(principal: Principal, meeting_id: int, action: str) -> dict[str, Any]:
     meeting, table = await services.get_with_table(meeting_id)
     require(principal, action, tables.scope_of(table))
+    room = await services.room(meeting)
+    # The agenda's items are the room's (its current item one of them): translated in place.
+    meeting = dict(meeting, agenda=room["agenda"])
+    reader = i18n.current_language.get()
+    await content.apply("meeting", [meeting], reader)
+    if room["vote"]:
+        await content.apply("vote", [room["vote"]], reader)
     return {
         "meeting": meeting,
         "table": table,
         "scope": tables.scope_of(table),
-        "room": await services.room(meeting),
+        "room": room,
         "speaking_time": services.speaking_time,
     }
 
@@ -681,11 +709,29 @@ async def minutes(
     request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
 ) -> Template:
     meeting, table = await services.get_with_table(meeting_id)
+    meeting = dict(meeting)
+    await content.apply("meeting", [meeting], i18n.current_language.get())
     version = _version(request)
     shown = await services.published_minutes(meeting_id, version)
     if shown is None and version is not None:
         raise NotFoundException()
     versions = [v for v in await services.minutes_versions(meeting_id) if v["published"]]
+    latest = versions[0]["version"] if versions else None
+    html = await services.shown_html(shown) if shown else ""
+    translation = None
+    if shown and shown["version"] == latest:  # translations follow the newest version only
+        row = {"id": meeting_id, "body": shown["body"], "body_html": None}
+        translation = (
+            await content.apply(
+                "minutes",
+                [row],
+                i18n.current_language.get(),
+                original=request.query_params.get("original") == "1",
+                count=True,
+            )
+        ).get(meeting_id)
+        if row["body_html"] is not None:
+            html = Markup(row["body_html"])  # noqa: S704 — sanitised by nh3 when saved
     return page(
         request,
         "meetings/minutes.html",
@@ -693,10 +739,11 @@ async def minutes(
         table=table,
         scope=tables.scope_of(table),
         minutes=shown,
-        html=await services.shown_html(shown) if shown else "",
+        html=html,
+        shown=translation,
         links=await services.minutes_links(shown["id"]) if shown else None,
         versions=versions,
-        latest=versions[0]["version"] if versions else None,
+        latest=latest,
     )
 
 
@@ -768,9 +815,21 @@ async def minutes_pdf(request: Request, meeting_id: ObjectId) -> Response[bytes]
     present = (await services.attendance_counts([meeting_id]))[meeting_id]
     html = await services.shown_html(shown)
     lang = i18n.current_language.get()
+    # The reader's translation, of the newest version only (the stored PDF's fingerprint
+    # covers what it is given, so a new translation renders a new PDF).
+    meeting = dict(meeting)
+    await content.apply("meeting", [meeting], lang)
+    latest = max(
+        v["version"] for v in await services.minutes_versions(meeting_id) if v["published"]
+    )
+    if shown["version"] == latest:
+        row = {"id": meeting_id, "body": shown["body"], "body_html": None}
+        await content.apply("minutes", [row], lang)
+        if row["body_html"] is not None:
+            html = Markup(row["body_html"])  # noqa: S704 — sanitised by nh3 when saved
     # A published version: rendered once per language (and again only if what it shows
     # changes, a linked proposal's status for one), then served as stored.
-    content = await stored.published_pdf(
+    pdf = await stored.published_pdf(
         f"minutes:{shown['id']}",
         lang,
         render_minutes,
@@ -782,7 +841,7 @@ async def minutes_pdf(request: Request, meeting_id: ObjectId) -> Response[bytes]
         present=present,
         lang=lang,
     )
-    return _pdf(content, f"compte-rendu-{meeting_id}-v{shown['version']}.pdf")
+    return _pdf(pdf, f"compte-rendu-{meeting_id}-v{shown['version']}.pdf")
 
 
 ROUTES += [minutes, minutes_edit, minutes_save, minutes_pdf]

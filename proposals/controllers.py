@@ -8,7 +8,11 @@ from typing import Annotated, Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
 from litestar.params import PathParameter
 from litestar.response import Redirect, Template
 
@@ -18,7 +22,8 @@ from proposals import discussion, media, services
 from proposals.themes import THEMES
 from tables import services as tables
 from tables.models import RESIDENT
-from voix.forms import FormErrors
+from translations import services as content
+from voix.forms import FormErrors, UserError
 from voix.i18n import current_language
 from voix.middleware import CONTENT_SECURITY_POLICY
 from voix.permissions import Principal, can, require
@@ -136,7 +141,9 @@ async def proposal_page(
         proposal=proposal,
         table=table,
         theme=THEMES.get(proposal["theme"]),
-        votes=await votes.with_results(proposal_votes),
+        votes=await content.apply_all(
+            "vote", await votes.with_results(proposal_votes), reader_language
+        ),
         decision=(await decisions.latest([proposal_id])).get(proposal_id),
         threshold_labels=THRESHOLD_LABELS,
         voted=await votes.voted_in(principal.user_id, vote_ids),
@@ -194,11 +201,18 @@ FLASHES = {
 @post("/proposals/{proposal_id:int}/support", name="proposal_support")
 async def support(
     request: Request, principal: NamedDependency[Principal], proposal_id: ObjectId
-) -> Redirect:
+) -> Response[bytes] | Redirect:
+    """Back to the support block (#support), which the browser focuses. With htmx only that
+    block is swapped; a refusal is not swapped in, so the page is loaded again as it is now."""
     data = await form_data(request)
     proposal, table = await services.get_with_table(proposal_id)
     action = "withdraw" if data.get("action") == "withdraw" else "support"
-    await DISCUSSION_ACTIONS[action](principal, table, proposal)
+    try:
+        await DISCUSSION_ACTIONS[action](principal, table, proposal)
+    except (UserError, NotAuthorizedException, PermissionDeniedException):
+        if not request.headers.get("hx-request"):
+            raise
+        return Response(b"", status_code=200, headers={"HX-Refresh": "true"})
     return redirect(f"/proposals/{proposal_id}#support", flash=FLASHES[action])
 
 

@@ -19,6 +19,7 @@ from proposals import discussion
 from proposals import services as proposals
 from proposals.themes import THEMES
 from tables import services
+from translations import services as content
 from voix import workers
 from voix.forms import FormErrors, UserError
 from voix.i18n import current_language
@@ -37,7 +38,9 @@ async def home(request: Request, principal: NamedDependency[Principal]) -> Templ
         request,
         "tables/home.html",
         organisations=organisations,
-        my_meetings=await meetings.upcoming_for_user(principal.user_id),
+        my_meetings=await content.apply_all(
+            "meeting", await meetings.upcoming_for_user(principal.user_id), current_language.get()
+        ),
     )
 
 
@@ -65,14 +68,21 @@ async def table_page(
     static_map = svg.layout(
         await maps.table_districts(table["id"]), await proposals.placed(table["id"])
     )
-    table_votes = await votes.for_table(table["id"])
+    table_votes = await votes.with_results(await votes.for_table(table["id"]))
+    coming = await meetings.for_table(table["id"], upcoming=True)
+    table_briefs = await briefs.for_table(table["id"])
+    # Questions, answers, titles in the reader's language where a facilitator translated them.
+    reader = current_language.get()
+    await content.apply("vote", table_votes, reader)
+    await content.apply("meeting", coming[:3], reader)
+    await content.apply("brief", table_briefs, reader)
     return page(
         request,
         "tables/table.html",
-        votes=await votes.with_results(table_votes),
+        votes=table_votes,
         voted=await votes.voted_in(principal.user_id, [v["id"] for v in table_votes]),
-        briefs=await briefs.for_table(table["id"]),
-        meetings=await meetings.for_table(table["id"], upcoming=True),
+        briefs=table_briefs,
+        meetings=coming,
         map=static_map,
         **context,
     )

@@ -54,6 +54,7 @@ else:
 import httpx  # noqa: E402
 from litestar.channels import ChannelsPlugin  # noqa: E402
 
+from translations import services as content  # noqa: E402
 from voix import db  # noqa: E402
 from voix.app import create_app  # noqa: E402
 
@@ -90,6 +91,9 @@ ALL_TABLES = [
     "table_district",
     "neighbourhood_table",
     "legal_text",
+    "content_translation",
+    "content_origin",
+    "content_read",
     "organisation",
     "named_place",
     "district",
@@ -116,6 +120,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(autouse=True)
 async def clean_database() -> AsyncIterator[None]:
     yield
+    content.forget_reads()  # counted in memory, not yet written: of this test's objects
     async with db.engine().transaction():
         for table in ALL_TABLES:
             await db.engine().run_ddl(f'DELETE FROM "{table}"')

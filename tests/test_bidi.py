@@ -499,10 +499,23 @@ async def test_user_text_is_isolated_in_the_pdfs(client: AsyncClient, lang: str)
             sections=[  # as render_poster puts them: one per language of the meeting
                 Markup(  # noqa: S704 — rendered by the project's autoescaping environment
                     exports_pdf._html(
-                        "exports/pdf/poster_section.html", code, meeting=meeting, table=table
+                        "exports/pdf/poster_section.html",
+                        code,
+                        meeting=meeting,
+                        original_title=meeting["title"],
+                        table=table,
                     )
                 )
                 for code in ("fr", "ar")
+            ],
+            agendas=[  # the agenda, once: nobody translated it
+                Markup(  # noqa: S704 — as above
+                    exports_pdf._html(
+                        "exports/pdf/poster_agenda.html",
+                        lang,
+                        agenda=await meetings.agenda(mixed.meeting),
+                    )
+                )
             ],
             qr="",
             url="",

@@ -100,6 +100,11 @@ ALLOWED = {
         "coordinator of the organisation",
         "administrator",
     },
+    "content.translate": {
+        "facilitator of this table",
+        "coordinator of the organisation",
+        "administrator",
+    },
     "meetings.manage": {
         "facilitator of this table",
         "coordinator of the organisation",

@@ -33,6 +33,8 @@ from meetings.controllers import ROUTES as MEETING_ROUTES
 from meetings.room_controllers import ROUTES as ROOM_ROUTES
 from proposals.controllers import ROUTES as PROPOSAL_ROUTES
 from tables.controllers import ROUTES as TABLE_ROUTES
+from translations import services as content
+from translations.controllers import ROUTES as TRANSLATION_ROUTES
 from voix import db, live, logs, opendata, workers
 from voix.forms import Message, UserError
 from voix.i18n import N_
@@ -124,6 +126,7 @@ async def _start_database() -> None:
 
 
 async def _stop_database() -> None:
+    await content.flush_reads()  # the reads counted since the last write
     await db.engine().stop()
 
 
@@ -154,6 +157,7 @@ def create_app() -> Litestar:
                     *AUDIT_ROUTES,
                     *EXPORT_ROUTES,
                     *HELP_ROUTES,
+                    *TRANSLATION_ROUTES,
                 ],
                 include_in_schema=False,
             ),

@@ -42,6 +42,7 @@ from tables.models import (
     TableDistrict,
 )
 from tables.services import get_table_by_id, scope_of
+from translations import services as content
 from voix import crypto, db, i18n
 from voix.forms import Form, ascii_slug
 from voix.permissions import Principal
@@ -442,6 +443,7 @@ async def _seed() -> None:
     open_vote_id = await _seed_votes(tables["flamants-iris"], users, facilitator, proposals, joined)
     await _seed_meetings(tables, users, facilitator, proposals, open_vote_id)
     await _seed_room_vote(flamants, organisations["avec-nous"], users, proposals)
+    await _seed_translations(tables["flamants-iris"], facilitator, open_vote_id)
 
     brief = await Brief.insert(
         Brief(
@@ -496,6 +498,19 @@ PRIORITY_GRADES = (
     (6, 6, 3, 2, 1, 1, 0),
     (0, 2, 3, 5, 5, 3, 1),
 )
+
+
+async def _seed_translations(table_id: int, facilitator: int, vote_id: int) -> None:
+    """The open vote read in Arabic, as a facilitator translated it; the rest left to do."""
+    table = await get_table_by_id(table_id)
+    manager = Principal(user_id=facilitator, table_roles={table_id: FACILITATOR}, verified=True)
+    original = await content.get_original("vote", vote_id)
+    if original is None:
+        raise LookupError(vote_id)
+    words = "حافلة كل 10 دقائق في ساعات الذروة"
+    data = {"language": "ar", "written_in": "fr"}
+    data.update({f"field-{key}": words for key in original.fields})
+    await content.save(manager, table, original, data)
 
 
 async def _seed_votes(

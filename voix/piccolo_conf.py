@@ -18,5 +18,6 @@ APP_REGISTRY = AppRegistry(
         "exports.piccolo_app",
         "audit.piccolo_app",
         "help.piccolo_app",
+        "translations.piccolo_app",
     ]
 )

@@ -23,7 +23,7 @@ from meetings.models import OPEN as OPEN_MEETING
 from meetings.models import SCHEDULED as SCHEDULED_MEETING
 from meetings.models import AgendaItem, Attendance, Meeting
 from proposals.discussion import record_change
-from proposals.models import DISCUSSION, SUBMITTED, VOTING, Proposal
+from proposals.models import DISCUSSION, SUBMITTED, VOTING, Proposal, Translation
 from tables.models import Membership
 from tables.services import get_table_by_id, scope_of
 from voix import db
@@ -506,19 +506,37 @@ async def _put_on_agenda(meeting_id: int, vote_id: int, question: str) -> None:
 SUMMARY_LENGTH = 280
 
 
-async def summaries(proposal_ids: Sequence[int]) -> dict[int, str]:
-    """The start of each proposal's text, for the ballot: what is voted on, in its words."""
+async def summaries(
+    proposal_ids: Sequence[int], language: str | None = None
+) -> dict[int, dict[str, str]]:
+    """The start of each proposal's text, for the ballot: what is voted on, in its words.
+
+    In `language` where a facilitator translated the proposal; each with the language it is in
+    ("text", "language").
+    """
     if not proposal_ids:
         return {}
-    rows = await Proposal.select(Proposal.id, Proposal.body).where(
+    rows = await Proposal.select(Proposal.id, Proposal.body, Proposal.language).where(
         Proposal.id.is_in(list(proposal_ids)) & Proposal.hidden_at.is_null()
     )
+    translated = {}
+    if language:
+        translated = {
+            row["proposal"]: row["body"]
+            for row in await Translation.select(Translation.proposal, Translation.body).where(
+                Translation.proposal.is_in(list(proposal_ids)) & (Translation.language == language)
+            )
+        }
     found = {}
     for row in rows:
-        body = " ".join(str(row["body"] or "").split())
+        shown_in = row["language"]
+        text = row["body"]
+        if row["id"] in translated and row["language"] != language:
+            shown_in, text = language, translated[row["id"]]
+        body = " ".join(str(text or "").split())
         if len(body) > SUMMARY_LENGTH:
             body = body[:SUMMARY_LENGTH].rsplit(" ", 1)[0] + " …"
-        found[row["id"]] = body
+        found[row["id"]] = {"text": body, "language": shown_in or ""}
     return found
 
 
