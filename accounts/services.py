@@ -18,7 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from accounts.models import Session, User
-from tables.models import FACILITATOR, RESIDENT, Coordinator, Membership
+from tables.models import RESIDENT, Coordinator, Membership
 from voix import db
 from voix.forms import Form, FormErrors, Message
 from voix.i18n import LANGUAGES, N_
@@ -238,20 +238,11 @@ async def load_principal(token: str | None) -> Principal:
     coordinated = await Coordinator.select(Coordinator.organisation).where(
         Coordinator.user == user_id
     )
-    tablet_vote = None
-    is_manager = bool(
-        row["user.is_admin"] or coordinated or any(r["role"] == FACILITATOR for r in roles)
-    )
-    if is_manager:  # only a manager's session can be a tablet (tables.services ends the rest)
-        from meetings.models import Tablet  # noqa: PLC0415 (meetings build on accounts)
+    # Every session is asked whether it is a shared tablet, not only a manager's: a tablet
+    # whose owner stopped managing the table is to end, not to go on as their session.
+    from meetings import room  # noqa: PLC0415 (meetings build on accounts)
 
-        tablet = await Tablet.select(Tablet.vote).where(Tablet.session == row["id"]).first()
-        tablet_vote = tablet["vote"] if tablet else None
-        if tablet_vote is not None and not (verified and is_manager):
-            # A shared tablet whose facilitator's code has lapsed, or who no longer manages a
-            # table, is not handed to whoever holds it as their session: it is signed out.
-            await Session.delete().where(Session.id == row["id"])
-            return ANONYMOUS
+    tablet = await room.session_tablet(row["id"])
     principal = Principal(
         user_id=user_id,
         display_name=row["user.display_name"],
@@ -260,8 +251,14 @@ async def load_principal(token: str | None) -> Principal:
         coordinated_organisations=frozenset(r["organisation"] for r in coordinated),
         verified=verified,
         totp_enabled=row["user.totp_enabled_at"] is not None,
-        tablet_vote=tablet_vote,
+        tablet_vote=tablet["vote"] if tablet else None,
     )
+    if tablet is not None and not room.still_runs(principal, tablet):
+        # The tablet's owner may no longer run this room (their code lapsed, their rights on
+        # the table went, the vote or the meeting ended): whoever holds the tablet is not
+        # handed their session. It is signed out, and the tablet with it.
+        await Session.delete().where(Session.id == row["id"])
+        return ANONYMOUS
     if row["by_card"] and (principal.privileged or row["user.password_hash"]):
         # Whoever printed the card could have opened this session: it must not become a way
         # into a manager's account (or one with a password), whatever happened since.

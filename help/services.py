@@ -8,14 +8,11 @@ gives the page back its default wording, which comes from the catalogs.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
-import nh3
 from babel.lists import format_list
 from litestar.exceptions import NotFoundException
-from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from audit import services as audit
@@ -28,37 +25,24 @@ from voix.db import utc
 from voix.forms import Form
 from voix.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, RTL_LANGUAGES, current_language
 from voix.permissions import Principal, require
+from voix.richtext import markdown_html
 
 BODY_MAX = 30_000
 # What the journal calls a save (audit/controllers.py ACTIONS shows it under this label).
 AUDIT_ACTION = "legal.updated"
 AUDIT_LABEL = N_("Legal page changed")
 
-# As for the minutes: raw HTML passes Markdown and meets nh3, which keeps only these tags (a
-# <script> goes with its content); markdown-it itself refuses javascript: and data: links.
-_markdown = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
-_TAGS = {
-    "p", "br", "strong", "em", "ul", "ol", "li", "h3", "h4", "blockquote", "a", "hr", "code",
-}  # fmt: skip
-_TOP_HEADINGS = re.compile(r"<(/?)h[12]>")
-_LOW_HEADINGS = re.compile(r"<(/?)h[3-6]>")
+# The page has its h1 and each organisation its h2, so the text's headings start at h3.
+_HEADINGS = {1: 3, 2: 3, 3: 4, 4: 4, 5: 4, 6: 4}
+_URL_SCHEMES = frozenset({"https", "http", "mailto", "tel"})
 
 
 def legal_html(body: str) -> str:
-    """Markdown to HTML, then through nh3: whatever was typed comes out inert.
+    """Markdown to HTML that can be shown as it is (voix.richtext), headings from h3.
 
-    The page has its h1 and each organisation its h2, so the text's headings start at h3.
     CPU work: it runs in the worker pool, once, when a version is saved.
     """
-    html = _LOW_HEADINGS.sub(r"<\1h4>", _markdown.render(body))
-    html = _TOP_HEADINGS.sub(r"<\1h3>", html)
-    return nh3.clean(
-        html,
-        tags=_TAGS,
-        attributes={"a": {"href"}},
-        url_schemes={"https", "http", "mailto", "tel"},
-        link_rel="noopener noreferrer nofollow",
-    )
+    return markdown_html(body, headings=_HEADINGS, url_schemes=_URL_SCHEMES)
 
 
 def kind_or_404(kind: str) -> str:

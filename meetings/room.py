@@ -33,6 +33,7 @@ from meetings.models import (
     PAPER_COUNT,
     PENDING,
     RECORDED,
+    SCHEDULED,
     Attendance,
     Meeting,
     RoomCount,
@@ -44,7 +45,7 @@ from tables.services import scope_of
 from voix import crypto, db, i18n
 from voix.forms import Form, UserError
 from voix.i18n import N_
-from voix.permissions import Principal, require
+from voix.permissions import Principal, Scope, can, require
 from votes import services as votes
 from votes.models import (
     BOTH,
@@ -65,6 +66,10 @@ WRONG_CODE = N_("This code is not right. Type the 6 digits your authentication a
 NOT_IN_ROOM = N_("This person is not among those present who may still vote.")
 HANDOVER_GONE = N_(
     "This ballot was not sent: the tablet went back to the list. Hand it over again."
+)
+MEETING_OVER = N_(
+    "The meeting that holds this vote is over: a shared tablet is only for a meeting to come "
+    "or being held."
 )
 NOBODY_WAITING = N_("Everyone present has voted or received a paper ballot.")
 TABLET_LOCKED = N_(
@@ -662,6 +667,46 @@ async def tablet_of(token: str | None) -> dict[str, Any] | None:
     return await Tablet.select().where(Tablet.session == session_id).first()
 
 
+async def tablets_of_vote(vote_id: int) -> int:
+    """How many sessions are this vote's shared tablet now."""
+    return int(await Tablet.count().where(Tablet.vote == vote_id))
+
+
+# While a tablet runs, its meeting is to be held or being held.
+MEETING_RUNS = (SCHEDULED, OPEN)
+
+
+async def session_tablet(session_id: int) -> dict[str, Any] | None:
+    """The tablet a session is, if any, with what `still_runs` asks of it."""
+    return await (
+        Tablet.select(
+            Tablet.vote,
+            Tablet.vote.table.as_alias("table"),
+            Tablet.vote._.table._.organisation.as_alias("organisation"),
+            Tablet.vote.status.as_alias("vote_status"),
+            Tablet.vote.closes_at.as_alias("closes_at"),
+            Tablet.meeting.status.as_alias("meeting_status"),
+        )
+        .where(Tablet.session == session_id)
+        .first()
+    )
+
+
+def still_runs(who: Principal, tablet: Mapping[str, Any]) -> bool:
+    """What `start_tablet` asked, asked again on each request the tablet makes (accounts.
+    services.load_principal signs it out otherwise): the person who started it still manages
+    the vote's table, with a verified session; the vote still takes ballots; its meeting is
+    not over. Whatever took one of these away (a role withdrawn, a membership or a
+    coordination removed, an account erased, a closing, a cancellation), the tablet ends."""
+    closes_at = tablet["closes_at"]
+    return (
+        can(who, "votes.manage", Scope(tablet["table"], tablet["organisation"]))
+        and tablet["vote_status"] == OPEN_VOTE
+        and (closes_at is None or db.utc(closes_at) > _now())
+        and tablet["meeting_status"] in MEETING_RUNS
+    )
+
+
 async def _check_code(limit: Limit, user_id: int, code: str) -> None:
     """The facilitator's code, throttled as at sign-in: whoever holds the tablet cannot try
     codes until one works."""
@@ -691,6 +736,8 @@ async def start_tablet(
     if vote["table"] != table["id"] or vote["status"] != OPEN_VOTE:
         raise UserError(votes.VOTE_NOT_OPEN)
     meeting = await room_meeting(vote)
+    if meeting["status"] not in MEETING_RUNS:
+        raise UserError(MEETING_OVER, status_code=409)
     session_id = await session_id_of(token)
     if session_id is None or who.user_id is None:
         raise UserError(WRONG_CODE, status_code=401)

@@ -3,6 +3,7 @@ show of hands), the double entry of a count, and the shared tablet's own pages."
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,8 +17,9 @@ from meetings import room
 from proposals import media
 from proposals.themes import THEMES
 from tables import services as tables
+from translations import services as content
 from voix import crypto, i18n
-from voix.forms import FormErrors, UserError
+from voix.forms import FormErrors, Message, UserError
 from voix.i18n import N_
 from voix.permissions import Principal, require
 from voix.settings import get_settings
@@ -69,6 +71,7 @@ async def _room_page(
     meeting = await room.room_meeting(vote) if meetings else None
     people = await room.present(vote) if meetings else []
     (shown,) = await votes.with_results([dict(vote)])
+    await content.apply("vote", [shown], i18n.current_language.get())
     return _private(
         page(
             request,
@@ -156,6 +159,7 @@ async def _count_page(
     vote, table = await _managed(principal, vote_id)
     count = await room.get_count(vote_id, count_id)
     (shown,) = await votes.with_results([dict(vote)])
+    await content.apply("vote", [shown], i18n.current_language.get())
     state = await room.count_state(count, principal)
     values = context.pop("values", None)
     if values is None and state["mine"]:
@@ -274,6 +278,8 @@ async def _tablet_list(
             people = [p for p in people if query.casefold() in p["name"].casefold()]
     elif tablet["language"]:
         i18n.current_language.set(tablet["language"])
+    vote = dict(vote)
+    await content.apply("vote", [vote], i18n.current_language.get())
     return _private(
         page(
             request,
@@ -374,6 +380,7 @@ async def _ballot_page(
 ) -> Template:
     i18n.current_language.set(tablet["language"] or i18n.DEFAULT_LANGUAGE)
     (shown,) = await votes.with_results([dict(vote)])
+    await content.apply("vote", [shown], i18n.current_language.get())
     proposal_ids = [o["proposal"] for o in shown["options"] if o["proposal"]]
     return _private(
         page(
@@ -411,6 +418,51 @@ async def tablet_language(
     if tablet is not None:
         await room.set_language(tablet, str(data.get("language") or ""))
     return redirect(f"/votes/{vote_id}/tablet/ballot")
+
+
+@post("/votes/{vote_id:int}/tablet/ballot/review", name="vote_tablet_review")
+async def tablet_review(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Template | Redirect:
+    """The voter's look at their ballot before it is sent, as online (votes/review.html): the
+    choices travel in the form only, with the handover code, and the page is not kept. A
+    review of someone else's turn sends nothing: the tablet is taken back first."""
+    data = await form_data(request, "approve")
+    vote, table = await _managed(principal, vote_id)
+    tablet = await _tablet(request, principal, vote_id)
+    if tablet is None or not room.handed(tablet) or vote["status"] != OPEN:
+        return redirect(f"/votes/{vote_id}/tablet")
+    if not secrets.compare_digest(str(tablet["handover"]), str(data.get("handover") or "-")):
+        return await _tablet_list(
+            request, vote, table, tablet, 409, refusal=Message(room.HANDOVER_GONE)
+        )
+    if data.get("edit") == "1":
+        return await _ballot_page(request, vote, table, tablet, values=data)
+    (shown,) = await votes.with_results([dict(vote)])
+    try:
+        marks = votes.read_marks(vote, shown["options"], data)
+    except FormErrors as invalid:
+        return await _ballot_page(
+            request, vote, table, tablet, 400, errors=invalid.errors, values=data
+        )
+    if vote["method"] == MAJORITY_JUDGMENT:
+        offered = {o["id"] for o in shown["options"] if not o["withdrawn"]}
+        if ungraded := len(offered - {option for option, _ in marks}):
+            # As online: the warning beside the ungraded proposals is the step before sending.
+            return await _ballot_page(request, vote, table, tablet, ungraded=ungraded, values=data)
+    i18n.current_language.set(tablet["language"] or i18n.DEFAULT_LANGUAGE)
+    await content.apply("vote", [shown], i18n.current_language.get())
+    return _private(
+        page(
+            request,
+            "meetings/room/tablet_review.html",
+            vote=shown,
+            table=table,
+            tablet=tablet,
+            marks=dict(marks),
+            values=data,
+        )
+    )
 
 
 RECEIPT_COOKIE = "voix_tablet_receipt"
@@ -548,6 +600,7 @@ ROUTES = [
     tablet_hand,
     tablet_ballot,
     tablet_language,
+    tablet_review,
     tablet_cast,
     tablet_done,
     tablet_quit,

@@ -147,7 +147,10 @@ async def change_role(who: Principal, table: dict[str, Any], user_id: int, role:
 
 async def _end_tablets_of(user_id: int, table_id: int) -> None:
     """A facilitator made resident again no longer runs the shared tablets they left in the
-    room: those sessions end, so whoever holds the device is not left signed in as them."""
+    room: those sessions end, so whoever holds the device is not left signed in as them.
+
+    At once, here; whatever else takes the right to run a room away, the tablet's next request
+    ends it (accounts.services.load_principal asks meetings.room.still_runs each time)."""
     from accounts.models import Session  # noqa: PLC0415
     from meetings.models import Tablet  # noqa: PLC0415 (meetings build on tables)
 

@@ -157,8 +157,12 @@ async def test_resident_proposes_and_votes_facilitator_exports_the_pdf(tmp_path)
             await sign_in(page, base, "facilitator-a")
             await page.goto(vote_url)
             await page.get_by_role(
-                "button", name=fr("Close the vote and publish the results")
+                "link", name=fr("Close the vote and publish the results")
             ).click()
+            # Closing asks first, on a page of its own: then the button that closes.
+            await page.wait_for_url(re.compile(r"/votes/\d+/close$"))
+            await page.get_by_role("button", name=fr("Close the vote"), exact=True).click()
+            await page.wait_for_url(re.compile(r"/votes/\d+$"))
             await page.goto(proposal_url)
             assert await page.locator(".meta .badge.adopted").inner_text() == fr("Adopted")
             await page.goto(f"{base}/tables/flamants-iris")

@@ -5,13 +5,13 @@ authentication app, opens the meeting's control view, puts the vote on screen, g
 "Voting in the room" and turns the tablet into the shared voting tablet with a fresh code
 and a PIN of their choosing. The tablet goes from hand to hand: a member whose language is
 Arabic (the ballot comes in Arabic, right to left), a walk-in without an account, another
-member; each sees the thanks and a receipt once. After each handover the tablet is locked:
+member; each checks their ballot before sending it, then sees the thanks and a receipt once. After each handover the tablet is locked:
 it asks, in the last voter's language, to be given back, and shows no name until the
 facilitator types the PIN (a wrong one keeps it locked). Back after a ballot shows no choice
 and no name. The facilitator stops tablet voting with a fresh code, hands out paper ballots
 to those left, and the facilitator and the coordinator each enter the same paper batch on
-their own device: it is recorded. The vote is closed and its result says how many voted
-online, on the tablet and on paper.
+their own device: it is recorded. The vote is closed, after a page saying what that does, and
+its result says how many voted online, on the tablet and on paper.
 Screenshots land in test-output/<database>/room-*.png.
 """
 
@@ -131,10 +131,19 @@ async def vote_on_tablet(page, name: str, choice: str) -> str:
     assert name in await page.locator(".tablet-voter").inner_text()
     await page.locator(f"label.choice-{choice}").click()
     await page.locator("form.ballot button[type=submit]").click()
-    await page.wait_for_url(re.compile(r"/tablet/done$"))
+    # The ballot shown back before it is sent, as online: then "Send my ballot".
+    await page.wait_for_url(re.compile(r"/tablet/ballot/review$"))
+    assert name in await page.locator(".tablet-voter").inner_text()
+    await send_reviewed(page)
     receipt = await page.locator(".receipt strong.code").inner_text()
     assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{8}", receipt), receipt
     return receipt
+
+
+async def send_reviewed(page) -> None:
+    """On the review of a tablet ballot, "Send my ballot": the thank-you page follows."""
+    await page.locator('.review-actions form[action$="/tablet/ballot"] button[type=submit]').click()
+    await page.wait_for_url(re.compile(r"/tablet/done$"))
 
 
 async def enter_batch(page, count_url: str) -> None:
@@ -215,7 +224,12 @@ async def test_facilitators_hold_a_vote_on_the_tablet_and_on_paper(client: Async
             await tablet.locator("label.choice-yes").click()
             await shot(tablet, "ballot-ar")
             await tablet.locator("form.ballot button[type=submit]").click()
-            await tablet.wait_for_url(re.compile(r"/tablet/done$"))
+            # He checks his ballot, in Arabic, before sending it.
+            await tablet.wait_for_url(re.compile(r"/tablet/ballot/review$"))
+            await expect(tablet.locator("h1")).to_have_text(ar("Check your ballot"))
+            await expect(tablet.locator(".review-choices dd")).to_have_text(ar("For"))
+            await shot(tablet, "review-ar")
+            await send_reviewed(tablet)
             assert await tablet.locator(".thanks").inner_text() == ar(
                 "Your ballot has been counted. Thank you!"
             )
@@ -223,7 +237,13 @@ async def test_facilitators_hold_a_vote_on_the_tablet_and_on_paper(client: Async
             await shot(tablet, "done-ar")
 
             # Back, as the next person might press it: never Karim's choice, nor his receipt,
-            # nor a name to pick: the tablet is locked, and asks in Arabic to be given back.
+            # nor a name to pick. His review answered a form: it is not shown again.
+            await back(tablet)
+            await expect(tablet.locator("input[name=choice]:checked")).to_have_count(0)
+            await expect(tablet.locator(".receipt")).to_have_count(0)
+            await expect(tablet.locator(".review-choices")).to_have_count(0)
+            # Back once more, to his ballot: the tablet is locked, and asks in Arabic to be
+            # given back.
             await back(tablet)
             await expect(tablet.locator("input[name=choice]:checked")).to_have_count(0)
             await expect(tablet.locator(".receipt")).to_have_count(0)
@@ -331,12 +351,16 @@ async def test_facilitators_hold_a_vote_on_the_tablet_and_on_paper(client: Async
             await tablet.goto(f"{base}/votes/{vote_id}/room")
             await shot(tablet, "room-fr")
 
-            # The facilitator closes the vote: every channel is in the result.
+            # The facilitator closes the vote, once the page has said what that does: every
+            # channel is in the result.
             await tablet.goto(f"{base}/votes/{vote_id}")
             await tablet.get_by_role(
-                "button", name=fr("Close the vote and publish the results")
+                "link", name=fr("Close the vote and publish the results")
             ).click()
-            await tablet.wait_for_load_state()
+            await tablet.wait_for_url(re.compile(rf"/votes/{vote_id}/close$"))
+            await shot(tablet, "close-fr")
+            await tablet.get_by_role("button", name=fr("Close the vote"), exact=True).click()
+            await tablet.wait_for_url(re.compile(rf"/votes/{vote_id}$"))
             messages = catalog("fr")
             parts = [
                 messages.ngettext("%(num)d online", "%(num)d online", 1) % {"num": 1},

@@ -282,9 +282,12 @@ async def test_residents_grade_five_proposals_and_anyone_can_recount(tmp_path) -
                 "%(num)d ballot cast so far", "%(num)d ballots cast so far", 4
             )
             assert cast_so_far % {"num": 4} in await facilitator.locator("p.total").inner_text()
+            # Closing asks first, on a page of its own: then the button that closes.
             await facilitator.get_by_role(
-                "button", name=fr("Close the vote and publish the results")
+                "link", name=fr("Close the vote and publish the results")
             ).click()
+            await facilitator.wait_for_url(re.compile(rf"/votes/{vote_id}/close$"))
+            await facilitator.get_by_role("button", name=fr("Close the vote"), exact=True).click()
             await facilitator.wait_for_load_state()
             await facilitator.locator("table.ranking").wait_for()
             await facilitator.screenshot(path=OUTPUT / "votes-results-fr.png", full_page=True)

@@ -58,13 +58,17 @@ async def one_address_per_object(request: Request) -> None:
             raise NotFoundException()
 
 
-_TABLET_PAGES = re.compile(r"^/votes/(\d+)/tablet(?:/(?:ballot|done|hand|language|quit|unlock))?$")
+_TABLET_PAGES = re.compile(
+    r"^/votes/(\d+)/tablet(?:/(?:ballot|ballot/review|done|hand|language|quit|unlock))?$"
+)
 
 
 async def tablet_guard(request: Request) -> Redirect | None:
     """A session turned into a shared tablet (meetings.room) reaches the tablet's pages of its
     vote and nothing else: every other address leads back to the tablet's list. Only the
-    facilitator's code ends it. An app-wide hook, so no route can forget it."""
+    facilitator's code ends it, or their losing the right to run the room (load_principal
+    signs the tablet out then, whatever took that right). An app-wide hook, so no route can
+    forget it."""
     path = request.scope["path"]
     if path.startswith("/static/") or not request.cookies.get(SESSION_COOKIE):
         return None
@@ -89,7 +93,7 @@ async def before_every_route(request: Request) -> Redirect | None:
 
 DOMAINS = (
     "voix", "accounts", "tables", "maps", "proposals", "votes", "meetings", "exports", "audit",
-    "help",
+    "help", "translations",
 )  # fmt: skip
 SESSION_COOKIE = "voix_session"
 FLASH_COOKIE = "voix_flash"

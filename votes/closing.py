@@ -94,25 +94,46 @@ async def _close(vote_id: int, who: Principal, condition: Any, by_hand: bool = F
     return True
 
 
+async def _unfinished_counts(vote_id: int) -> tuple[list[int], list[int]]:
+    """The room's counts not recorded yet: those that stop a facilitator from closing (a
+    show of hands, a batch already entered once or twice), and the paper batches opened and
+    never entered, which a closing drops."""
+    unfinished = await RoomCount.select(RoomCount.id, RoomCount.kind).where(
+        (RoomCount.vote == vote_id) & RoomCount.status.is_in([PENDING, MISMATCH])
+    )
+    if not unfinished:
+        return [], []
+    entered = {
+        row["count"]
+        for row in await RoomCountEntry.select(RoomCountEntry.count).where(
+            RoomCountEntry.count.is_in([row["id"] for row in unfinished])
+        )
+    }
+    blocking = [r["id"] for r in unfinished if r["kind"] != PAPER_COUNT or r["id"] in entered]
+    empty = [r["id"] for r in unfinished if r["id"] not in blocking]
+    return blocking, empty
+
+
+async def pending_room_counts(vote_id: int) -> dict[str, int]:
+    """What the page asking before a closing says of the room's counts: how many would stop
+    it (`blocking`), how many empty paper batches it would drop (`empty`)."""
+    blocking, empty = await _unfinished_counts(vote_id)
+    return {"blocking": len(blocking), "empty": len(empty)}
+
+
 async def _settle_room_counts(vote_id: int, by_hand: bool) -> None:
     """Inside the closing transaction (after the vote's row is taken, so no count is started
     or entered meanwhile): a facilitator cannot close while a count is under way, as a
     show of hands or a batch already entered; a paper batch opened and never entered is
     dropped. At the closing time nobody is there to finish them: what is unfinished then
     is not counted."""
-    unfinished = await RoomCount.select(RoomCount.id, RoomCount.kind).where(
-        (RoomCount.vote == vote_id) & RoomCount.status.is_in([PENDING, MISMATCH])
-    )
-    if not unfinished:
+    if not by_hand:
         return
-    ids = [row["id"] for row in unfinished]
-    if by_hand and (
-        any(row["kind"] != PAPER_COUNT for row in unfinished)
-        or await RoomCountEntry.exists().where(RoomCountEntry.count.is_in(ids))
-    ):
+    blocking, empty = await _unfinished_counts(vote_id)
+    if blocking:
         raise UserError(COUNT_PENDING)  # rolls the closing back
-    if by_hand:
-        await RoomCount.delete().where(RoomCount.id.is_in(ids))
+    if empty:
+        await RoomCount.delete().where(RoomCount.id.is_in(empty))
 
 
 async def unseal(vote_id: int, vote_options: Sequence[dict[str, Any]]) -> None:

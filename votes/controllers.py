@@ -17,6 +17,7 @@ from proposals import services as proposals
 from proposals.controllers import proposal_page
 from proposals.themes import THEMES
 from tables import services as tables
+from translations import services as content
 from voix import i18n, live, workers
 from voix.forms import NUMBER_RANGE, UNKNOWN_CHOICE, FormErrors, UserError, parse_int
 from voix.permissions import Principal, require
@@ -35,6 +36,13 @@ async def _vote_page(
 ) -> Template:
     table = await tables.get_table_by_id(vote["table"])
     (vote,) = await services.with_results([vote])
+    shown = await content.apply(
+        "vote",
+        [vote],
+        i18n.current_language.get(),
+        original=request.query_params.get("original") == "1",
+        count=True,
+    )
     proposal_ids = [o["proposal"] for o in vote["options"] if o["proposal"]]
     return page(
         request,
@@ -45,7 +53,9 @@ async def _vote_page(
         scope=tables.scope_of(table),
         themes=THEMES,
         media=await media.for_proposals(proposal_ids) if vote["status"] == OPEN else {},
-        summaries=await services.summaries(proposal_ids) if vote["status"] == OPEN else {},
+        summaries=await services.summaries(proposal_ids, i18n.current_language.get())
+        if vote["status"] == OPEN
+        else {},
         voted=vote["id"] in await services.voted_in(principal.user_id, [vote["id"]]),
         my_channel=await services.on_roll(vote["id"], f"user:{principal.user_id}")
         if principal.authenticated
@@ -57,6 +67,7 @@ async def _vote_page(
         held=bool(await services.meetings_holding(vote["id"])),
         method_labels=METHOD_LABELS,
         threshold_labels=THRESHOLD_LABELS,
+        shown=shown.get(vote["id"]),
         **context,
     )
 
@@ -200,6 +211,7 @@ async def review(
     if data.get("edit") == "1":
         return _private(await _vote_page(request, principal, vote, values=data))
     (shown,) = await services.with_results([dict(vote)])
+    await content.apply("vote", [shown], i18n.current_language.get())
     try:
         marks = services.read_marks(vote, shown["options"], data)
     except FormErrors as invalid:
@@ -226,6 +238,31 @@ async def review(
             values=data,
             method_labels=METHOD_LABELS,
         )
+    )
+
+
+@get("/votes/{vote_id:int}/close", name="vote_close_confirm")
+async def close_confirm(
+    request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
+) -> Template:
+    """Closing cannot be taken back: the vote page's button leads here, a page saying what
+    the closing does (and what stops it), whose POST button closes. Asking changes nothing."""
+    vote, table = await services.get_with_table(vote_id)
+    require(principal, "votes.manage", tables.scope_of(table))
+    (vote,) = await services.with_results([vote])
+    await content.apply("vote", [vote], i18n.current_language.get())
+    channels = (await room.channel_counts([vote_id]))[vote_id]
+    # Paper handed out and not in a recorded batch: once closed, nothing counts it any more.
+    uncounted = channels.get("handed", 0) - channels.get("paper", 0) - channels.get("spoilt", 0)
+    return page(
+        request,
+        "votes/close.html",
+        vote=vote,
+        table=table,
+        possible=vote["status"] == OPEN,
+        counts=await closing.pending_room_counts(vote_id),
+        uncounted_paper=max(uncounted, 0),
+        tablets=await room.tablets_of_vote(vote_id),
     )
 
 
@@ -293,11 +330,10 @@ async def paper_ballots(
     if size not in PAPER_SIZES or lang not in i18n.LANGUAGES:
         raise UserError(UNKNOWN_CHOICE, status_code=400)
     (vote,) = await services.with_results([vote])
-    content = await workers.run(
-        render_paper_ballots, vote, table, copies=copies, size=size, lang=lang
-    )
+    await content.apply("vote", [vote], lang)
+    pdf = await workers.run(render_paper_ballots, vote, table, copies=copies, size=size, lang=lang)
     return Response(
-        content,
+        pdf,
         media_type="application/pdf",
         headers={
             "Content-Disposition": f'inline; filename="bulletins-vote-{vote_id}-{size}.pdf"',
@@ -328,6 +364,7 @@ ROUTES = [
     vote_page,
     cast,
     review,
+    close_confirm,
     close,
     check_receipt,
     ballots,
