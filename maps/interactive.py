@@ -28,6 +28,11 @@ from proposals.themes import THEMES
 LEAFLET = "/static/leaflet-1.9.4"
 CLUSTER = "/static/leaflet.markercluster-1.5.3"
 _INLINE = re.compile(r"<(script|style)(?![^>]*\bsrc=)[^>]*>(.*?)</\1>", re.DOTALL)
+# folium's page forbids zooming it (maximum-scale=1.0, user-scalable=no): whoever needs to
+# enlarge the page must be able to (WCAG 1.4.4). A pinch on the map itself still zooms the map
+# (Leaflet's touch zoom); the browser's zoom and text size enlarge the page, popups included.
+_VIEWPORT = re.compile(r"<meta\s+name=\"viewport\"[^>]*>", re.IGNORECASE)
+VIEWPORT = '<meta name="viewport" content="width=device-width, initial-scale=1">'
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,7 @@ def build(
                 [max(b[0] for b in bounds), max(b[1] for b in bounds)],
             ]
         )
-    html = map_.get_root().render()
+    html = _VIEWPORT.sub(VIEWPORT, map_.get_root().render(), count=1)
     return MapPage(html, _policy(html, tiles_url))
 
 

@@ -10,6 +10,8 @@ from typing import Any
 WIDTH = 640
 PADDING = 16
 MAX_POINTS = 500  # the latest; beyond that a static map is a smear, the list is the tool
+DOT = 18  # a dot's radius on the site's map (maps/map.svg), room for its number; viewBox units
+RING = 0.2  # the white ring round a dot (its stroke), at most a fifth of its radius wide
 
 
 def rings(geometry: dict[str, Any]) -> Iterator[list[list[float]]]:
@@ -21,8 +23,20 @@ def rings(geometry: dict[str, Any]) -> Iterator[list[list[float]]]:
             yield from polygon
 
 
-def layout(districts: list[dict[str, Any]], points: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Projected shapes for the template; None when there is nothing to draw."""
+def layout(
+    districts: list[dict[str, Any]],
+    points: list[dict[str, Any]],
+    *,
+    dot: float = DOT,
+    box: tuple[float, float] | None = None,
+) -> dict[str, Any] | None:
+    """Projected shapes for the template; None when there is nothing to draw.
+
+    Dots that would cover one another are fanned out (see `fan_out`), for dots of radius `dot`:
+    in viewBox units, or, with `box`, in millimetres on paper, the map being drawn as large as
+    that box (width, height in mm) allows, its proportions kept (the brief's PDF). The result
+    says the radius in viewBox units ("dot") and, with a box, the millimetres a unit takes ("mm").
+    """
     coordinates = [
         (lon, lat) for d in districts for ring in rings(d["boundary"]) for lon, lat in ring
     ]
@@ -66,4 +80,99 @@ def layout(districts: list[dict[str, Any]], points: list[dict[str, Any]]) -> dic
          "y": project(point["longitude"], point["latitude"])[1]}
         for point in points[:MAX_POINTS]
     ]  # fmt: skip
-    return {"width": WIDTH, "height": height, "districts": shapes, "points": dots}
+    drawn: dict[str, Any] = {"width": WIDTH, "height": height, "districts": shapes}
+    if box is not None:
+        drawn["mm"] = min(box[0] / WIDTH, box[1] / height)
+        dot = dot / drawn["mm"]
+    drawn["dot"] = round(dot, 2)
+    drawn["points"] = fan_out(dots, dot, WIDTH, height)
+    return drawn
+
+
+def fan_out(
+    dots: list[dict[str, Any]], dot: float, width: float, height: float
+) -> list[dict[str, Any]]:
+    """Dots that would cover one another (proposals at one place: a named place is shared; or
+    a few metres apart) drawn on rings around their places, every number in sight: the list
+    beside the map numbers them alike. A dot moved keeps its place as `at` (x, y), for the
+    line drawn back to it; one left where it is has `at` None. A fan, or a dot, at the
+    picture's edge moves inside it (its lines still reach the places); one that then covers
+    another dot, or another fan, becomes one fan with it, until none covers any other. (Up to
+    what the picture holds, some 190 dots on the site's map: more, up to MAX_POINTS, leave it.)
+    """
+    ring = RING * dot
+    spacing = 2 * dot + ring  # centre to centre: two fanned-out dots, their rings apart
+    order = {id(point): n for n, point in enumerate(dots)}
+    same: dict[tuple[float, float], list[dict[str, Any]]] = {}
+    for point in dots:
+        point["at"] = (point["x"], point["y"])
+        same.setdefault(point["at"], []).append(point)
+    groups = list(same.values())
+    while True:
+        fans = [_fan(group, dot, spacing, width, height) for group in groups]
+        # Which fans (or lone dots) cover one another: each becomes one with the first it meets.
+        parent = list(range(len(fans)))
+        for a in range(len(fans)):
+            for b in range(a + 1, len(fans)):
+                (ax, ay, a_reach), (bx, by, b_reach) = fans[a], fans[b]
+                if math.dist((ax, ay), (bx, by)) < a_reach + b_reach + ring - 0.01:
+                    parent[_root(parent, b)] = _root(parent, a)
+        if all(parent[n] == n for n in range(len(fans))):
+            break
+        merged: dict[int, list[dict[str, Any]]] = {}
+        for n, group in enumerate(groups):
+            merged.setdefault(_root(parent, n), []).extend(group)
+        # Round each fan from the top, clockwise, in the order of the list.
+        groups = [sorted(group, key=lambda point: order[id(point)]) for group in merged.values()]
+    for point in dots:
+        if point["at"] == (point["x"], point["y"]):
+            point["at"] = None
+    return dots
+
+
+def _root(parent: list[int], n: int) -> int:
+    """The fan that `n` has become one with (a union-find's root)."""
+    while parent[n] != n:
+        parent[n] = parent[parent[n]]
+        n = parent[n]
+    return n
+
+
+def _fan(
+    group: list[dict[str, Any]], dot: float, spacing: float, width: float, height: float
+) -> tuple[float, float, float]:
+    """Draws the group's dots on rings around the middle of their places, the first ring
+    wide enough for a line to show between the place and each dot; the next rings each a dot
+    further out, as many on each as fit. Returns the fan's centre and how far it reaches."""
+    places = [point["at"] for point in group]
+    x = sum(p[0] for p in places) / len(places)
+    y = sum(p[1] for p in places) / len(places)
+    if len(group) == 1:  # where it is, or just inside the picture if its place is at the edge
+        margin = dot + (spacing - 2 * dot) / 2  # its ring inside too
+        x = min(max(x, margin), width - margin) if width > 2 * margin else width / 2
+        y = min(max(y, margin), height - margin) if height > 2 * margin else height / 2
+        group[0]["x"], group[0]["y"] = round(x, 1), round(y, 1)
+        return x, y, dot
+    # The first ring: all of them round it when they fit, no more than three dots out.
+    radius = max(1.75 * dot, spacing / (2 * math.sin(math.pi / len(group))))
+    radius = min(radius, 3 * spacing)
+    circles: list[tuple[float, int]] = []
+    left = len(group)
+    while left:
+        fits = max(1, math.floor(math.pi / math.asin(min(1.0, spacing / (2 * radius))) + 1e-9))
+        circles.append((radius, min(left, fits)))
+        left -= circles[-1][1]
+        radius += spacing
+    reach = circles[-1][0] + dot
+    margin = reach + (spacing - 2 * dot) / 2
+    cx = min(max(x, margin), width - margin) if width > 2 * margin else width / 2
+    cy = min(max(y, margin), height - margin) if height > 2 * margin else height / 2
+    points = iter(group)
+    for k, (radius, count) in enumerate(circles):
+        turn = math.pi / count if k % 2 else 0  # every other ring half a step round
+        for n in range(count):
+            angle = -math.pi / 2 + turn + 2 * math.pi * n / count
+            point = next(points)
+            point["x"] = round(cx + radius * math.cos(angle), 1)
+            point["y"] = round(cy + radius * math.sin(angle), 1)
+    return cx, cy, reach

@@ -347,10 +347,16 @@ async def merge_candidates(proposal: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def placed(table_id: int, limit: int = MAX_POINTS) -> list[dict[str, Any]]:
-    """The latest proposals of the table that have a place, for the static map."""
+    """The latest proposals of the table that have a place, for the static map; each with the
+    language it is written in, that of its title in the list beside the map."""
     return await (
         Proposal.select(
-            Proposal.id, Proposal.title, Proposal.theme, Proposal.latitude, Proposal.longitude
+            Proposal.id,
+            Proposal.title,
+            Proposal.language,
+            Proposal.theme,
+            Proposal.latitude,
+            Proposal.longitude,
         )
         .where(_filter(table_id, None) & Proposal.latitude.is_not_null())
         .order_by(Proposal.created_at, ascending=False)
