@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 import segno
 from markupsafe import Markup
 from weasyprint import HTML
+from weasyprint.document import Document
 from weasyprint.urls import URLFetcher
 
 from exports.services import BriefDocument
@@ -77,10 +78,13 @@ def _html(template: str, lang: str, **context: Any) -> str:
         i18n.current_language.reset(token)
 
 
+def _document(html: str) -> Document:
+    """The laid-out pages, to measure before writing."""
+    return HTML(string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=LocalAssetsOnly()).render()
+
+
 def _pdf(html: str) -> bytes:
-    return HTML(
-        string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=LocalAssetsOnly()
-    ).write_pdf()
+    return _document(html).write_pdf()
 
 
 def _render(template: str, lang: str, **context: Any) -> bytes:
@@ -108,13 +112,41 @@ def render_login_card(
 
 
 def render_poster(
-    meeting: dict[str, Any], table: dict[str, Any], agenda: list[dict[str, Any]], url: str
+    meeting: dict[str, Any],
+    table: dict[str, Any],
+    agenda: list[dict[str, Any]],
+    url: str,
+    translated: dict[str, dict[str, Any]] | None = None,
 ) -> bytes:
-    """An A4 invitation: one block per language of the meeting, the QR code to its page."""
+    """An A4 invitation: one block per language of the meeting, the QR code to its page.
+
+    `translated`: the meeting (title, "agenda") in each language the facilitators translated
+    it into. Each language's block gives its title; the agenda is printed in each language it
+    reads differently in, once if nobody translated it.
+    """
+    translated = translated or {}
     languages = meeting["languages"] or [i18n.DEFAULT_LANGUAGE]
     sections = [
-        Markup(_html("exports/pdf/poster_section.html", code, meeting=meeting, table=table))  # noqa: S704 — rendered by our autoescaping environment
+        Markup(  # noqa: S704 — rendered by our autoescaping environment
+            _html(
+                "exports/pdf/poster_section.html",
+                code,
+                meeting=translated.get(code, meeting),
+                original_title=meeting["title"],
+                table=table,
+            )
+        )
         for code in languages
+    ]
+    agendas: list[tuple[str, list[dict[str, Any]]]] = []
+    for code in languages:
+        items = translated.get(code, {}).get("agenda", agenda)
+        titles = [item["title"] for item in items]
+        if titles and all(titles != [i["title"] for i in shown] for _, shown in agendas):
+            agendas.append((code, items))
+    blocks = [
+        Markup(_html("exports/pdf/poster_agenda.html", code, agenda=items))  # noqa: S704 — as above
+        for code, items in agendas
     ]
     qr = segno.make(url, error="q").svg_data_uri(scale=6, border=2)
     return _render(
@@ -123,10 +155,56 @@ def render_poster(
         meeting=meeting,
         table=table,
         agenda=agenda,
+        agendas=blocks,
         sections=sections,
         qr=qr,
         url=url,
     )
+
+
+# A sign-in sheet's blank lines, for those not on it: as many as fill its last page, and at
+# first this many (a blank sheet, printed before the meeting for walk-ins to sign too, has at
+# least BLANK_SHEET_LINES lines in all). Never fewer than the least, even to spare a page.
+SPARE_BLANK, SPARE_PRESENT = 8, 6
+SPARE_LEAST_BLANK, SPARE_LEAST_PRESENT = 4, 2
+BLANK_SHEET_LINES = 20
+_FITTING_RENDERS = 4  # one to measure, one with the right count; two more if an estimate is off
+
+
+def _lines_below(page: Any) -> float | None:
+    """The bottom of the lowest line of the table on this page; None if it has none."""
+    bottoms = [box[3] for name, box in page.anchors.items() if name.startswith("line-")]
+    return max(bottoms) if bottoms else None
+
+
+def _better_spare(sheet: Document, spare: int, lines: int, least: int) -> int:
+    """How many blank lines make this sheet's last page full, its closing block (count,
+    signatures, note) on it with lines of the table above, never alone.
+
+    Measured on the laid-out sheet (sign_in_sheet.html): each line of the table is anchored
+    `line-N`, the row of column names `sheet-head`, the closing block `sheet-end`, the bottom
+    of each page's writing area `page-floor`."""
+    pages = sheet.pages
+    last = pages[-1]
+    height = next(  # the last line is always a blank one: the height every blank line takes
+        box[3] - box[1] for page in pages if (box := page.anchors.get(f"line-{lines}"))
+    )
+    end = last.anchors["sheet-end"]
+    free = last.anchors["page-floor"][1] - end[3]
+    if len(pages) == 1 or _lines_below(last) is not None:
+        return spare + int(free // height)  # as many as fit above the closing
+    # The closing alone on a page of its own: back onto the page before, a few lines fewer…
+    before = pages[-2]
+    lowest = _lines_below(before)
+    room_before = before.anchors["page-floor"][1] - (lowest if lowest is not None else 0)
+    fewer = spare - math.ceil(((end[3] - end[1]) - room_before) / height)
+    if fewer >= least:
+        return fewer
+    # …or, when that would leave too few, that page filled with blank lines above it (under
+    # the column names, repeated at the top of each page).
+    head = pages[0].anchors["sheet-head"]
+    below_head = free - (head[3] - head[1])
+    return spare + int(max(room_before, 0) // height) + max(1, int(below_head // height))
 
 
 def render_sign_in_sheet(
@@ -137,17 +215,29 @@ def render_sign_in_sheet(
     blank: bool,
     lang: str,
 ) -> bytes:
-    """The attendance list with a signature column; blank, it lists the members to sign."""
-    spare = max(8, 20 - len(rows)) if blank else 6
-    return _render(
+    """The attendance list with a signature column; blank, it lists the members to sign.
+
+    As many blank lines follow as fill its last page: no page holding only the signatures,
+    nor a handful of lines."""
+    spare = max(SPARE_BLANK, BLANK_SHEET_LINES - len(rows)) if blank else SPARE_PRESENT
+    least = SPARE_LEAST_BLANK if blank else SPARE_LEAST_PRESENT
+    html = functools.partial(
+        _html,
         "exports/pdf/sign_in_sheet.html",
         lang,
         meeting=meeting,
         table=table,
         rows=rows,
         blank=blank,
-        spare=spare,
     )
+    sheet = _document(html(spare=spare))
+    for _ in range(_FITTING_RENDERS - 1):
+        better = _better_spare(sheet, spare, len(rows) + spare, least)
+        if better == spare:
+            break
+        spare = better
+        sheet = _document(html(spare=spare))
+    return sheet.write_pdf()
 
 
 def render_minutes(

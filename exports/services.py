@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,8 +13,10 @@ from audit import services as audit
 from exports.models import Brief, BriefItem
 from maps import svg
 from maps.services import districts_of
+from proposals import discussion
 from proposals import services as proposals
 from tables.services import get_table_by_id, scope_of
+from translations import services as content
 from voix import db
 from voix.forms import Form, UserError, ascii_slug
 from voix.i18n import N_
@@ -23,6 +26,10 @@ from votes import box
 from votes import services as votes
 
 RESUBMISSION_WINDOW = timedelta(minutes=10)
+# The brief's map on paper (exports/pdf/brief_map.svg): as large as this box allows, at most as
+# wide as the text and 90 mm high; a dot's radius on it, its number inside.
+MAP_BOX = (170, 90)  # mm
+MAP_DOT = 3.2  # mm
 NOTHING_ADOPTED = N_("The table has not adopted any proposal yet: there is nothing to send.")
 
 
@@ -37,8 +44,9 @@ class BriefDocument:
     published_at: datetime
     table: dict[str, Any]
     items: list[dict[str, Any]]
-    map: dict[str, Any] | None = None  # where the placed proposals are (maps.svg.layout)
+    map: dict[str, Any] | None = None  # where the placed proposals are (brief_map)
     votes: list[dict[str, Any]] = field(default_factory=list)  # the annex: results, ballot boxes
+    id: int = 0
 
 
 def slugify(text: str) -> str:
@@ -110,7 +118,9 @@ async def publish(who: Principal, table: dict[str, Any], data: dict[str, Any]) -
 
 async def for_table(table_id: int) -> list[dict[str, Any]]:
     return (
-        await Brief.select(Brief.slug, Brief.title, Brief.addressed_to, Brief.published_at)
+        await Brief.select(
+            Brief.id, Brief.slug, Brief.title, Brief.addressed_to, Brief.published_at
+        )
         .where(Brief.table == table_id)
         .order_by(Brief.published_at, ascending=False)
     )
@@ -151,6 +161,7 @@ async def load(slug: str) -> BriefDocument:
         vote["box_sha256"] = await box.fingerprint(vote["id"])
         vote["box_url"] = absolute_url(f"/votes/{vote['id']}/ballots.json")
     return BriefDocument(
+        id=brief["id"],
         slug=brief["slug"],
         title=brief["title"],
         addressed_to=brief["addressed_to"],
@@ -159,8 +170,57 @@ async def load(slug: str) -> BriefDocument:
         published_at=brief["published_at"],
         table=table,
         items=items,
-        map=svg.layout(
+        map=brief_map(
             await districts_of([table["id"]]),
             [item for item in items if item["latitude"] is not None],
         ),
     )
+
+
+def brief_map(
+    districts: list[dict[str, Any]], points: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The brief's map laid out for paper: dots of MAP_DOT mm fanned out where they would cover
+    one another, on a map drawn in MAP_BOX."""
+    return svg.layout(districts, points, dot=MAP_DOT, box=MAP_BOX)
+
+
+async def localised(
+    document: BriefDocument, language: str, *, original: bool = False
+) -> tuple[BriefDocument, content.Shown | None]:
+    """The brief as a reader of `language` reads it: its title and introduction, its proposals
+    and the annex's questions where the facilitators translated them (a copy: the document
+    loaded stays as written). Also what to say about it (translations.macros.notice)."""
+    row = {"id": document.id, "title": document.title, "introduction": document.introduction}
+    shown = (await content.apply("brief", [row], language, original=original, count=True)).get(
+        document.id
+    )
+    # A copy of what may change, not of the whole document (a big brief is copied on the loop):
+    # the items, and the annex's votes with their options, which the items point to.
+    votes_copy = [dict(vote, options=[dict(o) for o in vote["options"]]) for vote in document.votes]
+    by_id = {vote["id"]: vote for vote in votes_copy}
+    items = []
+    for loaded in document.items:
+        item = dict(loaded)
+        if item["vote"] is not None:
+            item["vote"] = by_id[item["vote"]["id"]]
+            option = item["vote_option"]
+            item["vote_option"] = next(
+                (o for o in item["vote"]["options"] if option and o["id"] == option["id"]), option
+            )
+        items.append(item)
+    if not original:
+        found = await discussion.translations([item["id"] for item in items], language)
+        for item in items:
+            if (translation := found.get(item["id"])) and item["language"] != language:
+                item["title"], item["body"] = translation["title"], translation["body"]
+                item["language"] = language
+        await content.apply("vote", votes_copy, language)
+    copy = dataclasses.replace(
+        document,
+        title=str(row["title"]),
+        introduction=str(row["introduction"]),
+        items=items,
+        votes=votes_copy,
+    )
+    return copy, shown
