@@ -610,6 +610,23 @@ ROWS: list[Row] = [
         {"language": "fr", "body": "Texte de l'association, écrit par {login}."},
         url="/organisations/{organisation}/legal/privacy/edit",
     ),
+    get("/votes/{vote_id:int}/close", MANAGER, url="/votes/{vote_to_close}/close"),
+    post(
+        "/votes/{vote_id:int}/tablet/ballot/review",
+        MANAGER,
+        {"choice": "yes", "handover": "not-the-handover"},
+        url="/votes/{vote_room}/tablet/ballot/review",
+        unchanged=True,
+    ),
+    # the facilitators' translations of what the table wrote
+    get("/tables/{slug:str}/translations", MANAGER),
+    get("/translate/{kind:str}/{object_id:int}", MANAGER, url="/translate/meeting/{meeting}"),
+    post(
+        "/translate/{kind:str}/{object_id:int}",
+        MANAGER,
+        {"language": "ar", "written_in": "fr", "field-title": "اجتماع الحي، كتبه {login}"},
+        url="/translate/meeting/{meeting}",
+    ),
     get("/meetings/{meeting_id:int}/close", MANAGER, url="/meetings/{meeting_to_close}/close"),
     get("/meetings/{meeting_id:int}/cancel", MANAGER, url="/meetings/{meeting_to_cancel}/cancel"),
     post("/meetings/{meeting_id:int}/close", MANAGER, url="/meetings/{meeting_to_close}/close"),
@@ -728,7 +745,9 @@ def test_rows_are_distinct() -> None:
 # tablet of another vote of the same meeting. The guard leaves open what the tablet's pages
 # show: style and scripts, and the photos and voice notes of the proposals on the ballot.
 TABLET_OPEN = ("/static/", "/media/")
-_OWN_FORM = re.compile(r"/votes/\{vote_room\}/tablet/(?:ballot|hand|language|quit|unlock)")
+_OWN_FORM = re.compile(
+    r"/votes/\{vote_room\}/tablet/(?:ballot|ballot/review|hand|language|quit|unlock)"
+)
 TABLET_ROWS = [
     *(row for row in ROWS if row.method == "GET"),
     *(row for row in ROWS if row.method == "POST" and not _OWN_FORM.fullmatch(row.url)),
