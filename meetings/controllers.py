@@ -178,19 +178,13 @@ async def _meeting_page(
     scope = tables.scope_of(table)
     manager = can(principal, "meetings.manage", scope)
     meeting = dict(meeting, agenda=await services.agenda(meeting_id))
-    shown = await content.apply(
-        "meeting",
-        [meeting],
-        i18n.current_language.get(),
-        original=request.query_params.get("original") == "1",
-        count=True,
-    )
+    shown = await content.on_its_page("meeting", meeting, request.query_params)
     return page(
         request,
         "meetings/meeting.html",
         status_code=status_code,
         meeting=meeting,
-        shown=shown.get(meeting_id),
+        shown=shown,
         table=table,
         scope=scope,
         agenda=meeting["agenda"],
@@ -721,15 +715,7 @@ async def minutes(
     translation = None
     if shown and shown["version"] == latest:  # translations follow the newest version only
         row = {"id": meeting_id, "body": shown["body"], "body_html": None}
-        translation = (
-            await content.apply(
-                "minutes",
-                [row],
-                i18n.current_language.get(),
-                original=request.query_params.get("original") == "1",
-                count=True,
-            )
-        ).get(meeting_id)
+        translation = await content.on_its_page("minutes", row, request.query_params)
         if row["body_html"] is not None:
             html = Markup(row["body_html"])  # noqa: S704 — sanitised by nh3 when saved
     return page(

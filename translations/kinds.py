@@ -53,31 +53,41 @@ MINUTES_TEXT = N_("Text of the minutes")
 INTRODUCTION = N_("Introduction")
 
 
+def _add_parts(
+    found: dict[int, Original], rows: list[dict[str, Any]], parent: str, prefix: str, label: str
+) -> None:
+    """Numbered parts (a vote's answers, an agenda's items), in order, after the title."""
+    numbers: dict[int, int] = {}
+    for row in rows:
+        numbers[row[parent]] = numbers.get(row[parent], 0) + 1
+        key = f"{prefix}:{row['id']}"
+        found[row[parent]].fields[key] = row["text"]
+        found[row[parent]].labels[key] = (label, numbers[row[parent]])
+
+
 async def _votes(ids: list[int]) -> dict[int, Original]:
     rows = await Vote.select(Vote.id, Vote.table, Vote.question).where(Vote.id.is_in(ids))
     found = {
         row["id"]: Original(
-            "vote", row["id"], row["table"], f"/votes/{row['id']}", {"question": row["question"]}
+            "vote",
+            row["id"],
+            row["table"],
+            f"/votes/{row['id']}",
+            {"question": row["question"]},
+            {"question": (QUESTION, 0)},
         )
         for row in rows
     }
-    found_ids = list(found)
-    if found_ids:
+    if found:
         options = (
-            await VoteOption.select(VoteOption.id, VoteOption.vote, VoteOption.label)
-            .where(VoteOption.vote.is_in(found_ids))
+            await VoteOption.select(
+                VoteOption.id, VoteOption.vote, VoteOption.label.as_alias("text")
+            )
+            .where(VoteOption.vote.is_in(list(found)))
             .order_by(VoteOption.vote)
             .order_by(VoteOption.position)
         )
-        numbers: dict[int, int] = {}
-        for option in options:
-            original = found[option["vote"]]
-            numbers[option["vote"]] = numbers.get(option["vote"], 0) + 1
-            key = f"option:{option['id']}"
-            original.fields[key] = option["label"]
-            original.labels[key] = (ANSWER, numbers[option["vote"]])
-    for original in found.values():
-        original.labels["question"] = (QUESTION, 0)
+        _add_parts(found, options, "vote", "option", ANSWER)
     return found
 
 
@@ -98,18 +108,14 @@ async def _meetings(ids: list[int]) -> dict[int, Original]:
     }
     if found:
         items = (
-            await AgendaItem.select(AgendaItem.id, AgendaItem.meeting, AgendaItem.title)
+            await AgendaItem.select(
+                AgendaItem.id, AgendaItem.meeting, AgendaItem.title.as_alias("text")
+            )
             .where(AgendaItem.meeting.is_in(list(found)))
             .order_by(AgendaItem.meeting)
             .order_by(AgendaItem.position)
         )
-        numbers: dict[int, int] = {}
-        for item in items:
-            original = found[item["meeting"]]
-            numbers[item["meeting"]] = numbers.get(item["meeting"], 0) + 1
-            key = f"item:{item['id']}"
-            original.fields[key] = item["title"]
-            original.labels[key] = (AGENDA_ITEM, numbers[item["meeting"]])
+        _add_parts(found, items, "meeting", "item", AGENDA_ITEM)
     return found
 
 

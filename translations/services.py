@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,7 @@ from translations.kinds import KINDS, Original
 from translations.models import ContentOrigin, ContentRead, ContentTranslation
 from voix import db, workers
 from voix.forms import Form
-from voix.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, RTL_LANGUAGES, direction
+from voix.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, RTL_LANGUAGES, current_language, direction
 from voix.permissions import Principal, require
 
 SAME = "same"  # the reader reads the original's language
@@ -454,3 +455,13 @@ async def apply_all(
     """`apply`, for a page that only needs the rows back."""
     await apply(kind, rows, reader, **options)
     return rows
+
+
+async def on_its_page(
+    kind: str, row: dict[str, Any], query: Mapping[str, Any], key: str = "id"
+) -> Shown | None:
+    """An object's own page: in its reader's language, counted as read once more in it, and as
+    written when the reader asks for the original (?original=1)."""
+    reader = current_language.get()
+    asked = query.get("original") == "1"
+    return (await apply(kind, [row], reader, original=asked, count=True, key=key)).get(row[key])

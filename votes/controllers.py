@@ -36,13 +36,7 @@ async def _vote_page(
 ) -> Template:
     table = await tables.get_table_by_id(vote["table"])
     (vote,) = await services.with_results([vote])
-    shown = await content.apply(
-        "vote",
-        [vote],
-        i18n.current_language.get(),
-        original=request.query_params.get("original") == "1",
-        count=True,
-    )
+    shown = await content.on_its_page("vote", vote, request.query_params)
     proposal_ids = [o["proposal"] for o in vote["options"] if o["proposal"]]
     return page(
         request,
@@ -67,7 +61,7 @@ async def _vote_page(
         held=bool(await services.meetings_holding(vote["id"])),
         method_labels=METHOD_LABELS,
         threshold_labels=THRESHOLD_LABELS,
-        shown=shown.get(vote["id"]),
+        shown=shown,
         **context,
     )
 
