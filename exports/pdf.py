@@ -249,7 +249,10 @@ def render_minutes(
     links: dict[str, list[dict[str, Any]]],
     present: int,
     lang: str,
+    translated_from: str = "",
 ) -> bytes:
+    """`translated_from`: the language of the original, when `html` is the facilitators'
+    translation (said so on the document)."""
     return _render(
         "exports/pdf/minutes.html",
         lang,
@@ -259,6 +262,7 @@ def render_minutes(
         html=html,
         links=links,
         present=present,
+        translated_from=translated_from,
     )
 
 

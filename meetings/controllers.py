@@ -433,6 +433,8 @@ async def _attendance_page(
 ) -> Template:
     meeting, table = await services.get_with_table(meeting_id)
     require(principal, "meetings.manage", tables.scope_of(table))
+    meeting = dict(meeting)
+    await content.apply("meeting", [meeting], i18n.current_language.get())
     present = await services.attendance(meeting_id)
     ticked = {row["user"]: row["id"] for row in present if row["user"]}
     # Every member keeps their place on the list, ticked or not: after a tick the page comes
@@ -808,11 +810,14 @@ async def minutes_pdf(request: Request, meeting_id: ObjectId) -> Response[bytes]
     latest = max(
         v["version"] for v in await services.minutes_versions(meeting_id) if v["published"]
     )
+    translated_from = ""
     if shown["version"] == latest:
         row = {"id": meeting_id, "body": shown["body"], "body_html": None}
-        await content.apply("minutes", [row], lang)
-        if row["body_html"] is not None:
+        state = (await content.apply("minutes", [row], lang)).get(meeting_id)
+        # A document sent out carries no translation older than its text: the original then.
+        if state is not None and row["body_html"] is not None and not state.stale:
             html = Markup(row["body_html"])  # noqa: S704 — sanitised by nh3 when saved
+            translated_from = state.language
     # A published version: rendered once per language (and again only if what it shows
     # changes, a linked proposal's status for one), then served as stored.
     pdf = await stored.published_pdf(
@@ -826,6 +831,7 @@ async def minutes_pdf(request: Request, meeting_id: ObjectId) -> Response[bytes]
         links=links,
         present=present,
         lang=lang,
+        translated_from=translated_from,
     )
     return _pdf(pdf, f"compte-rendu-{meeting_id}-v{shown['version']}.pdf")
 

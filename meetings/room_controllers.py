@@ -69,6 +69,9 @@ async def _room_page(
 ) -> Template:
     meetings = await votes.meetings_holding(vote["id"])
     meeting = await room.room_meeting(vote) if meetings else None
+    if meeting is not None:
+        meeting = dict(meeting)
+        await content.apply("meeting", [meeting], i18n.current_language.get())
     people = await room.present(vote) if meetings else []
     (shown,) = await votes.with_results([dict(vote)])
     await content.apply("vote", [shown], i18n.current_language.get())

@@ -448,6 +448,7 @@ async def test_every_page_showing_a_translated_question_or_title_shows_the_trans
         f"/votes/{vote_id}/close": "Repair the lifts?",
         "/tables/flamants-iris/meetings": "Tower G neighbours&#39; meeting",
         f"/meetings/{meeting}/check-in": "Tower G neighbours&#39; meeting",
+        f"/meetings/{meeting}/attendance": "Tower G neighbours&#39; meeting",
         f"/meetings/{meeting}/control": "Tower G neighbours&#39; meeting",
         f"/meetings/{meeting}/screen": "Tower G neighbours&#39; meeting",
     }
@@ -479,5 +480,57 @@ async def test_the_minutes_pdf_reads_in_the_reader_s_language(client) -> None:
     english = pdf_text((await client.get(f"/meetings/{meeting}/minutes.pdf?lang=en")).content)
     assert "The meeting is open." in english
     assert "Séance ouverte." not in english
+    assert t(TRANSLATED_FROM, "en", language="French") in " ".join(english.split())
     french = pdf_text((await client.get(f"/meetings/{meeting}/minutes.pdf?lang=fr")).content)
     assert "Séance ouverte." in french
+    # A new version: the document sent out carries its text, not an older translation.
+    await post_form(
+        client,
+        f"/meetings/{meeting}/minutes",
+        {"body": "Séance ouverte à 18 h 30.", "action": "publish"},
+    )
+    english = pdf_text((await client.get(f"/meetings/{meeting}/minutes.pdf?lang=en")).content)
+    assert "Séance ouverte à 18 h 30." in english
+    assert "The meeting is open." not in english
+
+
+async def test_no_part_is_translated_into_the_script_it_is_written_in_nor_a_closed_vote_relabelled(
+    client,
+) -> None:
+    world = await build_world()
+    meeting = await schedule(
+        client, world, title="اجتماع الجيران", agenda="Fermer le marché le dimanche"
+    )
+    (item,) = _agenda_fields((await client.get(f"/translate/meeting/{meeting}?into=fr")).text)
+    forged = await post_form(
+        client,
+        f"/translate/meeting/{meeting}",
+        {"language": "fr", "written_in": "ar", "field-title": "Réunion des voisins", item: "Autre"},
+    )
+    assert forged.status_code == 400
+    assert t("This part is already written in this language's script.") in forged.text
+    # The title alone: the French item needs no translation into French, so it is complete.
+    saved = await post_form(
+        client,
+        f"/translate/meeting/{meeting}",
+        {"language": "fr", "written_in": "ar", "field-title": "Réunion des voisins"},
+    )
+    assert saved.status_code == 303
+    page = await client.get(f"/meetings/{meeting}?lang=fr")
+    assert "Fermer le marché le dimanche" in page.text
+    assert t(TRANSLATED_FROM, "fr", language="arabe") in page.text
+
+    proposal = await add_proposal(world.table_a, "Réparer les ascenseurs")
+    vote_id = await open_vote_on(client, world, proposal, question="Réparer les ascenseurs ?")
+    await post_form(client, f"/votes/{vote_id}/close", {})
+    relabelled = await post_form(
+        client,
+        f"/translate/vote/{vote_id}",
+        {"language": "fr", "written_in": "en", "field-question": "Interdire le marché ?"},
+    )
+    assert relabelled.status_code == 400
+    assert (
+        t("This vote is closed: the language its text was written in can no longer change.")
+        in relabelled.text
+    )
+    assert await ContentTranslation.count() == 1

@@ -16,7 +16,7 @@ from typing import Any
 from exports.models import Brief
 from meetings.models import AgendaItem, Meeting, Minutes
 from voix.i18n import N_
-from votes.models import Vote, VoteOption
+from votes.models import CLOSED, Vote, VoteOption
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Original:
     multiline: frozenset[str] = frozenset()
     markdown: frozenset[str] = frozenset()
     name: str = ""  # what lists call it, when its first field is not a title
+    closed: bool = False  # a closed vote: a record, whose original language is settled
 
     @property
     def title(self) -> str:
@@ -66,7 +67,9 @@ def _add_parts(
 
 
 async def _votes(ids: list[int]) -> dict[int, Original]:
-    rows = await Vote.select(Vote.id, Vote.table, Vote.question).where(Vote.id.is_in(ids))
+    rows = await Vote.select(Vote.id, Vote.table, Vote.question, Vote.status).where(
+        Vote.id.is_in(ids)
+    )
     found = {
         row["id"]: Original(
             "vote",
@@ -75,6 +78,7 @@ async def _votes(ids: list[int]) -> dict[int, Original]:
             f"/votes/{row['id']}",
             {"question": row["question"]},
             {"question": (QUESTION, 0)},
+            closed=row["status"] == CLOSED,
         )
         for row in rows
     }

@@ -61,6 +61,20 @@ class Shown:
         return self.reader if self._translated(key) else self.language
 
 
+def _arabic_script(text: str) -> bool:
+    return direction(text) == "rtl"
+
+
+def needs_translation(text: str, into: str, origin: str) -> bool:
+    """Whether one part needs translating into `into`: not when it is already written in that
+    language's script while the rest is in the other one (a French item on an Arabic agenda)."""
+    if not text.strip():
+        return False
+    same_as_target = _arabic_script(text) == (into in RTL_LANGUAGES)
+    other_than_origin = _arabic_script(text) != (origin in RTL_LANGUAGES)
+    return not (same_as_target and other_than_origin)
+
+
 def may_be_written_in(original: Original, language: str) -> bool:
     """A correction of the original's language must agree with its script.
 
@@ -146,7 +160,7 @@ async def showing(
             translation=fields if language != reader else {},
             stale=row is not None and row["source"] != item.fingerprint,
             asked_original=original,
-            partial=row is not None and missing(item, fields) > 0,
+            partial=row is not None and missing(item, fields, reader, language) > 0,
         )
         if count and language != reader:
             note_read(kind, object_id, reader)
@@ -159,12 +173,12 @@ async def one(kind: str, object_id: int, reader: str, **options: Any) -> Shown |
     return (await showing(kind, [object_id], reader, **options)).get(object_id)
 
 
-def missing(original: Original, translation: dict[str, str]) -> int:
-    """How many of the original's (non-empty) fields the translation leaves as written."""
+def missing(original: Original, translation: dict[str, str], into: str, origin: str) -> int:
+    """How many of the original's fields needing it the translation leaves as written."""
     return sum(
         1
         for key, text in original.fields.items()
-        if text.strip() and not translation.get(key, "").strip()
+        if needs_translation(text, into, origin) and not translation.get(key, "").strip()
     )
 
 
@@ -213,6 +227,10 @@ async def flush_reads(*, when_due: bool = False) -> None:
 
 SAME_AS_ORIGINAL = N_("This is the language the text was written in; choose another one.")
 NOT_THE_SCRIPT = N_("The original is not written in this language's script.")
+ORIGIN_SETTLED = N_(
+    "This vote is closed: the language its text was written in can no longer change."
+)
+ALREADY_IN_THAT_SCRIPT = N_("This part is already written in this language's script.")
 NOTHING_TYPED = N_("Type the translation of at least one field.")
 UNKNOWN_KIND = N_("There is nothing to translate here.")
 
@@ -225,6 +243,7 @@ class ToDo:
     stale: bool
     left: int  # fields not translated yet
     label: str = ""
+    started: bool = False  # a translation exists (partly done, or older than its original)
 
 
 async def to_translate(table_id: int, into: str) -> list[ToDo]:
@@ -261,8 +280,8 @@ async def to_translate(table_id: int, into: str) -> list[ToDo]:
                 continue
             row = done.get(object_id)
             stale = row is not None and row["source"] != item.fingerprint
-            left = missing(item, json.loads(row["fields"])) if row else len(item.fields)
-            if row and not stale and not left:
+            left = missing(item, json.loads(row["fields"]) if row else {}, into, language)
+            if not left and not stale:
                 continue
             todo.append(
                 ToDo(
@@ -272,6 +291,7 @@ async def to_translate(table_id: int, into: str) -> list[ToDo]:
                     stale,
                     left,
                     kind.label,
+                    started=row is not None,
                 )
             )
     todo.sort(key=lambda t: (-t.reads, t.original.kind, -t.original.id))
@@ -333,16 +353,26 @@ async def save(
     form = Form(data)
     language = form.choice("language", LANGUAGES)
     written_in = form.choice("written_in", LANGUAGES)
+    current_origin = await origin_of(original)
     fields = {}
-    for key in original.fields:
+    for key, written in original.fields.items():
         limit = MAX_LENGTHS.get(key, 200)
         text = form.text(
             f"field-{key}", max_length=limit, multiline=key in original.multiline, required=False
         )
-        if text:
+        if (
+            text
+            and language
+            and written_in
+            and not needs_translation(written, language, written_in)
+        ):
+            form.error(f"field-{key}", ALREADY_IN_THAT_SCRIPT)
+        elif text:
             fields[key] = text
     if written_in and not may_be_written_in(original, written_in):
         form.error("written_in", NOT_THE_SCRIPT)
+    elif written_in and written_in != current_origin and original.closed:
+        form.error("written_in", ORIGIN_SETTLED)
     elif language and written_in and language == written_in:
         form.error("language", SAME_AS_ORIGINAL)
     if not fields and not form.errors:
