@@ -52,7 +52,15 @@ async def test_a_resident_votes_in_arabic_on_a_translated_question_and_finds_it_
         manager,
         world.table_a,
         original,
-        {"language": "ar", "written_in": "fr", "field-question": QUESTION_AR},
+        {
+            "language": "ar",
+            "written_in": "fr",
+            # The question and its one answer (the proposal's title): a whole translation.
+            **{
+                f"field-{key}": QUESTION_AR if key == "question" else "إصلاح مصاعد البرج G"
+                for key in original.fields
+            },
+        },
     )
     translated_from = catalog("ar").gettext("Translated from %(language)s by the facilitators.") % {
         "language": "الفرنسية"
