@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from piccolo.query.methods.select import Count
-
 from audit import services as audit
 from meetings.services import MINUTES_MAX, minutes_html
 from tables.services import scope_of
@@ -169,10 +167,6 @@ async def showing(
     return result
 
 
-async def one(kind: str, object_id: int, reader: str, **options: Any) -> Shown | None:
-    return (await showing(kind, [object_id], reader, **options)).get(object_id)
-
-
 def missing(original: Original, translation: dict[str, str], into: str, origin: str) -> int:
     """How many of the original's fields needing it the translation leaves as written."""
     return sum(
@@ -232,7 +226,6 @@ ORIGIN_SETTLED = N_(
 )
 ALREADY_IN_THAT_SCRIPT = N_("This part is already written in this language's script.")
 NOTHING_TYPED = N_("Type the translation of at least one field.")
-UNKNOWN_KIND = N_("There is nothing to translate here.")
 
 
 @dataclass
@@ -296,16 +289,6 @@ async def to_translate(table_id: int, into: str) -> list[ToDo]:
             )
     todo.sort(key=lambda t: (-t.reads, t.original.kind, -t.original.id))
     return todo
-
-
-async def counts(table_id: int) -> dict[str, int]:
-    """How many objects of the table have a translation, per language (for the page's tabs)."""
-    rows = (
-        await ContentTranslation.select(ContentTranslation.language, Count())
-        .where(ContentTranslation.table == table_id)
-        .group_by(ContentTranslation.language)
-    )
-    return {row["language"]: row["count"] for row in rows}
 
 
 async def get_original(kind: str, object_id: int) -> Original | None:
@@ -418,10 +401,6 @@ async def save(
             written_in=written_in,
             fields=sorted(k for k in fields if ":" not in k),
         )
-
-
-def is_rtl(language: str) -> bool:
-    return language in RTL_LANGUAGES
 
 
 # Pages put the reader's text into the rows they already have, so that every template showing
