@@ -129,6 +129,10 @@ class Media(Model, tablename="proposal_media"):
     size = Integer()
     seconds = Integer(default=0)  # a voice note's duration
     created_at = Timestamptz()
+    # A photo goes into documents sent to institutions only once its author said yes (or a
+    # facilitator recorded that they did: who, in `publication_consent_recorded_by`).
+    publication_consent_at = Timestamptz(null=True, default=None)
+    publication_consent_recorded_by = Integer(null=True, default=None)
 
 
 class Translation(Model, tablename="proposal_translation"):

@@ -1,4 +1,4 @@
-from piccolo.columns import ForeignKey, Serial, Text, Timestamptz, Varchar
+from piccolo.columns import ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table as Model
 
@@ -23,6 +23,8 @@ class Table(Model, tablename="neighbourhood_table"):
     organisation = ForeignKey(Organisation, null=False, on_delete=OnDelete.restrict)
     postcode = Varchar(length=5)
     description = Text(default="")
+    # How long the table waits for an institution's answer to a brief before it is overdue.
+    answer_delay_months = Integer(default=2)
 
 
 class TableDistrict(Model, tablename="table_district"):
@@ -46,3 +48,18 @@ class Coordinator(Model, tablename="coordinator"):
     user = ForeignKey(User, null=False, on_delete=OnDelete.cascade)
     organisation = ForeignKey(Organisation, null=False, on_delete=OnDelete.cascade)
     # unique together: user, organisation
+
+
+class Institution(Model, tablename="institution"):
+    """Who an organisation's briefs are addressed to: a conseil citoyen, the Métropole, a social
+    landlord… Kept, once a brief was sent to it, for the follow-up (archived, never deleted)."""
+
+    id: Serial
+    organisation = ForeignKey(Organisation, null=False, on_delete=OnDelete.restrict)
+    name = Varchar(length=160)
+    service = Varchar(length=160, default="")
+    address = Text(default="")
+    contact = Varchar(length=254, default="")
+    created_at = Timestamptz()
+    archived_at = Timestamptz(null=True, default=None)
+    # unique together: organisation, name, service

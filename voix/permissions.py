@@ -118,7 +118,8 @@ RULES: dict[str, Rule] = {
     "proposals.moderate": _manager,
     "votes.cast": _member,
     "votes.manage": _manager,
-    "briefs.manage": _manager,
+    "briefs.manage": _manager,  # compose, publish, and record what institutions answered
+    "institutions.manage": _coordinator,  # the organisation's list of addressees
     "meetings.manage": _manager,
     "meetings.check_in": _member,
     "meetings.follow": _member_or_manager,

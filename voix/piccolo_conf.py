@@ -19,5 +19,6 @@ APP_REGISTRY = AppRegistry(
         "audit.piccolo_app",
         "help.piccolo_app",
         "translations.piccolo_app",
+        "followup.piccolo_app",
     ]
 )

@@ -93,7 +93,7 @@ async def before_every_route(request: Request) -> Redirect | None:
 
 DOMAINS = (
     "voix", "accounts", "tables", "maps", "proposals", "votes", "meetings", "exports", "audit",
-    "help", "translations",
+    "help", "translations", "followup",
 )  # fmt: skip
 SESSION_COOKIE = "voix_session"
 FLASH_COOKIE = "voix_flash"
@@ -140,6 +140,11 @@ FLASH_MESSAGES = {
     "minutes_saved": N_("The draft is saved."),
     "minutes_published": N_("The minutes are published."),
     "legal_saved": N_("The text is saved. The page shows it from now on."),
+    "brief_saved": N_("The draft of the document is saved. Nothing is published yet."),
+    "answer_recorded": N_("The answer is recorded; the follow-up shows it."),
+    "delay_saved": N_("The delay is saved: overdue answers are counted with it."),
+    "institutions_saved": N_("The list of institutions is saved."),
+    "photo_consent_saved": N_("Saved: the documents for institutions follow this choice."),
 }
 
 
