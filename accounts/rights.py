@@ -11,6 +11,7 @@ from accounts.services import close_all_sessions, verify_password_async
 from accounts.throttle import storage_key
 from audit import services as audit
 from audit.models import AuditEntry
+from exports.services import forget_signatory
 from meetings.models import Attendance, Meeting, Speaker
 from proposals.discussion import recount_supports
 from proposals.models import Comment, Report, Support
@@ -92,6 +93,8 @@ async def _forget_traces(user_id: int, user: dict[str, Any]) -> None:
     for proposal_id in sorted({row["proposal"] for row in supported}):
         await recount_supports(proposal_id)
     await Report.delete().where(Report.reporter == user_id)
+    # Named as a signatory of a position document (with their consent): no longer.
+    await forget_signatory(user_id)
     # Attendance keeps counting (one row each, the person key stays unique per meeting).
     # One statement: each row's new key is built from its own id ("erased:<id>").
     attended = await Attendance.raw(

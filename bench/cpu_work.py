@@ -19,8 +19,8 @@ from typing import Any
 import anyio.to_thread
 import httpx
 
+from exports import services as briefs
 from exports.pdf import render_brief
-from exports.services import load
 from meetings.services import MINUTES_MAX, minutes_html
 from voix import db, workers
 from voix.app import create_app
@@ -61,7 +61,8 @@ async def main(concurrent: int) -> None:
     await db.migrate()
     await seed()
     await db.engine().start()
-    document = await load("flamants-renovation")
+    _brief, version = await briefs.version("flamants-renovation")
+    document, _shown = await briefs.read(version, "ar")
     await workers.run(render_brief, document, "ar")  # workers started and warm
     render_brief(document, "ar")  # this process warm too
 

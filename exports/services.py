@@ -1,180 +1,50 @@
-"""Briefs: the position documents a table addresses to an institution."""
+"""Briefs: publishing a draft as a frozen, numbered version, and reading the versions.
+
+The draft is composed in exports.drafts; exports.snapshot turns it into the document a version
+freezes. A version never changes once published: its page, PDFs and DOCX are made from the
+JSON it stored, and its photos are copies (BriefPhoto). The facilitators' translations of its
+title and context (translations app, kind "brief") belong to the version they translate.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar.exceptions import NotFoundException
 
 from audit import services as audit
-from exports.models import Brief, BriefItem
+from exports import snapshot
+from exports.models import (
+    Brief,
+    BriefPhoto,
+    BriefSent,
+    BriefSignatory,
+    BriefVersion,
+    SentProposal,
+    StoredPdf,
+)
 from maps import svg
-from maps.services import districts_of
 from proposals import discussion
-from proposals import services as proposals
+from proposals.models import ADOPTED, TRANSMITTED, Media, Proposal
 from tables.services import get_table_by_id, scope_of
 from translations import services as content
+from translations.models import ContentTranslation
 from voix import db
-from voix.forms import Form, UserError, ascii_slug
+from voix.forms import UserError
 from voix.i18n import N_
 from voix.permissions import Principal, require
 from voix.web import absolute_url
-from votes import box
-from votes import services as votes
 
+# A second click on "Publish" with nothing changed returns the version the first one made.
 RESUBMISSION_WINDOW = timedelta(minutes=10)
-# The brief's map on paper (exports/pdf/brief_map.svg): as large as this box allows, at most as
-# wide as the text and 90 mm high; a dot's radius on it, its number inside.
-MAP_BOX = (170, 90)  # mm
-MAP_DOT = 3.2  # mm
-NOTHING_ADOPTED = N_("The table has not adopted any proposal yet: there is nothing to send.")
-
-
-@dataclass(frozen=True)
-class BriefDocument:
-    """Everything a brief shows, gathered in a fixed number of queries."""
-
-    slug: str
-    title: str
-    addressed_to: str
-    introduction: str
-    published_at: datetime
-    table: dict[str, Any]
-    items: list[dict[str, Any]]
-    map: dict[str, Any] | None = None  # where the placed proposals are (brief_map)
-    votes: list[dict[str, Any]] = field(default_factory=list)  # the annex: results, ballot boxes
-    id: int = 0
-
-
-def slugify(text: str) -> str:
-    return ascii_slug(text)[:60] or "note"
-
-
-async def _free_slug(base: str) -> str:
-    taken = {
-        row["slug"] for row in await Brief.select(Brief.slug).where(Brief.slug.like(f"{base}%"))
-    }
-    slug, n = base, 2
-    while slug in taken:
-        slug, n = f"{base}-{n}", n + 1
-    return slug
-
-
-async def publish(who: Principal, table: dict[str, Any], data: dict[str, Any]) -> str:
-    """Publishes a brief of every proposal the table has adopted; returns its slug."""
-    require(who, "briefs.manage", scope_of(table))
-    form = Form(data)
-    title = form.text("title", max_length=160, min_length=5)
-    addressed_to = form.text("addressed_to", max_length=160, min_length=3)
-    introduction = form.text("introduction", max_length=4000, required=False, multiline=True)
-    form.validate()
-    adopted = await proposals.list_adopted(table["id"])
-    if not adopted:
-        raise UserError(NOTHING_ADOPTED)
-    async with db.write_transaction():
-        # A second click on "Publish" returns the brief the first one made.
-        same = await (
-            Brief.select(Brief.slug)
-            .where(
-                (Brief.table == table["id"])
-                & (Brief.title == title)
-                & (Brief.addressed_to == addressed_to)
-                & (Brief.published_at > datetime.now(UTC) - RESUBMISSION_WINDOW)
-            )
-            .first()
-        )
-        if same:
-            return str(same["slug"])
-        brief_id, slug = None, ""
-        while brief_id is None:  # a slug taken meanwhile by another request: take the next one
-            slug = await _free_slug(slugify(title))
-            inserted = (
-                await Brief.insert(
-                    Brief(
-                        slug=slug,
-                        table=table["id"],
-                        title=title,
-                        addressed_to=addressed_to,
-                        introduction=introduction,
-                        created_by=who.user_id,
-                    )
-                )
-                .on_conflict(action="DO NOTHING")
-                .returning(Brief.id)
-            )
-            brief_id = inserted[0]["id"] if inserted else None
-        await BriefItem.insert(
-            *[
-                BriefItem(brief=brief_id, proposal=proposal["id"], position=position)
-                for position, proposal in enumerate(adopted, start=1)
-            ]
-        )
-        await audit.record(who, "brief.published", scope_of(table), subject=f"brief:{slug}")
-    return slug
-
-
-async def for_table(table_id: int) -> list[dict[str, Any]]:
-    return (
-        await Brief.select(
-            Brief.id, Brief.slug, Brief.title, Brief.addressed_to, Brief.published_at
-        )
-        .where(Brief.table == table_id)
-        .order_by(Brief.published_at, ascending=False)
-    )
-
-
-async def load(slug: str) -> BriefDocument:
-    brief = await Brief.select().where(Brief.slug == slug).first()
-    if brief is None:
-        raise NotFoundException()
-    table = await get_table_by_id(brief["table"])
-    items = await (
-        BriefItem.select(
-            BriefItem.proposal.id.as_alias("id"),
-            BriefItem.proposal.title.as_alias("title"),
-            BriefItem.proposal.body.as_alias("body"),
-            BriefItem.proposal.theme.as_alias("theme"),
-            BriefItem.proposal.language.as_alias("language"),
-            BriefItem.proposal.created_at.as_alias("created_at"),
-            BriefItem.proposal.latitude.as_alias("latitude"),
-            BriefItem.proposal.longitude.as_alias("longitude"),
-        )
-        # A proposal hidden after the brief was published leaves it too.
-        .where((BriefItem.brief == brief["id"]) & BriefItem.proposal.hidden_at.is_null())
-        .order_by(BriefItem.position)
-    )
-    vote_rows = await votes.with_results(await votes.for_proposals([i["id"] for i in items]))
-    latest: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
-    for row in vote_rows:  # newest first: keep the latest closed vote per proposal
-        for option in row["options"]:
-            latest.setdefault(option["proposal"], (row, option))
-    used: dict[int, dict[str, Any]] = {}
-    for item in items:
-        item["vote"], item["vote_option"] = latest.get(item["id"], (None, None))
-        if item["vote"]:
-            used[item["vote"]["id"]] = item["vote"]
-    for vote in used.values():
-        # The annex names each ballot box by its address and fingerprint: a later change shows.
-        vote["box_sha256"] = await box.fingerprint(vote["id"])
-        vote["box_url"] = absolute_url(f"/votes/{vote['id']}/ballots.json")
-    return BriefDocument(
-        id=brief["id"],
-        slug=brief["slug"],
-        title=brief["title"],
-        addressed_to=brief["addressed_to"],
-        introduction=brief["introduction"],
-        votes=sorted(used.values(), key=lambda vote: vote["id"]),
-        published_at=brief["published_at"],
-        table=table,
-        items=items,
-        map=brief_map(
-            await districts_of([table["id"]]),
-            [item for item in items if item["latitude"] is not None],
-        ),
-    )
+NOTHING_TO_SEND = N_("Choose at least one adopted proposal to send.")
+NO_ADDRESSEE = N_("Choose at least one institution to address the document to.")
+# Kept for tests of the paper map (exports/pdf/brief_map.svg).
+MAP_BOX, MAP_DOT = snapshot.MAP_BOX, snapshot.MAP_DOT
+# A version row's document before versions existed: `voix migrate` freezes those briefs.
+LEGACY = -1
 
 
 def brief_map(
@@ -185,42 +55,385 @@ def brief_map(
     return svg.layout(districts, points, dot=MAP_DOT, box=MAP_BOX)
 
 
-async def localised(
-    document: BriefDocument, language: str, *, original: bool = False
-) -> tuple[BriefDocument, content.Shown | None]:
-    """The brief as a reader of `language` reads it: its title and introduction, its proposals
-    and the annex's questions where the facilitators translated them (a copy: the document
-    loaded stays as written). Also what to say about it (translations.macros.notice)."""
-    row = {"id": document.id, "title": document.title, "introduction": document.introduction}
-    shown = (await content.apply("brief", [row], language, original=original, count=True)).get(
-        document.id
+async def get_brief(slug: str) -> dict[str, Any]:
+    """The brief (draft and newest version number) with its table."""
+    brief = await Brief.select().where(Brief.slug == slug).first()
+    if brief is None:
+        raise NotFoundException()
+    brief["table"] = await get_table_by_id(brief["table"])
+    return brief
+
+
+async def for_table(table_id: int) -> list[dict[str, Any]]:
+    """The table's published briefs, newest first, as their newest version reads (drafts:
+    exports.drafts)."""
+    return await (
+        BriefVersion.select(
+            BriefVersion.id.as_alias("version_id"),
+            BriefVersion.brief.id.as_alias("id"),
+            BriefVersion.brief.slug.as_alias("slug"),
+            BriefVersion.brief.version.as_alias("version"),
+            BriefVersion.title,
+            BriefVersion.addressed_to,
+            BriefVersion.language,
+            BriefVersion.published_at,
+        )
+        .where(
+            (BriefVersion.brief.table == table_id)
+            & (BriefVersion.number == BriefVersion.brief.version)
+        )
+        .order_by(BriefVersion.published_at, ascending=False)
     )
-    # A copy of what may change, not of the whole document (a big brief is copied on the loop):
-    # the items, and the annex's votes with their options, which the items point to.
-    votes_copy = [dict(vote, options=[dict(o) for o in vote["options"]]) for vote in document.votes]
-    by_id = {vote["id"]: vote for vote in votes_copy}
-    items = []
-    for loaded in document.items:
-        item = dict(loaded)
-        if item["vote"] is not None:
-            item["vote"] = by_id[item["vote"]["id"]]
-            option = item["vote_option"]
-            item["vote_option"] = next(
-                (o for o in item["vote"]["options"] if option and o["id"] == option["id"]), option
+
+
+async def published(brief_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Each brief's newest version: its number, title, addressees and language as published
+    (what the follow-up and the reminders quote, never the draft's words)."""
+    if not brief_ids:
+        return {}
+    rows = await BriefVersion.select(
+        BriefVersion.brief,
+        BriefVersion.number,
+        BriefVersion.title,
+        BriefVersion.addressed_to,
+        BriefVersion.language,
+        BriefVersion.published_at,
+        BriefVersion.brief.version.as_alias("newest"),  # joins the brief for the condition
+    ).where(
+        BriefVersion.brief.is_in(brief_ids) & (BriefVersion.number == BriefVersion.brief.version)
+    )
+    return {row["brief"]: row for row in rows}
+
+
+def addressed_to(document: dict[str, Any]) -> str:
+    return ", ".join(a["name"] for a in document["addressees"])[:500]
+
+
+def _comparable(document: dict[str, Any]) -> str:
+    """A document without what every publication changes: equal when nothing else did."""
+    return snapshot.dumps(
+        {k: v for k, v in document.items() if k not in ("version", "published_at", "url")}
+    )
+
+
+async def publish_version(
+    who: Principal, brief: dict[str, Any], *, now: datetime | None = None
+) -> int:
+    """Freezes the draft as the brief's next version; returns its number.
+
+    The adopted proposals it carries are moved to "sent to the institution"; each addressee
+    and proposal is recorded as sent (the follow-up's clock starts at the first version that
+    carried them). Concurrent publications of the same draft make one version."""
+    table = brief["table"]
+    require(who, "briefs.manage", scope_of(table))
+    now = now or datetime.now(UTC)
+    document = await snapshot.build(brief["id"], now=now)
+    if not document["items"]:
+        raise UserError(NOTHING_TO_SEND)
+    if not document["addressees"]:
+        raise UserError(NO_ADDRESSEE)
+    same = _comparable(document)
+    async with db.write_transaction():
+        while True:
+            newest = await (
+                BriefVersion.select(
+                    BriefVersion.id, BriefVersion.number, BriefVersion.published_at,
+                    BriefVersion.document,
+                )
+                .where(BriefVersion.brief == brief["id"])
+                .order_by(BriefVersion.number, ascending=False)
+                .first()
+            )  # fmt: skip
+            if (
+                newest
+                and db.utc(newest["published_at"]) > now - RESUBMISSION_WINDOW
+                and _comparable(snapshot.loads(newest["document"])) == same
+            ):
+                return int(newest["number"])
+            number = (newest["number"] if newest else 0) + 1
+            document.update(
+                version=number,
+                published_at=now,
+                url=absolute_url(f"/briefs/{brief['slug']}/v/{number}"),
             )
-        items.append(item)
-    if not original:
-        found = await discussion.translations([item["id"] for item in items], language)
-        for item in items:
-            if (translation := found.get(item["id"])) and item["language"] != language:
-                item["title"], item["body"] = translation["title"], translation["body"]
-                item["language"] = language
-        await content.apply("vote", votes_copy, language)
-    copy = dataclasses.replace(
-        document,
-        title=str(row["title"]),
-        introduction=str(row["introduction"]),
-        items=items,
-        votes=votes_copy,
+            inserted = await (
+                BriefVersion.insert(
+                    BriefVersion(
+                        brief=brief["id"],
+                        number=number,
+                        published_at=now,
+                        published_by=who.user_id,
+                        language=document["language"],
+                        title=document["title"],
+                        addressed_to=addressed_to(document),
+                        document=snapshot.dumps(document),
+                    )
+                )
+                .on_conflict(action="DO NOTHING")
+                .returning(BriefVersion.id)
+            )
+            if inserted:
+                break  # otherwise another request published meanwhile: compare with it
+        version_id = inserted[0]["id"]
+        await _copy_photos(version_id, [i["photo"] for i in document["items"] if i["photo"]])
+        await _carry_translations(brief["id"], newest, version_id, document)
+        await Brief.update({Brief.version: number, Brief.published_at: now}).where(
+            Brief.id == brief["id"]
+        )
+        for addressee in document["addressees"]:
+            await BriefSent.insert(
+                BriefSent(
+                    brief=brief["id"], institution=addressee["id"], version=number, sent_at=now
+                )
+            ).on_conflict(action="DO NOTHING")
+        for item in document["items"]:
+            await SentProposal.insert(
+                SentProposal(brief=brief["id"], proposal=item["id"], version=number, sent_at=now)
+            ).on_conflict(action="DO NOTHING")
+        sent = await (
+            Proposal.update({Proposal.status: TRANSMITTED})
+            .where(
+                Proposal.id.is_in([item["id"] for item in document["items"]])
+                & (Proposal.status == ADOPTED)
+            )
+            .returning(Proposal.id)
+        )
+        # Where it went, in no one language and no script of its own: the brief's address.
+        reason = f"/briefs/{brief['slug']}/v/{number}"
+        for row in sent:
+            await discussion.record_change(row["id"], ADOPTED, TRANSMITTED, who, reason)
+        await audit.record(
+            who,
+            "brief.published",
+            scope_of(table),
+            subject=f"brief:{brief['slug']}",
+            version=number,
+        )
+    return number
+
+
+async def _copy_photos(version_id: int, media_ids: list[int]) -> None:
+    """The version keeps its own copy of each photo it prints."""
+    if not media_ids:
+        return
+    rows = await Media.select(Media.id, Media.content_type, Media.data).where(
+        Media.id.is_in(media_ids)
     )
-    return copy, shown
+    for row in rows:
+        await BriefPhoto.insert(
+            BriefPhoto(
+                version=version_id,
+                media=row["id"],
+                content_type=row["content_type"],
+                data=row["data"],
+            )
+        ).on_conflict(action="DO NOTHING")
+
+
+async def _carry_translations(
+    brief_id: int, previous: dict[str, Any] | None, version_id: int, document: dict[str, Any]
+) -> None:
+    """A new version whose title and context did not change keeps the translations of the
+    one before: the facilitators do not translate the same words twice."""
+    if previous is None:
+        return
+    before = snapshot.loads(previous["document"])
+    if (before["title"], before["context"]) != (document["title"], document["context"]):
+        return
+    rows = await ContentTranslation.select().where(
+        (ContentTranslation.kind == "brief") & (ContentTranslation.object_id == previous["id"])
+    )
+    for row in rows:
+        await ContentTranslation.insert(
+            ContentTranslation(
+                table=row["table"],
+                kind="brief",
+                object_id=version_id,
+                language=row["language"],
+                fields=row["fields"],
+                source=row["source"],
+                translated_by=row["translated_by"],
+                updated_at=row["updated_at"],
+            )
+        ).on_conflict(action="DO NOTHING")
+
+
+async def version(slug: str, number: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The brief and one of its versions (the newest when `number` is None), its document
+    loaded in `version["document"]`. NotFound for a draft never published."""
+    brief = await get_brief(slug)
+    wanted = brief["version"] if number is None else number
+    row = await (
+        BriefVersion.select()
+        .where((BriefVersion.brief == brief["id"]) & (BriefVersion.number == wanted))
+        .first()
+    )
+    if row is None or wanted < 1:
+        raise NotFoundException()
+    row["document"] = snapshot.loads(row["document"])
+    return brief, row
+
+
+async def versions_of(brief_id: int) -> list[dict[str, Any]]:
+    return await (
+        BriefVersion.select(BriefVersion.number, BriefVersion.published_at)
+        .where(BriefVersion.brief == brief_id)
+        .order_by(BriefVersion.number, ascending=False)
+    )
+
+
+async def read(
+    row: dict[str, Any], lang: str, *, original: bool = False, count: bool = False
+) -> tuple[dict[str, Any], content.Shown | None]:
+    """A version as a reader of `lang` reads it (snapshot.localised), with what to say about
+    its title and context's translation (translations.macros.notice)."""
+    document = row["document"]
+    texts = {"id": row["id"], "title": document["title"], "context": document["context"]}
+    shown = (await content.apply("brief", [texts], lang, original=original, count=count)).get(
+        row["id"]
+    )
+    translation = None
+    if shown is not None and shown.state == content.TRANSLATED:
+        typed = shown.translation  # only the parts the facilitators translated
+        translation = {
+            "title": typed.get("title", ""),
+            "context": typed.get("context", ""),
+            "context_html": typed.get("context:html", "") if typed.get("context") else "",
+        }
+    doc = snapshot.localised(document, lang, translation)
+    await _withhold_hidden(doc)
+    return doc, shown
+
+
+async def _withhold_hidden(doc: dict[str, Any]) -> None:
+    """A proposal hidden by moderation since the version was published is no longer shown in
+    it (its page and files, made anew; the version's record keeps it), and the document says
+    how many were withheld: what was sent cannot be recalled, what is published can."""
+    ids = [item["id"] for item in doc["items"]]
+    hidden = {
+        row["id"]
+        for row in await Proposal.select(Proposal.id).where(
+            Proposal.id.is_in(ids or [0]) & Proposal.hidden_at.is_not_null()
+        )
+    }
+    doc["withheld"] = len(hidden)
+    if not hidden:
+        return
+    doc["items"] = [item for item in doc["items"] if item["id"] not in hidden]
+    kept = {item["n"] for item in doc["items"]}
+    doc["themes"] = [
+        {**theme, "items": [n for n in theme["items"] if n in kept]}
+        for theme in doc["themes"]
+        if any(n in kept for n in theme["items"])
+    ]
+    if doc.get("map"):
+        doc["map"]["points"] = [p for p in doc["map"].get("points", []) if p["id"] in kept]
+
+
+async def photos(
+    version_id: int, media_ids: list[int] | None = None
+) -> dict[int, tuple[str, bytes]]:
+    """The version's copies of its photos (all, or these): media id → (type, bytes)."""
+    condition: Any = BriefPhoto.version == version_id
+    if media_ids is not None:
+        condition &= BriefPhoto.media.is_in(media_ids or [0])
+    rows = await BriefPhoto.select(
+        BriefPhoto.media, BriefPhoto.content_type, BriefPhoto.data
+    ).where(condition)
+    return {row["media"]: (row["content_type"], bytes(row["data"])) for row in rows}
+
+
+def sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+async def freeze_legacy() -> int:
+    """Briefs published before drafts and versions existed (marked LEGACY by their migration)
+    become their version 1, as they read now; their translations move with them. Run by
+    `voix migrate`; returns how many."""
+    legacy = await Brief.select(Brief.id, Brief.slug, Brief.published_at).where(
+        Brief.version == LEGACY
+    )
+    if not legacy:
+        return 0
+    ids = [row["id"] for row in legacy]
+    documents = {}
+    for row in legacy:
+        document = await snapshot.build(row["id"], version=1, now=db.utc(row["published_at"]))
+        document["url"] = absolute_url(f"/briefs/{row['slug']}/v/1")
+        documents[row["id"]] = document
+    # One transaction: translations are moved from brief ids to version ids through negative
+    # ids, so that a version whose id is another brief's never takes that brief's translation.
+    async with db.write_transaction():
+        still = {
+            r["id"]
+            for r in await Brief.select(Brief.id).where(
+                Brief.id.is_in(ids) & (Brief.version == LEGACY)
+            )
+        }
+        translated = (ContentTranslation.kind == "brief") & ContentTranslation.object_id.is_in(
+            sorted(still)
+        )
+        for moved in await ContentTranslation.select(
+            ContentTranslation.id, ContentTranslation.object_id
+        ).where(translated):
+            await ContentTranslation.update(
+                {ContentTranslation.object_id: -moved["object_id"]}
+            ).where(ContentTranslation.id == moved["id"])
+        for row in legacy:
+            if row["id"] not in still:
+                continue
+            document = documents[row["id"]]
+            inserted = await BriefVersion.insert(
+                BriefVersion(
+                    brief=row["id"],
+                    number=1,
+                    published_at=row["published_at"],
+                    published_by=None,
+                    language=document["language"],
+                    title=document["title"],
+                    addressed_to=addressed_to(document),
+                    document=snapshot.dumps(document),
+                )
+            ).returning(BriefVersion.id)
+            await ContentTranslation.update(
+                {ContentTranslation.object_id: inserted[0]["id"]}
+            ).where(
+                (ContentTranslation.kind == "brief") & (ContentTranslation.object_id == -row["id"])
+            )
+            await Brief.update({Brief.version: 1}).where(Brief.id == row["id"])
+    return len(still)
+
+
+async def forget_signatory(user_id: int) -> None:
+    """A resident erasing their account is no longer named anywhere: not in the drafts they
+    agreed to sign, nor in the published versions that name them (the right to erasure comes
+    before a version's permanence); those versions' files are made anew without the name.
+    In the caller's transaction."""
+    signed = (
+        await BriefSignatory.delete()
+        .where(BriefSignatory.user == user_id)
+        .returning(BriefSignatory.brief, BriefSignatory.name)
+    )
+    names: dict[int, set[str]] = {}
+    for row in signed:
+        names.setdefault(row["brief"], set()).add(row["name"])
+    for brief_id, gone in names.items():
+        versions = await BriefVersion.select(
+            BriefVersion.id, BriefVersion.number, BriefVersion.document,
+            BriefVersion.brief.slug.as_alias("slug"),
+        ).where(BriefVersion.brief == brief_id)  # fmt: skip
+        for version in versions:
+            document = snapshot.loads(version["document"])
+            kept = [
+                s for s in document["signatories"] if s["organisation"] or s["name"] not in gone
+            ]
+            if len(kept) == len(document["signatories"]):
+                continue
+            document["signatories"] = kept
+            await BriefVersion.update({BriefVersion.document: snapshot.dumps(document)}).where(
+                BriefVersion.id == version["id"]
+            )
+            await StoredPdf.delete().where(
+                StoredPdf.document.like(f"brief:{version['slug']}:v{version['number']}:%")
+            )

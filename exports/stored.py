@@ -21,8 +21,6 @@ from typing import Any
 import weasyprint
 
 from exports.models import StoredPdf
-from exports.pdf import render_brief
-from exports.services import BriefDocument
 from voix import workers
 from voix.i18n import LOCALES_DIR
 from voix.settings import PROJECT_ROOT
@@ -61,15 +59,22 @@ def _canonical(value: Any) -> Any:
         return sorted((_canonical(item) for item in value), key=repr)
     if value is None or isinstance(value, str | int | float | bool):
         return value
+    if isinstance(value, bytes):  # a photo: its fingerprint stands for it
+        value = f"sha256:{hashlib.sha256(value).hexdigest()}"
     return f"{type(value).__name__}:{value}"  # dates, decimals: their text is their value
 
 
-def fingerprint(render: Callable[..., bytes], *args: Any, **kwargs: Any) -> str:
+def fingerprint(
+    render: Callable[..., bytes], *args: Any, data_only: bool = False, **kwargs: Any
+) -> str:
+    """`data_only`: of the data alone, not of the templates and catalogs — a published
+    version's files are made once and kept, whatever later changes to the layout."""
     payload = json.dumps(
         [render.__module__, render.__qualname__, _canonical(args), _canonical(kwargs)],
         ensure_ascii=False,
     )
-    return hashlib.sha256(f"{_renderer_digest()}\0{payload}".encode()).hexdigest()
+    prefix = "" if data_only else _renderer_digest()
+    return hashlib.sha256(f"{prefix}\0{payload}".encode()).hexdigest()
 
 
 async def _stored(document: str, language: str, key: str) -> bytes | None:
@@ -122,7 +127,12 @@ async def _render_and_store(
 
 
 async def published_pdf(
-    document: str, language: str, render: Callable[..., bytes], *args: Any, **kwargs: Any
+    document: str,
+    language: str,
+    render: Callable[..., bytes],
+    *args: Any,
+    data_only: bool = False,
+    **kwargs: Any,
 ) -> bytes:
     """`render(*args, **kwargs)`, stored under `document` ("brief:SLUG", "minutes:ID").
 
@@ -130,7 +140,7 @@ async def published_pdf(
     afterwards. Concurrent first requests in one process share one rendering; across processes
     the unique key keeps a single stored copy.
     """
-    key = fingerprint(render, *args, **kwargs)
+    key = fingerprint(render, *args, data_only=data_only, **kwargs)
     stored = await _stored(document, language, key)
     if stored is not None:
         return stored
@@ -154,6 +164,50 @@ def _forget(task_key: tuple[str, str, str], done: asyncio.Task[bytes]) -> None:
         done.exception()  # retrieved, so a failure nobody awaited any more is not logged twice
 
 
-async def brief_pdf(document: BriefDocument, language: str) -> bytes:
-    """A published brief in one language, as the web and `voix export brief` both serve it."""
-    return await published_pdf(f"brief:{document.slug}", language, render_brief, document, language)
+# A version's files: the tagged PDF (PDF/UA), the archival PDF (PDF/A), the editable DOCX.
+VARIANTS = ("pdf", "pdfa", "docx")
+
+
+def _render_version(document: dict[str, Any], lang: str, variant: str, photos: Any) -> bytes:
+    """In a worker process: the renderers load there, not in the server's process."""
+    if variant == "docx":
+        from exports.docx import render_brief_docx  # noqa: PLC0415
+
+        return render_brief_docx(document, lang, photos=photos)
+    from exports.pdf import render_brief  # noqa: PLC0415
+
+    return render_brief(document, lang, variant="a" if variant == "pdfa" else "ua", photos=photos)
+
+
+def version_key(slug: str, number: int, variant: str) -> str:
+    return f"brief:{slug}:v{number}:{variant}"
+
+
+async def version_file(  # noqa: PLR0917 — what makes one file, each once
+    slug: str, number: int, document: dict[str, Any], lang: str, variant: str, photos: Any
+) -> bytes:
+    """A published version's file in one language, made once from what the version froze
+    (and the translation of its title and context, which `document` carries): the same
+    bytes for every download, `voix export brief` included."""
+    return await published_pdf(
+        version_key(slug, number, variant),
+        lang,
+        _render_version,
+        document,
+        lang,
+        variant,
+        photos,
+        data_only=True,
+    )
+
+
+async def stored_sha256(documents: list[str]) -> dict[tuple[str, str], str]:
+    """The SHA-256 of the files already made, by (document, language)."""
+    if not documents:
+        return {}
+    rows = await (
+        StoredPdf.select(StoredPdf.document, StoredPdf.language, StoredPdf.sha256)
+        .where(StoredPdf.document.is_in(documents))
+        .order_by(StoredPdf.created_at)
+    )
+    return {(row["document"], row["language"]): row["sha256"] for row in rows}

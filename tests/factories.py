@@ -11,18 +11,23 @@ from typing import Any
 from httpx import AsyncClient
 
 from accounts.services import create_user, hash_password, open_session
+from exports.models import Brief, BriefAddressee, BriefItem, BriefSignatory
+from exports.services import get_brief, publish_version
 from maps.models import District
 from proposals.models import Proposal
+from proposals.services import list_adopted
 from tables.models import (
     FACILITATOR,
     RESIDENT,
     Coordinator,
+    Institution,
     Membership,
     Organisation,
     Table,
     TableDistrict,
 )
 from tables.services import get_table
+from voix.permissions import Principal
 from voix.web import SESSION_COOKIE
 
 PASSWORD = "correct horse battery staple"
@@ -142,6 +147,78 @@ async def add_proposal(
         Proposal.id
     )
     return int(rows[0]["id"])
+
+
+async def add_institution(table: dict[str, Any], name: str, service: str = "") -> int:
+    """One of the organisation's addressees (the one running `table`)."""
+    found = await (
+        Institution.select(Institution.id)
+        .where(
+            (Institution.organisation == table["organisation"])
+            & (Institution.name == name)
+            & (Institution.service == service)
+        )
+        .first()
+    )
+    if found:
+        return int(found["id"])
+    rows = await Institution.insert(
+        Institution(organisation=table["organisation"], name=name, service=service)
+    ).returning(Institution.id)
+    return int(rows[0]["id"])
+
+
+async def add_draft(
+    table: dict[str, Any],
+    title: str = "Rénovation des Flamants : nos priorités",
+    *,
+    slug: str | None = None,
+    introduction: str = "La table a débattu puis voté ces propositions.",
+    addressees: tuple[str, ...] = ("Conseil citoyen du 14e",),
+    proposals: list[int] | None = None,
+    language: str = "fr",
+    signatories: tuple[str, ...] = ("Avec Nous",),
+) -> dict[str, Any]:
+    """A brief's draft as the composer saves it: `proposals` (default: every adopted one of the
+    table, in their order), addressed to these institutions, signed by these organisations."""
+
+    if proposals is None:
+        proposals = [row["id"] for row in await list_adopted(table["id"])]
+    slug = slug or f"brief-{await Brief.count() + 1}"
+    rows = await Brief.insert(
+        Brief(
+            slug=slug,
+            table=table["id"],
+            title=title,
+            addressed_to="",
+            introduction=introduction,
+            language=language,
+        )
+    ).returning(Brief.id)
+    brief_id = rows[0]["id"]
+    if proposals:
+        await BriefItem.insert(
+            *[
+                BriefItem(brief=brief_id, proposal=proposal, position=n)
+                for n, proposal in enumerate(proposals, start=1)
+            ]
+        )
+    for n, name in enumerate(addressees, start=1):
+        institution = await add_institution(table, name)
+        await BriefAddressee.insert(
+            BriefAddressee(brief=brief_id, institution=institution, position=n)
+        )
+    for n, name in enumerate(signatories, start=1):
+        await BriefSignatory.insert(BriefSignatory(brief=brief_id, position=n, name=name))
+    return await get_brief(slug)
+
+
+async def publish_brief(table: dict[str, Any], facilitator: int, **draft: Any) -> str:
+    """A draft (add_draft) published as its version 1 by the table's facilitator; its slug."""
+    brief = await add_draft(table, **draft)
+    who = Principal(user_id=facilitator, table_roles={table["id"]: FACILITATOR}, verified=True)
+    await publish_version(who, brief)
+    return str(brief["slug"])
 
 
 async def sign_in(client: AsyncClient, user_id: int, verified: bool = True) -> None:

@@ -31,7 +31,6 @@ from exports import pdf as exports_pdf
 from exports import services as briefs
 from meetings import services as meetings
 from proposals.models import Comment
-from proposals.themes import THEMES
 from tables.services import get_table
 from tests.factories import (
     FLAMANTS_SQUARE,
@@ -40,6 +39,7 @@ from tests.factories import (
     build_world,
     draw_district,
     post_form,
+    publish_brief,
     seat,
     sign_in,
 )
@@ -366,13 +366,13 @@ async def mixed_world(client: AsyncClient) -> Mixed:
     )
     assert published.status_code == 303, published.text[-2000:]
 
-    brief = await post_form(
-        client,
-        "/tables/flamants-iris/briefs",
-        {"title": BRIEF_TITLE, "addressed_to": ADDRESSED_TO, "introduction": "La table a voté."},
+    slug = await publish_brief(
+        world.table_a,
+        world.users["facilitator_a"],
+        title=BRIEF_TITLE,
+        addressees=(ADDRESSED_TO,),
+        introduction="La table a voté.",
     )
-    assert brief.status_code == 303, brief.text[-2000:]
-    slug = brief.headers["location"].rsplit("/", 1)[1]
     return Mixed(world, french, arabic, yes_no, judged, meeting, next_meeting, slug)
 
 
@@ -469,7 +469,11 @@ async def test_user_text_is_isolated_in_the_pdfs(client: AsyncClient, lang: str)
     assert minutes is not None
     rendered = {
         "brief": exports_pdf._html(
-            "exports/pdf/brief.html", lang, brief=await briefs.load(mixed.brief), themes=THEMES
+            "exports/pdf/brief.html",
+            lang,
+            **exports_pdf.brief_context(
+                (await briefs.read((await briefs.version(mixed.brief))[1], lang))[0]
+            ),
         ),
         "sign-in sheet": exports_pdf._html(
             "exports/pdf/sign_in_sheet.html",
@@ -557,9 +561,10 @@ async def test_the_arabic_page_counter_reads_one_of_two(client: AsyncClient) -> 
     pages = PdfReader(io.BytesIO(response.content)).pages
     count = len(pages)
     assert count >= 2
-    for number, page in enumerate(pages, start=1):
+    # The cover has no number; every other page reads "n / N", never "N / n".
+    for number, page in enumerate(pages[1:], start=2):
         assert f"{number} / {count}" in page.extract_text(), number
-    assert f"{count} / 1" not in pages[0].extract_text()
+    assert f"{count} / 2" not in pages[1].extract_text()
 
 
 # Results: for, against, abstain each their own colour ----------------------------------------

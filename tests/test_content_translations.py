@@ -13,7 +13,7 @@ from pypdf import PdfReader
 
 from accounts.services import open_session
 from audit.models import AuditEntry
-from exports.models import Brief
+from exports.models import BriefVersion
 from proposals.models import ADOPTED, Translation
 from translations import services as content
 from translations.models import ContentOrigin, ContentRead, ContentTranslation
@@ -21,8 +21,16 @@ from voix.web import SESSION_COOKIE
 from votes.models import VoteOption
 
 from .conftest import make_client
-from .factories import add_proposal, build_world, csrf_token, post_form, sign_in, sign_out, t
-from .test_briefs import BRIEF
+from .factories import (
+    add_proposal,
+    build_world,
+    csrf_token,
+    post_form,
+    publish_brief,
+    sign_in,
+    sign_out,
+    t,
+)
 from .test_meetings import meeting_form, schedule, start
 from .test_votes import open_vote_on, open_vote_over
 
@@ -301,18 +309,20 @@ async def test_briefs_read_in_the_reader_s_language_pages_and_pdfs(client) -> No
             updated_at=datetime.now(UTC),
         )
     )
+    slug = await publish_brief(
+        world.table_a, world.users["facilitator_a"], title="Rénovation des Flamants : nos priorités"
+    )
+    url = f"/briefs/{slug}"
     await sign_in(client, world.users["facilitator_a"])
-    published = await post_form(client, "/tables/flamants-iris/briefs", BRIEF)
-    url = published.headers["location"]
-    brief_id = (await Brief.select(Brief.id).first())["id"]
+    version_id = (await BriefVersion.select(BriefVersion.id).first())["id"]
     saved = await post_form(
         client,
-        f"/translate/brief/{brief_id}",
+        f"/translate/brief/{version_id}",
         {
             "language": "en",
             "written_in": "fr",
             "field-title": "Renovating Les Flamants: our priorities",
-            "field-introduction": "The table debated, then voted on these proposals.",
+            "field-context": "The table *debated*, then voted on these proposals.",
         },
     )
     assert saved.status_code == 303, saved.text
@@ -323,7 +333,7 @@ async def test_briefs_read_in_the_reader_s_language_pages_and_pdfs(client) -> No
     pdf = pdf_text((await client.get(f"{url}/pdf/en")).content)
     assert "Renovating Les Flamants" in pdf
     assert "Repair the lifts of tower G" in pdf
-    assert "The table debated" in pdf
+    assert "The table debated" in pdf  # the translated context, its Markdown rendered
     french = pdf_text((await client.get(f"{url}/pdf/fr")).content)
     assert "Rénovation des Flamants" in french
     assert "Renovating" not in french

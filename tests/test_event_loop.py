@@ -27,7 +27,16 @@ from pypdf import PdfReader
 from exports.models import StoredPdf
 from meetings.models import Minutes
 from proposals.models import ADOPTED, Proposal
-from tests.factories import World, add_proposal, build_world, post_form, sign_in, sign_out, t
+from tests.factories import (
+    World,
+    add_proposal,
+    build_world,
+    post_form,
+    publish_brief,
+    sign_in,
+    sign_out,
+    t,
+)
 from voix import workers
 from voix.i18n import LOCAL_TIMEZONE
 from voix.settings import PROJECT_ROOT
@@ -92,16 +101,10 @@ async def big_brief(client: AsyncClient, proposals: int = 45) -> str:
             world.table_a, f"اقتراح رقم {n}: حاويات نفايات إضافية", language="ar", status=ADOPTED,
             body=ARABIC_BODY,
         )  # fmt: skip
-    await sign_in(client, world.users["facilitator_a"])
-    published = await post_form(
-        client,
-        "/tables/flamants-iris/briefs",
-        {"title": "Nos priorités pour le quartier", "addressed_to": "Conseil citoyen du 14e"},
-        follow_redirects=False,
+    slug = await publish_brief(
+        world.table_a, world.users["facilitator_a"], title="Nos priorités pour le quartier"
     )
-    assert published.status_code == 303, published.text
-    sign_out(client)
-    return str(published.headers["location"])
+    return f"/briefs/{slug}"
 
 
 async def test_the_loop_keeps_ticking_while_readers_rush_to_a_big_arabic_brief(

@@ -8,7 +8,9 @@ stays one card whatever the name.
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import math
 import re
 import subprocess
@@ -20,11 +22,10 @@ import pytest
 from httpx import AsyncClient
 from pypdf import PdfReader
 
-from exports import pdf
-from exports.services import BriefDocument, brief_map
+from exports import pdf, snapshot
+from exports.services import brief_map
 from meetings import services as meetings
 from meetings.models import Meeting
-from proposals.themes import THEMES
 from voix import i18n
 from voix.i18n import catalog
 
@@ -268,46 +269,75 @@ LEGEND = (
 )
 
 
-def _brief(placed: dict[int, tuple[float, float]]) -> BriefDocument:
+def _brief(placed: dict[int, tuple[float, float]], lang: str = "fr") -> dict[str, Any]:
+    """A brief's document (exports.snapshot) of four proposals, numbered 1 to 4."""
     items: list[dict[str, Any]] = [
-        {"id": proposal, "title": f"Proposition {name}", "body": "Texte.", "theme": theme,
-         "language": "fr", "vote": None, "vote_option": None, "latitude": None, "longitude": None}
-        for proposal, name, theme in ((31, "une", "housing"), (32, "deux", "transport"),
-                                      (33, "trois", "health"), (34, "quatre", "youth"))
+        {"n": n, "id": 30 + n, "title": f"Proposition {name}", "body": "Texte.", "theme": theme,
+         "language": "fr", "supports": 0, "created_at": STARTS, "latitude": None,
+         "longitude": None, "district": "", "url": "", "photo": None, "vote": None,
+         "option": None, "translations": {}}
+        for n, name, theme in ((1, "une", "housing"), (2, "deux", "transport"),
+                               (3, "trois", "health"), (4, "quatre", "youth"))
     ]  # fmt: skip
     for item in items:
-        if item["id"] in placed:
-            item["latitude"], item["longitude"] = placed[item["id"]]
-    points = [item for item in items if item["latitude"] is not None]
-    return BriefDocument(
-        slug="note",
-        title="Les priorités des habitants",
-        addressed_to="Conseil citoyen",
-        introduction="",
-        published_at=STARTS,
-        table={**TABLE, "districts": [{"name": "Les Flamants-Iris"}]},
-        items=items,
-        map=brief_map([], points),
+        if item["n"] in placed:
+            item["latitude"], item["longitude"] = placed[item["n"]]
+    points = [
+        {"id": i["n"], "theme": i["theme"], "latitude": i["latitude"], "longitude": i["longitude"]}
+        for i in items
+        if i["latitude"] is not None
+    ]
+    document = {
+        "format": snapshot.FORMAT,
+        "slug": "note",
+        "version": 1,
+        "published_at": STARTS,
+        "language": "fr",
+        "title": "Les priorités des habitants",
+        "context": "",
+        "context_html": "",
+        "url": "http://127.0.0.1:8000/briefs/note/v/1",
+        "table": {**TABLE, "districts": [{"name": "Les Flamants-Iris", "approximate": True}]},
+        "addressees": [{"id": 1, "name": "Conseil citoyen", "service": "", "address": "",
+                        "contact": ""}],
+        "themes": snapshot.themes_of(items),
+        "items": items,
+        "map": json.loads(json.dumps(brief_map([], points))),  # as a version stores it
+        "votes": [],
+        "participation": None,
+        "signatories": [],
+    }  # fmt: skip
+    return snapshot.localised(document, lang)
+
+
+def _brief_html(document: dict[str, Any], lang: str) -> str:
+    """The brief's HTML, its map's drawing (an image of its own, for the tagged PDF's figure)
+    put back in the page where it is shown."""
+    html = pdf._html("exports/pdf/brief.html", lang, **pdf.brief_context(document))
+    return re.sub(
+        r'src="data:image/svg\+xml;base64,([^"]+)"',
+        lambda found: base64.b64decode(found[1]).decode(),
+        html,
     )
 
 
 @pytest.mark.parametrize("lang", ["fr", "ar"])
 def test_the_brief_s_map_numbers_its_dots_as_the_list_numbers_its_proposals(lang: str) -> None:
     # The second and the fourth proposals are placed; the first and the third are not.
-    document = _brief({32: (43.3400, 5.3900), 34: (43.3450, 5.3950)})
-    html = pdf._html("exports/pdf/brief.html", lang, brief=document, themes=THEMES)
+    document = _brief({2: (43.3400, 5.3900), 4: (43.3450, 5.3950)}, lang)
+    html = _brief_html(document, lang)
     drawn = html[html.index("<svg") : html.index("</svg>")]
-    assert document.map is not None
+    assert document["map"] is not None
     assert "href" not in drawn  # nothing to follow, nothing fetched: a local drawing
     assert "http" not in drawn.replace("http://www.w3.org/", "")
     dots = re.findall(r'<circle cx="([\d.]+)" cy="([\d.]+)"', drawn)
     numbers = re.findall(r'<text x="([\d.]+)" y="[\d.]+"[^>]*>(\d+)</text>', drawn)
     where = {
-        str(point["id"]): (str(point["x"]), str(point["y"])) for point in document.map["points"]
+        str(point["id"]): (str(point["x"]), str(point["y"])) for point in document["map"]["points"]
     }
     assert sorted(numbers, key=lambda found: found[1]) == [
-        (where["32"][0], "2"),  # the second of the list…
-        (where["34"][0], "4"),  # …and the fourth, not "1" and "2"
+        (where["2"][0], "2"),  # the second of the list…
+        (where["4"][0], "4"),  # …and the fourth, not "1" and "2"
     ]
     assert sorted(dots) == sorted(where.values())
     assert squash(catalog(lang).gettext(LEGEND)) in squash(html)
@@ -320,8 +350,8 @@ def test_the_brief_s_map_fans_out_proposals_at_one_place() -> None:
     """Three proposals at one place, one elsewhere: four numbers, none covering another on
     paper, the three tied to their place by a line."""
     place = (43.3400, 5.3900)
-    document = _brief({31: place, 32: place, 33: place, 34: (43.3450, 5.3950)})
-    html = pdf._html("exports/pdf/brief.html", "fr", brief=document, themes=THEMES)
+    document = _brief({1: place, 2: place, 3: place, 4: (43.3450, 5.3950)})
+    html = _brief_html(document, "fr")
     drawn = html[html.index("<svg") : html.index("</svg>")]
     dots = [
         (float(x), float(y), float(r))

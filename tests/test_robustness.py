@@ -7,9 +7,8 @@ from urllib.parse import quote
 import pytest
 from httpx import AsyncClient
 
-from exports.models import Brief
 from maps.models import Place
-from proposals.models import ADOPTED, Proposal
+from proposals.models import Proposal
 from tables.models import Membership
 from tests.factories import (
     FLAMANTS_SQUARE,
@@ -90,20 +89,6 @@ async def test_anonymous_form_posts_say_to_sign_in(client: AsyncClient) -> None:
     response = await post_form(client, "/tables/flamants-iris/join", {})
     assert response.status_code == 401
     assert t("Please sign in first.") in response.text
-
-
-async def test_publishing_twice_makes_one_brief(client: AsyncClient) -> None:
-    world = await build_world()
-    await add_proposal(world.table_a, "Réparer les ascenseurs", status=ADOPTED)
-    await sign_in(client, world.users["facilitator_a"])
-    brief = {"title": "Nos priorités", "addressed_to": "Conseil citoyen du 14e"}
-    first = await post_form(client, "/tables/flamants-iris/briefs", brief, follow_redirects=False)
-    second = await post_form(client, "/tables/flamants-iris/briefs", brief, follow_redirects=False)
-    assert first.headers["location"] == second.headers["location"] == "/briefs/nos-priorites"
-    assert await Brief.count() == 1
-    other = {**brief, "addressed_to": "Métropole Aix-Marseille-Provence"}
-    third = await post_form(client, "/tables/flamants-iris/briefs", other, follow_redirects=False)
-    assert third.headers["location"] == "/briefs/nos-priorites-2"
 
 
 # Numbers in requests: "²".isdigit() is true but int("²") fails, int("٣") is 3; all refused.

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exports.models import Brief
+from exports.models import BriefVersion
 from meetings.models import AgendaItem, Meeting, Minutes
 from voix.i18n import N_
 from votes.models import CLOSED, Vote, VoteOption
@@ -51,7 +51,7 @@ ANSWER = N_("Answer %(number)d")
 TITLE = N_("Title")
 AGENDA_ITEM = N_("Agenda item %(number)d")
 MINUTES_TEXT = N_("Text of the minutes")
-INTRODUCTION = N_("Introduction")
+CONTEXT = N_("Context")
 
 
 def _add_parts(
@@ -152,24 +152,32 @@ async def _minutes(ids: list[int]) -> dict[int, Original]:
 
 
 async def _briefs(ids: list[int]) -> dict[int, Original]:
-    rows = await Brief.select(
-        Brief.id, Brief.slug, Brief.table, Brief.title, Brief.introduction
-    ).where(Brief.id.is_in(ids))
+    """A brief's published version: its title and context (a version never changes, so its
+    translation never goes stale)."""
+    rows = await BriefVersion.select(
+        BriefVersion.id,
+        BriefVersion.number,
+        BriefVersion.document,
+        BriefVersion.brief.slug.as_alias("slug"),
+        BriefVersion.brief.table.as_alias("table"),
+    ).where(BriefVersion.id.is_in(ids))
     found = {}
     for row in rows:
-        fields = {"title": row["title"]}
+        document = json.loads(row["document"])
+        fields = {"title": document["title"]}
         labels = {"title": (TITLE, 0)}
-        if row["introduction"].strip():
-            fields["introduction"] = row["introduction"]
-            labels["introduction"] = (INTRODUCTION, 0)
+        if document["context"].strip():
+            fields["context"] = document["context"]
+            labels["context"] = (CONTEXT, 0)
         found[row["id"]] = Original(
             "brief",
             row["id"],
             row["table"],
-            f"/briefs/{row['slug']}",
+            f"/briefs/{row['slug']}/v/{row['number']}",
             fields,
             labels,
-            multiline=frozenset({"introduction"}),
+            multiline=frozenset({"context"}),
+            markdown=frozenset({"context"}),
         )
     return found
 
@@ -190,7 +198,14 @@ async def _table_minutes(table_id: int) -> list[int]:
 
 
 async def _table_briefs(table_id: int) -> list[int]:
-    return [r["id"] for r in await Brief.select(Brief.id).where(Brief.table == table_id)]
+    """The newest version of each of the table's briefs: the one its readers are sent to."""
+    rows = await BriefVersion.select(
+        BriefVersion.id,
+        BriefVersion.brief.version.as_alias("newest"),  # joins the brief
+    ).where(
+        (BriefVersion.brief.table == table_id) & (BriefVersion.number == BriefVersion.brief.version)
+    )
+    return [r["id"] for r in rows]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from voix import db, workers
 from voix.forms import Form
 from voix.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, RTL_LANGUAGES, current_language, direction
 from voix.permissions import Principal, require
+from voix.richtext import brief_context_html
 
 SAME = "same"  # the reader reads the original's language
 TRANSLATED = "translated"
@@ -318,7 +319,7 @@ async def origin_of(original: Original) -> str:
     return language_of(original, await _origins(original.kind, [original.id]))
 
 
-MAX_LENGTHS = {"body": MINUTES_MAX, "introduction": 4000}
+MAX_LENGTHS = {"body": MINUTES_MAX, "context": 8000}
 
 
 async def save(
@@ -361,8 +362,10 @@ async def save(
     if not fields and not form.errors:
         form.error("field-" + next(iter(original.fields)), NOTHING_TYPED)
     form.validate()
+    # A brief's context has headings of its own levels; minutes, theirs.
+    render = brief_context_html if original.kind == "brief" else minutes_html
     for key in original.markdown & fields.keys():
-        fields[f"{key}:html"] = await workers.run(minutes_html, fields[key])
+        fields[f"{key}:html"] = await workers.run(render, fields[key])
     # Upserts: two facilitators saving at once (or a double click) both succeed, the last wins.
     async with db.write_transaction():
         if written_in != guess_language(original):

@@ -78,16 +78,27 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 def cmd_export_brief(args: argparse.Namespace) -> int:
     from litestar.exceptions import NotFoundException
 
-    from exports.services import load
-    from exports.stored import brief_pdf
+    from exports import services, stored
+
+    async def export() -> bytes:
+        _brief, row = await services.version(args.ref, args.version)
+        document, _shown = await services.read(row, args.lang)
+        return await stored.version_file(
+            args.ref,
+            row["number"],
+            document,
+            args.lang,
+            args.format,
+            await services.photos(row["id"]),
+        )
 
     try:
-        document = _run(load(args.ref))
+        content = _run(export())
     except NotFoundException:
-        print(f"No brief with reference {args.ref!r}.", file=sys.stderr)
+        print(f"No published brief with reference {args.ref!r}.", file=sys.stderr)
         return 2
-    # The same bytes the site serves: stored once rendered, by whichever came first.
-    Path(args.output).write_bytes(_run(brief_pdf(document, args.lang)))
+    # The same bytes the site serves: stored once made, by whichever came first.
+    Path(args.output).write_bytes(content)
     print(f"Wrote {args.output}")
     return 0
 
@@ -232,6 +243,13 @@ def parser() -> argparse.ArgumentParser:
     brief.add_argument("ref", help="the brief's slug")
     brief.add_argument("--lang", choices=["fr", "ar", "en"], default="fr")
     brief.add_argument("--output", required=True)
+    brief.add_argument(
+        "--format",
+        choices=["pdf", "pdfa", "docx"],
+        default="pdf",
+        help="pdf: tagged, accessible (PDF/UA); pdfa: for archiving (PDF/A); docx: editable",
+    )
+    brief.add_argument("--version", type=int, default=None, help="a version (default: newest)")
     ballots = export.add_parser(
         "ballots", help="a closed vote's public ballot box (voix-ballots/1)"
     )

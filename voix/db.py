@@ -102,6 +102,10 @@ async def migrate() -> None:
     db = engine()
     await db.prepare()
     await run_forwards(app_name="all")
+    # Data the schema's migrations mark and the application's code completes.
+    from exports.services import freeze_legacy  # noqa: PLC0415 — exports imports this module
+
+    await freeze_legacy()
 
 
 async def ping(db: Engine | None = None) -> bool:

@@ -15,7 +15,9 @@ from accounts.models import LoginCard, User
 from accounts.services import create_user, hash_password, hash_password_async
 from audit import services as audit
 from audit.models import AuditEntry
-from exports.models import Brief, BriefItem
+from exports import services as briefs
+from exports.models import Brief, BriefAddressee, BriefItem, BriefSignatory
+from followup.models import Response, ResponseItem
 from maps.models import District, Place
 from meetings import room
 from meetings.models import (
@@ -31,11 +33,20 @@ from meetings.models import (
     RoomCountEntry,
 )
 from meetings.models import CLOSED as CLOSED_MEETING
-from proposals.models import SUBMITTED, VOTING, Proposal, StatusChange
+from proposals.models import (
+    ADOPTED,
+    ANSWERED,
+    SUBMITTED,
+    TRANSMITTED,
+    VOTING,
+    Proposal,
+    StatusChange,
+)
 from tables.models import (
     FACILITATOR,
     RESIDENT,
     Coordinator,
+    Institution,
     Membership,
     Organisation,
     Table,
@@ -378,7 +389,7 @@ async def _seed() -> None:
             places[slug].append({**row[0], "district": district[0]["id"]})
 
     password_hash = hash_password(DEMO_PASSWORD)
-    joined = datetime.now(UTC) - timedelta(days=90)  # before any demo vote opened
+    joined = datetime.now(UTC) - timedelta(days=120)  # before any demo vote opened
     users = {}
     for login, name, has_email, role, place in PEOPLE:
         user = await create_user(
@@ -433,7 +444,8 @@ async def _seed() -> None:
                 recorded_by=None
                 if author
                 else (facilitator if table_slug == "flamants-iris" else None),
-                created_at=now - timedelta(days=40 - index),
+                # The first two came early: adopted, then sent in the brief ten weeks ago.
+                created_at=now - timedelta(days=110 - 2 * index if index < 2 else 40 - index),
                 **_placed(places.get(table_slug, []), index),
             )
         ).returning(Proposal.id)
@@ -445,35 +457,135 @@ async def _seed() -> None:
     await _seed_room_vote(flamants, organisations["avec-nous"], users, proposals)
     await _seed_translations(tables["flamants-iris"], facilitator, open_vote_id)
 
+    await _seed_brief(flamants, organisations, users, facilitator, proposals, now)
+
+
+# Each organisation's institutions: who its tables write to.
+INSTITUTIONS = [
+    ("Conseil citoyen Flamants-Iris", "", "Centre social Flamants-Iris, 13014 Marseille",
+     "conseil.citoyen.flamants@example.org"),
+    ("Métropole Aix-Marseille-Provence", "Direction de la politique de la ville",
+     "58 boulevard Charles Livon, 13007 Marseille", "politique.ville@example.org"),
+    ("Mairie des 13e et 14e arrondissements", "Cabinet du maire de secteur",
+     "72 rue Paul Coxe, 13014 Marseille", "mairie1314@example.org"),
+    ("13 Habitat", "Agence Nord", "80 rue Albe, 13004 Marseille", "agence.nord@example.org"),
+    ("Conseil national des villes (CNV)", "Secrétariat général",
+     "Conseil national des villes, Paris", "cnv@example.org"),
+]  # fmt: skip
+
+
+async def _seed_brief(  # noqa: PLR0917 — the demo's world, handed down
+    flamants: int,
+    organisations: dict[str, int],
+    users: dict[str, int],
+    facilitator: int,
+    proposals: list[int],
+    now: datetime,
+) -> None:
+    """The Flamants table's brief, version 1: the two proposals adopted by vote in the summer,
+    sent ten weeks ago to 13 Habitat (which answered) and to the Métropole (which has not:
+    overdue after the table's two months). The priorities voted since wait for the next one."""
+    institutions: dict[str, int] = {}
+    for organisation in ("avec-nous", "collectif-des-femmes"):
+        for name, service, address, contact in INSTITUTIONS:
+            row = await Institution.insert(
+                Institution(
+                    organisation=organisations[organisation],
+                    name=name,
+                    service=service,
+                    address=address,
+                    contact=contact,
+                    created_at=now - timedelta(days=120),
+                )
+            ).returning(Institution.id)
+            if organisation == "avec-nous":
+                institutions[name] = row[0]["id"]
+    sent = now - timedelta(days=75)
     brief = await Brief.insert(
         Brief(
             slug="flamants-renovation",
             table=flamants,
             title="Rénovation urbaine des Flamants-Iris : les priorités des habitant·e·s",
-            addressed_to="Conseil citoyen du 14e arrondissement",
+            addressed_to="",
             introduction=(
-                "La table de quartier des Flamants-Iris réunit chaque mois les habitant·e·s, avec l'appui "
-                "de l'association Avec Nous. Les propositions ci-dessous ont été débattues en réunion puis "
-                "adoptées par vote. Nous demandons qu'elles soient inscrites au programme de rénovation "
-                "urbaine et qu'une réponse écrite nous soit adressée."
+                "La table de quartier des Flamants-Iris réunit chaque mois les habitant·e·s, avec "
+                "l'appui de l'association **Avec Nous**. Les propositions ci-dessous ont été "
+                "débattues en réunion puis adoptées par vote.\n\n"
+                "Nous demandons qu'elles soient inscrites au programme de rénovation urbaine et "
+                "qu'une réponse écrite nous soit adressée, proposition par proposition."
             ),
+            language="fr",
             created_by=facilitator,
-            published_at=now - timedelta(days=3),
+            created_at=sent - timedelta(days=2),
+            updated_at=sent - timedelta(days=1),
+            published_at=sent,
         )
     ).returning(Brief.id)
-    # What the majority judgment adopted goes into the brief too, in the order it ranked them.
-    ranked = await (
-        VoteOption.select(VoteOption.proposal)
-        .where(VoteOption.proposal.is_in(proposals[-6:]) & (VoteOption.adopted == True))  # noqa: E712
-        .order_by(VoteOption.rank)
-    )
-    priorities = [row["proposal"] for row in ranked]
+    brief_id = brief[0]["id"]
+    # What the table had adopted when it wrote: the two proposals voted in the summer.
+    adopted = [
+        row["id"]
+        for row in await Proposal.select(Proposal.id)
+        .where(Proposal.id.is_in(proposals[:2]) & (Proposal.status == ADOPTED))
+        .order_by(Proposal.id)
+    ]
     await BriefItem.insert(
         *[
-            BriefItem(brief=brief[0]["id"], proposal=proposal, position=position)
-            for position, proposal in enumerate([*proposals[:2], *priorities], start=1)
+            BriefItem(brief=brief_id, proposal=proposal, position=position)
+            for position, proposal in enumerate(adopted, start=1)
         ]
     )
+    for position, name in enumerate(("13 Habitat", "Métropole Aix-Marseille-Provence"), start=1):
+        await BriefAddressee.insert(
+            BriefAddressee(brief=brief_id, institution=institutions[name], position=position)
+        )
+    await BriefSignatory.insert(
+        BriefSignatory(brief=brief_id, position=1, name="Avec Nous", capacity="L'association"),
+        BriefSignatory(
+            brief=brief_id,
+            position=2,
+            name="Fatima",
+            capacity="Habitante des Flamants-Iris",
+            user=users["h-demo-fatima"],
+            consent_recorded_by=facilitator,
+            consent_at=sent - timedelta(days=3),
+        ),
+    )
+    table = await get_table_by_id(flamants)
+    manager = Principal(user_id=facilitator, table_roles={flamants: FACILITATOR}, verified=True)
+    await briefs.publish_version(manager, await briefs.get_brief("flamants-renovation"), now=sent)
+    # 13 Habitat answered five weeks later about the lifts: it committed to a date.
+    answered = adopted[0]
+    response = await Response.insert(
+        Response(
+            brief=brief_id,
+            institution=institutions["13 Habitat"],
+            received_on=(sent + timedelta(days=35)).date(),
+            summary=(
+                "13 Habitat confirme le remplacement des deux ascenseurs de la tour G, inscrit au "
+                "plan de travaux ; les autres propositions relèvent de la Métropole."
+            ),
+            commitments="Remplacement des ascenseurs de la tour G avant la fin du premier semestre.",
+            look_again_on=(now + timedelta(days=30)).date(),
+            recorded_by=facilitator,
+            recorded_at=sent + timedelta(days=36),
+        )
+    ).returning(Response.id)
+    await ResponseItem.insert(
+        ResponseItem(response=response[0]["id"], proposal=answered, status=ANSWERED)
+    )
+    await Proposal.update({Proposal.status: ANSWERED}).where(Proposal.id == answered)
+    await StatusChange.insert(
+        StatusChange(
+            proposal=answered,
+            from_status=TRANSMITTED,
+            to_status=ANSWERED,
+            actor=facilitator,
+            reason="Réponse de 13 Habitat",
+            at=sent + timedelta(days=36),
+        )
+    )
+    await audit.record(manager, "response.recorded", scope_of(table), subject=f"brief:{brief_id}")
 
 
 # Named places of the demo districts (steps north and east of the district's centre).
@@ -553,8 +665,8 @@ async def _seed_votes(
 
     # Two adopted, one not retained: as the yes/no rule decides.
     for proposal, choices, days_ago in (
-        (proposals[0], "yyyya", 20),
-        (proposals[1], "yynyy", 18),
+        (proposals[0], "yyyya", 92),
+        (proposals[1], "yynyy", 90),
         (proposals[2], "nynna", 15),
     ):
         question = PROPOSALS[proposals.index(proposal)][4]

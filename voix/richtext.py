@@ -40,3 +40,14 @@ def markdown_html(body: str, *, headings: Mapping[int, int], url_schemes: Iterab
         url_schemes=set(url_schemes),
         link_rel=LINK_REL,
     )
+
+
+# A brief's context sits under the document's h1 and its "Context" h2 (exports.snapshot).
+_BRIEF_CONTEXT_HEADINGS = {1: 3, 2: 3, 3: 4, 4: 4, 5: 4, 6: 4}
+
+
+def brief_context_html(body: str) -> str:
+    """A brief's context (or its translation) as HTML: CPU work, for the worker pool."""
+    return markdown_html(
+        body, headings=_BRIEF_CONTEXT_HEADINGS, url_schemes=("https", "http", "mailto")
+    )
