@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+import base64
 import functools
+import io
 import math
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import segno
 from markupsafe import Markup
+from PIL import Image
 from weasyprint import HTML
 from weasyprint.document import Document
-from weasyprint.urls import URLFetcher
+from weasyprint.pdf import tags as pdf_tags
+from weasyprint.urls import URLFetcher, URLFetcherResponse
 
-from exports.services import BriefDocument
 from proposals.themes import THEMES
 from voix import i18n
 from voix.settings import PROJECT_ROOT
 from voix.web import build_environment
 from votes import views
-from votes.scales import APPROVAL, MAJORITY_JUDGMENT, METHOD_LABELS
+from votes.scales import (
+    APPROVAL,
+    GRADE_COLOURS,
+    GRADE_LABELS,
+    MAJORITY_JUDGMENT,
+    METHOD_LABELS,
+    SCALES,
+    SEVEN,
+)
 
 ASSETS = (Path(__file__).parent / "assets").resolve()
 
@@ -64,10 +76,44 @@ class LocalAssetsOnly(URLFetcher):
         return super().fetch(url, headers)
 
 
+def _tag_languages() -> None:
+    """Tagged PDFs name the language of each element written in another than the document's
+    (PDF/UA, ISO 14289-1 7.2), and the row or column each table header heads (7.5): WeasyPrint
+    70 tags the structure but leaves out the elements' `lang` and the headers' `scope`, so each
+    structure element made from an HTML element with one gets it, as /Lang or as the /Scope
+    of its table attributes. Only tagged renderings (the briefs) go through this."""
+    build = getattr(pdf_tags, "_build_box_tree", None)
+    if build is None or getattr(build, "with_languages", False):
+        return
+
+    def with_lang(box: Any, *args: Any) -> Any:
+        element = getattr(box, "element", None)
+        lang = scope = None
+        if element is not None and getattr(box, "element_tag", None) not in ("html", "body"):
+            lang = element.get("lang")
+            scope = _SCOPES.get(element.get("scope", "")) if box.element_tag == "th" else None
+        for structure in build(box, *args):
+            if lang and "Lang" not in structure:
+                structure["Lang"] = pdf_tags.pydyf.String(lang)
+            if scope and structure.get("S") == "/TH" and "A" in structure:
+                structure["A"]["Scope"] = scope
+            yield structure
+
+    with_lang.with_languages = True  # type: ignore[attr-defined]
+    pdf_tags._build_box_tree = with_lang
+
+
+_SCOPES = {"row": "/Row", "col": "/Column"}
+
+
+_tag_languages()
 _environment = build_environment()
 # Results drawn as static SVG at rendering time, in the document's language.
 _environment.globals["vote_chart"] = views.chart
 _environment.globals["method_labels"] = METHOD_LABELS
+# A drawing rendered by a template, as an image: an <img> carries the alt text that a tagged
+# PDF's Figure needs, which an inline <svg> only gets from a <title> of its own.
+_environment.filters["svg_uri"] = lambda svg: data_uri("image/svg+xml", str(svg).encode())
 
 
 def _html(template: str, lang: str, **context: Any) -> str:
@@ -78,9 +124,70 @@ def _html(template: str, lang: str, **context: Any) -> str:
         i18n.current_language.reset(token)
 
 
-def _document(html: str) -> Document:
+class WithPhotos(LocalAssetsOnly):
+    """LocalAssetsOnly, and a brief's photos, from memory, at `voix-photo:MEDIA_ID`.
+
+    Not as data: URIs written in the HTML: the HTML parser reads every character of an
+    attribute, and 200 photos made tens of megabytes of it, seconds of parsing."""
+
+    def __init__(self, photos: dict[int, tuple[str, bytes]]) -> None:
+        super().__init__()
+        self.photos = photos
+
+    def fetch(self, url: str, headers: Any = None) -> Any:
+        scheme, _, media = url.strip().partition(":")
+        if scheme.lower() != PHOTO_SCHEME:
+            return super().fetch(url, headers)
+        found = self.photos.get(int(media)) if media.isdigit() else None
+        if found is None:
+            raise ValueError(f"No such photo in this brief: {url}")
+        content_type, data = found
+        return URLFetcherResponse(url, body=data, headers={"Content-Type": content_type})
+
+
+PHOTO_SCHEME = "voix-photo"
+# A photo is printed 46 mm wide (brief_style.html): 400 pixels are 220 dpi there. Stored
+# photos are 1600 pixels at most (proposals.media.PHOTO_SIDE), which JPEG decodes at a quarter
+# scale, straight to that size, for almost nothing.
+PRINTED_PHOTO_SIDE = 400
+
+
+def printed_photo(content_type: str, data: bytes) -> tuple[str, bytes] | None:
+    """The photo as a document carries it: no larger than it prints (a brief of 200 photos
+    stays a file one can send), as a JPEG. None if it cannot be read: left out, rather than
+    fail the brief."""
+    if not content_type.startswith("image/"):
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if max(image.size) <= PRINTED_PHOTO_SIDE and image.format == "JPEG":
+                return content_type, data
+            scale = min(1.0, PRINTED_PHOTO_SIDE / max(image.size))
+            wanted = (math.ceil(image.width * scale), math.ceil(image.height * scale))
+            image.draft("RGB", wanted)  # JPEG: decoded at 1/2, 1/4… scale, no larger than needed
+            small = image.convert("RGB")
+            small.thumbnail(wanted, reducing_gap=2.0)
+            out = io.BytesIO()
+            small.save(out, "JPEG", quality=80)
+            return "image/jpeg", out.getvalue()
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def printed_photos(photos: dict[int, tuple[str, bytes]] | None) -> dict[int, tuple[str, bytes]]:
+    """CPU work: in the worker that renders the document."""
+    return {
+        media: printed
+        for media, (content_type, data) in (photos or {}).items()
+        if (printed := printed_photo(content_type, data))
+    }
+
+
+def _document(html: str, fetcher: URLFetcher | None = None) -> Document:
     """The laid-out pages, to measure before writing."""
-    return HTML(string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=LocalAssetsOnly()).render()
+    return HTML(
+        string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=fetcher or LocalAssetsOnly()
+    ).render()
 
 
 def _pdf(html: str) -> bytes:
@@ -91,8 +198,101 @@ def _render(template: str, lang: str, **context: Any) -> bytes:
     return _pdf(_html(template, lang, **context))
 
 
-def render_brief(document: BriefDocument, lang: str) -> bytes:
-    return _render("exports/pdf/brief.html", lang, brief=document, themes=THEMES)
+# A brief's PDF: "ua" to read, tagged for screen readers (PDF/UA-1: PDF 1.7, which every
+# reader and validator knows; PDF/UA-2 needs PDF 2.0); "a" to archive (PDF/A-2u: fonts embedded,
+# every glyph mapped to Unicode, our SVG charts' transparency allowed, which PDF/A-1 forbids).
+# Both are tagged: the archived copy stays as readable as the other.
+BRIEF_VARIANTS = {"ua": "pdf/ua-1", "a": "pdf/a-2u"}
+
+
+def data_uri(content_type: str, data: bytes) -> str:
+    return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def brief_context(
+    doc: dict[str, Any], photos: dict[int, tuple[str, bytes]] | None = None
+) -> dict[str, Any]:
+    """What the brief's template needs beside the document (exports.snapshot.localised): the
+    photos' addresses (`photos`: those printed_photos kept, which WithPhotos serves), each
+    item's vote and option, the vote methods the annex explains, the QR code of the brief's
+    page."""
+    photos = photos or {}
+    votes = {vote["id"]: vote for vote in doc["votes"]}
+    options: dict[int, dict[str, Any]] = {}
+    for item in doc["items"]:
+        vote = votes.get(item["vote"]) if item.get("vote") else None
+        for option in vote["options"] if vote else []:
+            if option["id"] == item.get("option"):
+                options[item["n"]] = option
+    return {
+        "doc": doc,
+        "themes": THEMES,
+        "items": {item["n"]: item for item in doc["items"]},
+        "votes": votes,
+        "options": options,
+        "methods": list(dict.fromkeys(vote["method"] for vote in doc["votes"])),
+        "photos": {media: f"{PHOTO_SCHEME}:{media}" for media in photos},
+        "placed": {item["n"] for item in doc["items"] if item.get("latitude") is not None},
+        # brief_map.svg numbers each dot by its place in `brief.items`; the map's points are
+        # the items' numbers already: 1, 2, 3… stand in for the items.
+        "map_numbers": SimpleNamespace(
+            items=[{"id": n} for n in range(1, max(_numbers(doc), default=0) + 1)]
+        ),
+        "map": _drawable(doc["map"]),
+        "organisations": list(
+            dict.fromkeys(
+                [doc["table"]["organisation_name"]]
+                + [s["name"] for s in doc["signatories"] if s["organisation"]]
+            )
+        ),
+        "grade_colours": GRADE_COLOURS,
+        "grade_labels": GRADE_LABELS,
+        # The grades the majority-judgment votes used, best first: the key to their colours.
+        "graded": [
+            grade
+            for grade in SCALES[SEVEN]
+            if any(grade in vote.get("grades", ()) for vote in doc["votes"])
+        ],
+        "qr": segno.make(doc["url"], error="q").svg_data_uri(scale=4, border=2),
+    }
+
+
+def _numbers(doc: dict[str, Any]) -> set[int]:
+    points = (doc["map"] or {}).get("points") or []
+    return {item["n"] for item in doc["items"]} | {int(point["id"]) for point in points}
+
+
+def _drawable(layout: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The map as brief_map.svg draws it: the places dots were fanned out from as tuples, as
+    maps.svg.layout makes them (a version's JSON turns them into lists, which the template's
+    `unique` cannot hash); None when no proposal is placed."""
+    if not layout or not layout.get("points"):
+        return None
+    points = [
+        {**point, "at": tuple(point["at"]) if point.get("at") else None}
+        for point in layout["points"]
+    ]
+    return {**layout, "points": points}
+
+
+def render_brief(
+    doc: dict[str, Any],
+    lang: str,
+    *,
+    variant: str = "ua",
+    photos: dict[int, tuple[str, bytes]] | None = None,
+) -> bytes:
+    """A published brief (exports.snapshot.localised for `lang`) as an A4 PDF, tagged.
+
+    `variant`: "ua" (PDF/UA-1) or "a" (PDF/A-2u), see BRIEF_VARIANTS. `photos`: media id →
+    (content type, bytes) of the photos the version printed (exports.models.BriefPhoto)."""
+    if variant not in BRIEF_VARIANTS:
+        raise ValueError(f"Unknown brief PDF variant: {variant!r}")
+    printed = printed_photos(photos)
+    html = _html("exports/pdf/brief.html", lang, **brief_context(doc, printed))
+    return _document(html, WithPhotos(printed)).write_pdf(
+        pdf_variant=BRIEF_VARIANTS[variant], pdf_tags=True
+    )
 
 
 def render_login_card(
