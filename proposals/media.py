@@ -248,9 +248,17 @@ async def store(proposal_id: int, upload: Upload) -> str:
 
 
 async def for_proposal(proposal_id: int) -> dict[str, dict[str, Any]]:
-    rows = await Media.select(Media.kind, Media.token, Media.seconds).where(
-        Media.proposal == proposal_id
-    )
+    """The proposal's photo and voice note; the photo with whether its author agreed to see it
+    printed in documents for institutions (the proposal's page asks them: exports.compose)."""
+    rows = await Media.select(
+        Media.id,
+        Media.kind,
+        Media.token,
+        Media.seconds,
+        Media.publication_consent_at,
+        Media.publication_consent_recorded_by,
+        Media.proposal.author.as_alias("author"),
+    ).where(Media.proposal == proposal_id)
     return {row["kind"]: row for row in rows}
 
 
