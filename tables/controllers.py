@@ -10,8 +10,10 @@ from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
 from accounts import cards
+from exports import drafts as brief_drafts
 from exports import services as briefs
 from exports.pdf import render_login_card
+from followup import services as followup
 from maps import services as maps
 from maps import svg
 from meetings import services as meetings
@@ -31,6 +33,7 @@ from votes import services as votes
 @get("/", name="home")
 async def home(request: Request, principal: NamedDependency[Principal]) -> Template:
     tables = await services.list_tables()
+    managed = [t["id"] for t in tables if can(principal, "briefs.manage", services.scope_of(t))]
     organisations = [
         (name, list(group)) for name, group in groupby(tables, key=lambda t: t["organisation_name"])
     ]
@@ -41,6 +44,8 @@ async def home(request: Request, principal: NamedDependency[Principal]) -> Templ
         my_meetings=await content.apply_all(
             "meeting", await meetings.upcoming_for_user(principal.user_id), current_language.get()
         ),
+        # For those who manage tables: the institutions late with an answer to their briefs.
+        overdue=await followup.overdue(managed),
     )
 
 
@@ -75,15 +80,21 @@ async def table_page(
     reader = current_language.get()
     await content.apply("vote", table_votes, reader)
     await content.apply("meeting", coming[:3], reader)
-    await content.apply("brief", table_briefs, reader)
+    await content.apply("brief", table_briefs, reader, key="version_id")
     return page(
         request,
         "tables/table.html",
         votes=table_votes,
         voted=await votes.voted_in(principal.user_id, [v["id"] for v in table_votes]),
         briefs=table_briefs,
+        # Drafts never published: for those who compose them only.
+        drafts=await brief_drafts.drafts_for_table(table["id"])
+        if can(principal, "briefs.manage", context["scope"])
+        else [],
         meetings=coming,
         map=static_map,
+        # Institutions late with an answer (none to wait for before a brief is published).
+        overdue=await followup.overdue([table["id"]]) if table_briefs else [],
         **context,
     )
 

@@ -19,13 +19,23 @@ from accounts.models import User
 from accounts.reset import make_token
 from accounts.services import load_principal, open_session
 from accounts.totp import generate_totp_secret
+from exports import drafts
 from exports import services as briefs
+from exports.models import Brief, BriefItem
+from followup import services as followup
 from meetings import room as in_room
 from meetings import services as meetings
 from meetings.models import Attendance
 from proposals import media
-from proposals.models import ADOPTED
-from tests.factories import PASSWORD, add_proposal, build_world, register_card_resident
+from proposals.models import ADOPTED, Media
+from tests.factories import (
+    PASSWORD,
+    add_draft,
+    add_institution,
+    add_proposal,
+    build_world,
+    register_card_resident,
+)
 from voix import crypto
 from voix.i18n import LOCAL_TIMEZONE
 from voix.permissions import Principal
@@ -92,6 +102,18 @@ class RouteWorld:
         """A new proposal of table A, still free to be put to a vote."""
         self._votables += 1
         return await add_proposal(self.table_a, f"Une proposition à voter {self._votables}")
+
+    async def draft_stamp(self) -> str:
+        """The walk's draft as an edit form carries it back: its `updated_at` set again, so
+        each person's form is the current one (another's save would make it stale)."""
+        moment = datetime(2026, 1, 1, tzinfo=UTC)
+        await Brief.update({Brief.updated_at: moment}).where(Brief.slug == self.objects["draft"])
+        return drafts.stamp(moment)
+
+    async def institution_name(self) -> str:
+        """A name no institution of the organisation has yet."""
+        self._votables += 1
+        return f"Bailleur {self._votables}"
 
     async def room_batch(self) -> int:
         """A new batch of the room vote's paper, one person's entry in it: a count for the
@@ -180,10 +202,17 @@ async def build_route_world() -> RouteWorld:
     # others for the votes, one adopted for the brief.
     objects["proposal"] = await add_proposal(table, "Réparer les ascenseurs de la tour G")
     objects["media"] = await media.store(objects["proposal"], media.clean_photo(_photo()))
+    objects["media_id"] = (
+        await Media.select(Media.id).where(Media.token == objects["media"]).first()
+    )["id"]
     objects["proposal_to_hide"] = await add_proposal(table, "Une proposition à cacher")
     objects["duplicate"] = await add_proposal(table, "Réparer les ascenseurs, encore")
     voted_on = [await add_proposal(table, f"Des bancs devant l'école {n}") for n in range(3)]
-    await add_proposal(table, "Un éclairage pour le parking", status=ADOPTED)
+    lit = await add_proposal(table, "Un éclairage pour le parking", status=ADOPTED)
+    lit_photo = await media.store(lit, media.clean_photo(_photo()))
+    await Media.update({Media.publication_consent_at: datetime.now(UTC)}).where(
+        Media.token == lit_photo
+    )
     objects["proposal_b"] = await add_proposal(base.table_b, "Un terrain de foot aux Aygalades")
 
     # Votes: open, closed, and one open for the walk to close.
@@ -276,9 +305,32 @@ async def build_route_world() -> RouteWorld:
     objects["room_count_b"] = await in_room.open_paper_batch(manager_b, table_b, vote_b)
 
     # The brief of what the table adopted.
-    objects["brief"] = await briefs.publish(
+    draft = await add_draft(
+        table,
+        "Nos propositions",
+        slug="nos-propositions",
+        addressees=("Conseil citoyen du 14e", "Métropole"),
+    )
+    photo = await Media.select(Media.id).where(Media.token == lit_photo).first()
+    objects["brief_photo"] = photo["id"]
+    await BriefItem.update({BriefItem.photo: photo["id"]}).where(
+        (BriefItem.brief == draft["id"]) & (BriefItem.proposal == lit)
+    )
+    await briefs.publish_version(manager, draft)
+    objects["brief"] = draft["slug"]
+    objects["brief_id"] = draft["id"]
+    # The conseil citoyen answered (with its letter); the Métropole has not.
+    answering = await add_institution(table, "Conseil citoyen du 14e")
+    objects["answering"] = answering
+    objects["institution"] = await add_institution(table, "Métropole")
+    objects["today"] = datetime.now(LOCAL_TIMEZONE).date().isoformat()
+    objects["answer"] = await followup.record_answer(
         manager,
         table,
-        {"title": "Nos propositions", "addressed_to": "Conseil citoyen", "introduction": ""},
+        await followup.get_brief(table, draft["slug"]),
+        {"institution": str(answering), "received_on": objects["today"], "summary": "Reçu."},
+        letter=b"%PDF-1.4\n% a letter\n%%EOF\n",
     )
+    # A draft not yet published, for the composer's rows.
+    objects["draft"] = (await add_draft(table, "En préparation", slug="en-preparation"))["slug"]
     return world

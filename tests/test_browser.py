@@ -19,6 +19,7 @@ import pytest
 from tests.factories import (
     FLAMANTS_SQUARE,
     PASSWORD,
+    add_institution,
     add_proposal,
     build_world,
     draw_district,
@@ -95,7 +96,8 @@ async def sign_out(page) -> None:
 async def test_resident_proposes_and_votes_facilitator_exports_the_pdf(tmp_path) -> None:
     from playwright.async_api import async_playwright
 
-    await build_world()
+    world = await build_world()
+    await add_institution(world.table_a, "Conseil citoyen du 14e")
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with replica(dict(os.environ)) as base:
         async with async_playwright() as playwright:
@@ -167,13 +169,21 @@ async def test_resident_proposes_and_votes_facilitator_exports_the_pdf(tmp_path)
             assert await page.locator(".meta .badge.adopted").inner_text() == fr("Adopted")
             await page.goto(f"{base}/tables/flamants-iris")
             await page.screenshot(path=OUTPUT / "table-fr.png", full_page=True)
-            await page.get_by_role("link", name=fr("Publish a position document")).click()
+            # The brief: a draft, composed, previewed, then published as its version 1.
+            await page.get_by_role("link", name=fr("Prepare a position document")).click()
             await page.get_by_label(fr("Title")).fill("Nos priorités pour l'école")
-            await page.get_by_label(fr("Addressed to")).fill("Conseil citoyen du 14e")
-            await page.get_by_role("button", name=fr("Publish"), exact=True).click()
-            await page.wait_for_load_state()
+            await page.get_by_role("button", name=fr("Create the draft")).click()
+            await page.wait_for_url(re.compile(r"/briefs/[\w-]+/edit$"))
+            await page.get_by_label("Conseil citoyen du 14e").check()
+            await page.get_by_label(fr("Context")).fill("La table a voté ces propositions.")
+            await page.get_by_role("button", name=fr("Save and preview")).click()
+            await page.wait_for_url(re.compile(r"/briefs/[\w-]+/preview$"))
+            await page.screenshot(path=OUTPUT / "brief-preview-fr.png", full_page=True)
+            publish = fr("Publish version %(number)d") % {"number": 1}
+            await page.get_by_role("button", name=publish).click()
+            await page.wait_for_url(re.compile(r"/briefs/[\w-]+/v/1$"))
             await page.screenshot(path=OUTPUT / "brief-fr.png", full_page=True)
-            pdf_link = page.locator("a[href$='/pdf/fr']")
+            pdf_link = page.locator("a[href$='/v/1/fr.pdf']")
             response = await page.request.get(base + await pdf_link.get_attribute("href"))
             assert response.ok
             assert response.headers["content-type"] == "application/pdf"

@@ -179,6 +179,12 @@ ROWS: list[Row] = [
     get("/static/{file_path:path}", PUBLIC, url="/static/app.css"),
     Row("HEAD", "/static/{file_path:path}", PUBLIC, url="/static/app.css"),
     get("/schema", PUBLIC),
+    get("/api/v1/tables/{slug:str}/follow-up", PUBLIC),
+    get(
+        "/api/v1/organisations/{slug:str}/follow-up",
+        PUBLIC,
+        url="/api/v1/organisations/{organisation}/follow-up",
+    ),
     get("/schema/openapi.json", PUBLIC),
     get("/schema/{path:str}", NOBODY, url="/schema/swagger"),  # only the JSON is served
     # tables
@@ -697,15 +703,97 @@ ROWS: list[Row] = [
     get("/tables/{slug:str}/districts.geojson", PUBLIC),
     # audit
     get("/organisations/{slug:str}/audit", COORDINATOR, url="/organisations/{organisation}/audit"),
-    # briefs
+    # briefs: composing, publishing
     get("/tables/{slug:str}/briefs/new", MANAGER),
+    post("/tables/{slug:str}/briefs", MANAGER, {"title": "Deuxième envoi", "language": "fr"}),
+    get("/briefs/{slug:str}/edit", MANAGER, url="/briefs/{draft}/edit"),
     post(
-        "/tables/{slug:str}/briefs",
+        "/briefs/{slug:str}/edit",
         MANAGER,
-        {"title": "Deuxième envoi", "addressed_to": "Métropole"},
+        {
+            "title": "En préparation, relu",
+            "language": "fr",
+            "introduction": "Le contexte.",
+            "addressee": "{institution}",
+            "updated_at": "{fresh}",
+        },
+        url="/briefs/{draft}/edit",
+        fresh="draft_stamp",
+    ),
+    get("/briefs/{slug:str}/preview", MANAGER, url="/briefs/{draft}/preview"),
+    post("/briefs/{slug:str}/publish", MANAGER, url="/briefs/{draft}/publish"),
+    post(
+        "/proposals/{proposal_id:int}/media/{media_id:int}/publication",
+        MANAGER,
+        {"action": "allow", "author_agreed": "yes"},
+        url="/proposals/{proposal}/media/{media_id}/publication",
+    ),
+    # the organisation's institutions
+    get(
+        "/organisations/{slug:str}/institutions",
+        COORDINATOR,
+        url="/organisations/{organisation}/institutions",
+    ),
+    post(
+        "/organisations/{slug:str}/institutions",
+        COORDINATOR,
+        {"name": "{fresh}", "service": "Agence Nord"},
+        url="/organisations/{organisation}/institutions",
+        fresh="institution_name",
+    ),
+    post(
+        "/institutions/{institution_id:int}",
+        COORDINATOR,
+        {"name": "{fresh}", "service": ""},
+        url="/institutions/{institution}",
+        fresh="institution_name",
+    ),
+    post(
+        "/institutions/{institution_id:int}/archive",
+        COORDINATOR,
+        url="/institutions/{institution}/archive",
     ),
     get("/briefs/{slug:str}", PUBLIC, url="/briefs/{brief}"),
+    get("/briefs/{slug:str}/v/{number:int}", PUBLIC, url="/briefs/{brief}/v/1"),
+    get("/briefs/{slug:str}/v/{number:int}/{file:str}", PUBLIC, url="/briefs/{brief}/v/1/ar.pdf"),
     get("/briefs/{slug:str}/pdf/{lang:str}", PUBLIC, url="/briefs/{brief}/pdf/fr"),
+    get(
+        "/briefs/{slug:str}/v/{number:int}/photos/{media_id:int}",
+        PUBLIC,
+        url="/briefs/{brief}/v/1/photos/{brief_photo}",
+    ),
+    # the follow-up of what institutions answered
+    get("/tables/{slug:str}/follow-up", PUBLIC),
+    get(
+        "/organisations/{slug:str}/follow-up", PUBLIC, url="/organisations/{organisation}/follow-up"
+    ),
+    get("/tables/{slug:str}/follow-up.pdf", PUBLIC),
+    post("/tables/{slug:str}/follow-up/delay", MANAGER, {"answer_delay_months": "3"}),
+    get(
+        "/tables/{slug:str}/follow-up/briefs/{brief_slug:str}/answer",
+        MANAGER,
+        url="/tables/{slug}/follow-up/briefs/{brief}/answer",
+    ),
+    get(
+        "/tables/{slug:str}/follow-up/answers/{answer_id:int}/letter",
+        MANAGER,
+        url="/tables/{slug}/follow-up/answers/{answer}/letter",
+    ),
+    get(
+        "/tables/{slug:str}/follow-up/briefs/{brief_slug:str}/reminders/{institution_id:int}",
+        MANAGER,
+        url="/tables/{slug}/follow-up/briefs/{brief}/reminders/{institution}",
+    ),
+    post(
+        "/tables/{slug:str}/follow-up/briefs/{brief_slug:str}/answer",
+        MANAGER,
+        {
+            "institution": "{answering}",
+            "received_on": "{today}",
+            "summary": "La réponse du conseil citoyen, reçue en main propre.",
+        },
+        url="/tables/{slug}/follow-up/briefs/{brief}/answer",
+    ),
 ]
 
 

@@ -26,13 +26,16 @@ from litestar.template.config import TemplateConfig
 
 from accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from audit.controllers import ROUTES as AUDIT_ROUTES
+from exports.compose import ROUTES as COMPOSE_ROUTES
 from exports.controllers import ROUTES as EXPORT_ROUTES
+from followup.controllers import ROUTES as FOLLOWUP_ROUTES
 from help.controllers import ROUTES as HELP_ROUTES
 from maps.controllers import ROUTES as MAP_ROUTES
 from meetings.controllers import ROUTES as MEETING_ROUTES
 from meetings.room_controllers import ROUTES as ROOM_ROUTES
 from proposals.controllers import ROUTES as PROPOSAL_ROUTES
 from tables.controllers import ROUTES as TABLE_ROUTES
+from tables.institutions import ROUTES as INSTITUTION_ROUTES
 from translations import services as content
 from translations.controllers import ROUTES as TRANSLATION_ROUTES
 from voix import db, live, logs, opendata, workers
@@ -158,6 +161,9 @@ def create_app() -> Litestar:
                     *EXPORT_ROUTES,
                     *HELP_ROUTES,
                     *TRANSLATION_ROUTES,
+                    *COMPOSE_ROUTES,
+                    *INSTITUTION_ROUTES,
+                    *FOLLOWUP_ROUTES,
                 ],
                 include_in_schema=False,
             ),
