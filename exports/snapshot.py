@@ -263,15 +263,18 @@ async def _votes(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         vote["box_url"] = absolute_url(f"/votes/{vote['id']}/ballots.json")
         vote["url"] = absolute_url(f"/votes/{vote['id']}")
         vote["translations"] = {}
-        for code in LANGUAGES:
-            copy_ = [copy.deepcopy(vote)]
-            shown = (await content.apply("vote", copy_, code)).get(vote["id"])
-            if shown is not None and shown.state == "translated" and not shown.stale:
-                vote["translations"][code] = {
-                    "question": copy_[0]["question"],
-                    "options": {str(o["id"]): o["label"] for o in copy_[0]["options"]},
-                }
         result.append(vote)
+    # The facilitators' translations: one query per language for all the votes, not per vote.
+    for code in LANGUAGES:
+        copies = copy.deepcopy(result)
+        shown = await content.apply("vote", copies, code)
+        for vote, translated in zip(result, copies, strict=True):
+            state = shown.get(vote["id"])
+            if state is not None and state.state == "translated" and not state.stale:
+                vote["translations"][code] = {
+                    "question": translated["question"],
+                    "options": {str(o["id"]): o["label"] for o in translated["options"]},
+                }
     return result
 
 
