@@ -224,13 +224,17 @@ async def load_principal(token: str | None) -> Principal:
     verified = bool(
         verified_at and verified_at > now - VERIFIED_MAX and last_seen > now - VERIFIED_IDLE
     )
-    if verified_at and not verified:
-        # A lapsed verification is forgotten, not just ignored: seeing a page does not revive it.
-        await Session.update({Session.verified_at: None, Session.last_seen_at: now}).where(
-            Session.id == row["id"]
-        )
-    elif last_seen < now - LAST_SEEN_GRANULARITY:  # one write every few minutes, not per request
-        await Session.update({Session.last_seen_at: now}).where(Session.id == row["id"])
+    # Best effort: on a read-only database the page still shows (the lapsed verification is
+    # refused anyway below, and an unrecorded sight only brings the idle limit closer).
+    async with db.best_effort():
+        if verified_at and not verified:
+            # A lapsed verification is forgotten, not just ignored: seeing a page does not
+            # revive it.
+            await Session.update({Session.verified_at: None, Session.last_seen_at: now}).where(
+                Session.id == row["id"]
+            )
+        elif last_seen < now - LAST_SEEN_GRANULARITY:  # a write every few minutes, not each time
+            await Session.update({Session.last_seen_at: now}).where(Session.id == row["id"])
     user_id = row["user.id"]
     roles = await Membership.select(Membership.table, Membership.role).where(
         Membership.user == user_id

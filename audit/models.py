@@ -16,3 +16,13 @@ class AuditEntry(Model, tablename="audit_entry"):
     table_id = Integer(null=True, default=None)
     subject = Varchar(length=120, default="")  # e.g. "vote:12", "user:5"
     details = JSON(default={})
+
+
+class KeyCheck(Model, tablename="key_check"):
+    """One row: a value only the VOIX_SECRET_KEY that encrypted this database's secrets gives
+    (voix.crypto.key_check_value), so that starting with another key is refused at once rather
+    than discovered as "cannot decrypt" when a vote closes or a facilitator signs in."""
+
+    id: Serial
+    value = Varchar(length=64)
+    at = Timestamptz()

@@ -36,6 +36,7 @@ import statistics
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -73,7 +74,9 @@ TOP_FUNCTIONS = 25
 # Setup: ballots sealed in the worker pool (a top-level function: workers use spawn).
 
 
-def seal_chunk(seed: int, count: int, option_ids: list[int]) -> tuple[list[str], Counter[Any]]:
+def seal_chunk(
+    vote_id: int, seed: int, count: int, option_ids: list[int]
+) -> tuple[list[str], Counter[Any]]:
     """`count` sealed ballots and how many marks each (option, grade) got."""
     rng = random.Random(seed)  # noqa: S311 - test data, not a secret
     tokens: list[str] = []
@@ -88,7 +91,7 @@ def seal_chunk(seed: int, count: int, option_ids: list[int]) -> tuple[list[str],
             mode = position * (GRADES - 1) / last
             marks.append((option, min(GRADES - 1, int(rng.triangular(0, GRADES, mode)))))
         counted.update(marks)
-        tokens.append(sealing.seal(new_receipt(), marks))
+        tokens.append(sealing.seal(vote_id, new_receipt(), marks))
     return tokens, counted
 
 
@@ -180,18 +183,21 @@ async def build(ballots: int, option_count: int) -> tuple[Principal, dict[str, A
         for batch in range(0, len(chunks), workers.size()):
             sealed = await asyncio.gather(
                 *[
-                    workers.run(seal_chunk, seed, count, option_ids)
+                    workers.run(seal_chunk, vote_id, seed, count, option_ids)
                     for seed, count in chunks[batch : batch + workers.size()]
                 ]
             )
             for tokens, marks in sealed:
                 counted.update(marks)
                 await db.bulk_insert(
-                    "sealed_ballot", ("vote", "sealed"), ((vote_id, t) for t in tokens)
+                    "sealed_ballot",
+                    ("id", "vote", "sealed"),
+                    ((uuid.uuid4(), vote_id, t) for t in tokens),
                 )
         await Vote.raw(
-            'INSERT INTO vote_participation (vote, "user", cast_at) '
-            'SELECT {}, "user", {} FROM membership WHERE "table" = {} AND role = \'resident\'',
+            'INSERT INTO vote_participation (vote, "user", person, cast_at) '
+            'SELECT {}, "user", \'user:\' || "user", {} FROM membership '
+            "WHERE \"table\" = {} AND role = 'resident'",
             vote_id,
             now,
             table["id"],

@@ -21,8 +21,9 @@ from proposals.controllers import proposal_page
 from proposals.models import Media
 from proposals.themes import THEMES
 from tables import services as tables
+from voix import jobs
 from voix.forms import FormErrors
-from voix.i18n import current_language
+from voix.i18n import LANGUAGES, current_language
 from voix.permissions import Principal, can, require
 from voix.web import LONG_FORM_BODY_MAX, ObjectId, Slug, form_data, page, redirect
 
@@ -204,7 +205,30 @@ async def publish(request: Request, principal: NamedDependency[Principal], slug:
         "pdf",
         await services.photos(version["id"]),
     )
+    # Its other files (languages, PDF/A, DOCX) are made in the background, once, so that
+    # the first reader of each does not wait for it.
+    for lang in LANGUAGES:
+        for variant in stored.VARIANTS:
+            if (lang, variant) != (version["language"], "pdf"):
+                await jobs.enqueue(
+                    RENDER_VERSION_FILE,
+                    {"slug": slug, "number": number, "lang": lang, "variant": variant},
+                    key=f"{stored.version_key(slug, number, variant)}:{lang}",
+                )
     return redirect(f"/briefs/{slug}/v/{number}", flash="brief_published")
+
+
+RENDER_VERSION_FILE = "exports.version_file"
+
+
+@jobs.handler(RENDER_VERSION_FILE)
+async def render_version_file(payload: dict[str, Any]) -> None:
+    """One file of a published version, as its download makes it (exports.controllers)."""
+    slug, lang = payload["slug"], payload["lang"]
+    _brief, version = await services.version(slug, payload["number"])
+    document, _shown = await services.read(version, lang)
+    photos = await services.photos(version["id"])
+    await stored.version_file(slug, version["number"], document, lang, payload["variant"], photos)
 
 
 @post("/proposals/{proposal_id:int}/media/{media_id:int}/publication", name="photo_publication")

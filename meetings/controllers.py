@@ -628,7 +628,10 @@ async def control(
 async def events(
     request: Request, principal: NamedDependency[Principal], meeting_id: ObjectId
 ) -> ServerSentEvent:
-    """Server-sent events: "changed" whenever the room should refresh, from any app process."""
+    """Server-sent events: "changed" whenever the room should refresh, from any app process.
+
+    The stream ends when the process stops; room.js fetches the room again when the browser
+    reconnects, as events sent in between reached nobody."""
     _, table = await services.get_with_table(meeting_id)
     require(principal, "meetings.follow", tables.scope_of(table))
     app = request.app
@@ -638,6 +641,8 @@ async def events(
         async for event in live.events(app, [f"meeting:{meeting_id}", "votes"]):
             if event is None:
                 yield ServerSentEventMessage(comment="keep-alive")
+            elif event == live.REFRESH:  # events may have been missed: fetch the room again
+                yield ServerSentEventMessage(event="changed", data="refresh")
             elif event.get("meeting") == meeting_id or meeting_id in event.get("meetings", []):
                 yield ServerSentEventMessage(event="changed", data="1")
 

@@ -879,8 +879,21 @@ async def cast_on_tablet(
         raise UserError(HANDOVER_GONE, status_code=409)
     person = str(tablet["person"])
     user_id = int(person.removeprefix("user:")) if person.startswith("user:") else None
+
+    async def with_the_ballot(participation: int) -> None:
+        # In the ballot's transaction: once it is stored, nothing is left to fail.
+        await Tablet.update({Tablet.person: "", Tablet.name: "", Tablet.handed_at: None}).where(
+            Tablet.id == tablet["id"]
+        )
+        await audit.record(
+            who,
+            "vote.cast_on_tablet",
+            scope_of(table),
+            subject=f"participation:{participation}",
+        )
+
     try:
-        receipt, participation = await votes.record_ballot(
+        receipt, _ = await votes.record_ballot(
             table,
             tablet["vote"],
             marks,
@@ -889,17 +902,9 @@ async def cast_on_tablet(
             channel=TABLET,
             name="" if user_id else str(tablet["name"]),
             recorded_by=who.user_id,
+            also=with_the_ballot,
         )
     except UserError:
         await release(tablet)
         raise
-    await Tablet.update({Tablet.person: "", Tablet.name: "", Tablet.handed_at: None}).where(
-        Tablet.id == tablet["id"]
-    )
-    await audit.record(
-        who,
-        "vote.cast_on_tablet",
-        scope_of(table),
-        subject=f"participation:{participation}",
-    )
     return receipt

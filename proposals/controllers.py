@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
-from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.exceptions import (
     NotAuthorizedException,
@@ -66,13 +65,6 @@ async def _form_page(
     return response
 
 
-async def _file(upload: Any) -> bytes | None:
-    """The bytes of a file field; None when no file was chosen."""
-    if isinstance(upload, UploadFile) and upload.filename:
-        return await upload.read() or None
-    return None
-
-
 @get("/tables/{slug:str}/proposals/new", name="proposal_new")
 async def new(request: Request, principal: NamedDependency[Principal], slug: Slug) -> Template:
     table = await tables.get_table(slug)
@@ -92,13 +84,9 @@ async def create(
     table = await tables.get_table(slug)
     data = await form_data(request)
     try:
-        proposal_id = await services.create(
-            principal,
-            table,
-            data,
-            photo=await _file(data.get("photo")),
-            voice=await _file(data.get("voice")),
-        )
+        # The files stay on disk: the workers read them there (proposals.media).
+        async with media.received(data.get("photo"), data.get("voice")) as (photo, voice):
+            proposal_id = await services.create(principal, table, data, photo=photo, voice=voice)
     except FormErrors as invalid:
         return await _form_page(
             request, principal, table, status_code=400, errors=invalid.errors, values=data

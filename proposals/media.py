@@ -10,20 +10,38 @@ the database, so every app process serves them.
 Decoding takes seconds of CPU for a large photo or a long recording, so it runs in the worker
 processes (voix.workers); the event loop only does the cheap checks (sizes, an image's header,
 a recording's first bytes), which also keep a decompression bomb from tying up a worker.
+
+Uploads never sit whole in the app's memory: Litestar's form parser spools each file to disk
+past 1 MB (and enforces the route's body limit as the bytes arrive), `received` copies it into a
+named file, and the worker is given that file's path, not its bytes through the pipe. Thirty
+8 MB photos at once used to take the app process from 175 MB to 331 MB (bench/uploads.py), held
+as bytes and as pickles in the pool's queue, 255 MB still after, and 22 of the 30 were refused
+as "busy". At most `workers.size()` decodings run at once per process; the other uploads wait
+their turn on disk (UPLOAD_WAIT_SECONDS at most) instead of being refused because the pool's
+queue is full.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
+import os
 import secrets
+import shutil
 import struct
+import tempfile
 import warnings
+import weakref
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
-from typing import Any
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
 import av
+from litestar.datastructures import UploadFile
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from proposals.models import PHOTO, VOICE, Media
@@ -82,6 +100,16 @@ _AUDIO_MAGIC = (
 )
 
 
+# What a photo or a recording comes as: a file's path (an upload, spooled to disk) or bytes
+# (a letter's photo, a test's).
+Source = bytes | Path
+T = TypeVar("T")
+
+# How long an upload may wait for a decoding slot before the resident is told to try again.
+UPLOAD_WAIT_SECONDS = 60
+_COPY_CHUNK = 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Upload:
     kind: str
@@ -90,33 +118,138 @@ class Upload:
     seconds: int = 0
 
 
-async def clean_uploads(photo: bytes | None, voice: bytes | None) -> list[Upload]:
+@contextlib.asynccontextmanager
+async def received(*fields: Any) -> AsyncIterator[list[Path | None]]:
+    """Each file field as a named file on disk (None when no file was chosen), for the workers
+    to read by path; the files are removed on leaving, whatever happened."""
+    paths: list[Path | None] = []
+    try:
+        for field in fields:
+            paths.append(await _to_named_file(field))
+        yield paths
+    finally:
+        for path in paths:
+            if path is not None:
+                path.unlink(missing_ok=True)
+
+
+async def _to_named_file(field: Any) -> Path | None:
+    if not (isinstance(field, UploadFile) and field.filename):
+        return None
+    try:
+        # A rolled-over spool has no name a worker could open: copied by chunks, in a thread,
+        # so neither the event loop nor the memory carries the whole file.
+        return await asyncio.to_thread(_copy_to_named_file, field.file)
+    finally:
+        await field.close()
+
+
+def _copy_to_named_file(spool: IO[bytes]) -> Path | None:
+    spool.seek(0)
+    descriptor, name = tempfile.mkstemp(prefix="voix-upload-")
+    path = Path(name)
+    try:
+        with os.fdopen(descriptor, "wb") as copy:
+            shutil.copyfileobj(spool, copy, _COPY_CHUNK)
+            empty = copy.tell() == 0
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if empty:  # a file field sent with a name but nothing in it: as if none was chosen
+        path.unlink()
+        return None
+    return path
+
+
+async def clean_uploads(photo: Source | None, voice: Source | None) -> list[Upload]:
     """The photo and voice note as they will be stored; refused (UserError) if either is not
     what it claims to be or is over a limit. Cheap checks of both come first, then the decoding
-    runs in worker processes."""
+    runs in worker processes, as many at once as there are workers."""
     if photo:
-        check_photo(photo)
+        check_photo(photo).close()
     if voice:
         check_voice(voice)
-    uploads = [await workers.run(clean_photo, photo)] if photo else []
-    uploads += [await workers.run(clean_voice, voice)] if voice else []
+    uploads = [await decode(clean_photo, photo)] if photo else []
+    uploads += [await decode(clean_voice, voice)] if voice else []
     return uploads
 
 
-def check_photo(raw: bytes) -> Image.Image:
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _decoding_slots() -> asyncio.Semaphore:
+    # One per event loop: a semaphore belongs to the loop it first waited in (tests run many).
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = asyncio.Semaphore(workers.size())
+    return slots
+
+
+async def decode(job: Callable[[Source], T], source: Source) -> T:
+    """`job(source)` in a worker once one of this process's decoding slots is free.
+
+    Without the cap, a burst of uploads filled the pool's whole queue (VOIX_CPU_QUEUE) with
+    photos, each held in memory until its turn, and refused the rest as "busy"; now an upload
+    waits on disk, and the queue keeps room for the other jobs (PDFs, maps)."""
+    slots = _decoding_slots()
+    acquired = False
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(UPLOAD_WAIT_SECONDS):
+            acquired = await slots.acquire()
+    if not acquired:
+        # Raised outside the timeout's handling: a TimeoutError in its context would read as
+        # the database timing out (voix.db), and the resident would see the wrong page.
+        raise workers.Busy
+    try:
+        running = asyncio.ensure_future(workers.run(job, source))
+    except BaseException:
+        slots.release()
+        raise
+    # The slot is freed when the job ends, not when its request does: a resident who closes the
+    # page leaves the decoding running, and it must still count.
+    running.add_done_callback(_free_slot(slots))
+    return await asyncio.shield(running)
+
+
+def _free_slot(slots: asyncio.Semaphore) -> Callable[[asyncio.Future[Any]], None]:
+    def free(job: asyncio.Future[Any]) -> None:
+        slots.release()
+        if not job.cancelled():
+            job.exception()  # retrieved: nobody may be awaiting it any more
+
+    return free
+
+
+def _size(source: Source) -> int:
+    return len(source) if isinstance(source, bytes) else source.stat().st_size
+
+
+def _opened(source: Source) -> IO[bytes]:
+    return io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
+
+
+def check_photo(source: Source) -> Image.Image:
     """Size, format and pixel count, from the header alone: milliseconds, even for a bomb.
     Returns the image opened, not yet decoded."""
-    if len(raw) > PHOTO_MAX_BYTES:
+    if _size(source) > PHOTO_MAX_BYTES:
         raise UserError(PHOTO_TOO_LARGE, status_code=413, max=PHOTO_MAX_BYTES // 2**20)
     try:
-        image = Image.open(io.BytesIO(raw), formats=_PHOTO_OPENERS)
+        # A path, not a file object of ours: Pillow then closes the file with the image.
+        image = Image.open(
+            source if isinstance(source, Path) else io.BytesIO(source), formats=_PHOTO_OPENERS
+        )
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise _too_many_pixels() from error
     except _PILLOW_FAILURES as error:
         raise UserError(NOT_A_PHOTO, status_code=400) from error
     if image.format not in PHOTO_FORMATS or not image.width or not image.height:
+        image.close()
         raise UserError(NOT_A_PHOTO, status_code=400)
     if image.width * image.height > PHOTO_MAX_PIXELS:
+        image.close()
         raise _too_many_pixels()
     return image
 
@@ -125,7 +258,7 @@ def _too_many_pixels() -> UserError:
     return UserError(PHOTO_TOO_MANY_PIXELS, status_code=400, max=PHOTO_MAX_PIXELS // 10**6)
 
 
-def clean_photo(raw: bytes) -> Upload:
+def clean_photo(source: Source) -> Upload:
     """A new JPEG made from the photo's pixels alone. Runs in a worker process."""
     # WeasyPrint, which the workers also load, makes Pillow accept truncated files process-wide
     # (ImageFile.LOAD_TRUNCATED_IMAGES). An upload cut short must be refused, so this job loads
@@ -135,16 +268,17 @@ def clean_photo(raw: bytes) -> Upload:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = check_photo(raw)
-            # JPEG only: libjpeg decodes at 1/2, 1/4 or 1/8 scale, still above PHOTO_SIDE, so a
-            # 36-megapixel photo costs a quarter of the work or less.
-            image.draft("RGB", (PHOTO_SIDE, PHOTO_SIDE))
-            image.load()
-            upright = ImageOps.exif_transpose(image)
+            with check_photo(source) as image:
+                # JPEG only: libjpeg decodes at 1/2, 1/4 or 1/8 scale, still above PHOTO_SIDE,
+                # so a 36-megapixel photo costs a quarter of the work or less.
+                image.draft("RGB", (PHOTO_SIDE, PHOTO_SIDE))
+                image.load()
+                upright = ImageOps.exif_transpose(image)
             upright.thumbnail((PHOTO_SIDE, PHOTO_SIDE))
             with_alpha = upright.convert("RGBA")
             clean = Image.new("RGB", upright.size, "white")  # a new image: no info carried over
             clean.paste(with_alpha, mask=with_alpha.getchannel("A"))
+            del upright, with_alpha  # tens of MB for a large photo, freed before encoding
             out = io.BytesIO()
             clean.save(out, "JPEG", quality=82, optimize=True, progressive=True)
     except _PILLOW_FAILURES as error:
@@ -154,11 +288,16 @@ def clean_photo(raw: bytes) -> Upload:
     return Upload(PHOTO, out.getvalue(), "image/jpeg")
 
 
-def check_voice(raw: bytes) -> None:
+def check_voice(source: Source) -> None:
     """Size, and a container phones record, from the first bytes."""
-    if len(raw) > VOICE_MAX_BYTES:
+    if _size(source) > VOICE_MAX_BYTES:
         raise UserError(VOICE_TOO_LARGE, status_code=413, max=VOICE_MAX_BYTES // 2**20)
-    _audio_container(raw)
+    _audio_container(_head(source))
+
+
+def _head(source: Source) -> bytes:
+    with _opened(source) as file:
+        return file.read(16)
 
 
 def _audio_container(raw: bytes) -> str:
@@ -173,12 +312,13 @@ def _audio_container(raw: bytes) -> str:
     raise UserError(NOT_AUDIO, status_code=400)
 
 
-def clean_voice(raw: bytes) -> Upload:
+def clean_voice(source: Source) -> Upload:
     """A new mono Ogg/Opus file made from the decoded sound alone. Runs in a worker process."""
-    check_voice(raw)
+    check_voice(source)
     out = io.BytesIO()
     try:
-        seconds = _transcode(raw, _audio_container(raw), out)
+        with _opened(source) as recording:
+            seconds = _transcode(recording, _audio_container(_head(source)), out)
     except _FFMPEG_FAILURES as error:
         raise UserError(NOT_AUDIO, status_code=400) from error
     if seconds <= 0:
@@ -186,13 +326,13 @@ def clean_voice(raw: bytes) -> Upload:
     return Upload(VOICE, out.getvalue(), "audio/ogg", round(seconds))
 
 
-def _transcode(raw: bytes, demuxer: str, out: io.BytesIO) -> Fraction:
+def _transcode(recording: IO[bytes], demuxer: str, out: io.BytesIO) -> Fraction:
     """Decodes the first sound stream into `out` as Opus; returns the decoded duration, which is
     what counts (a header may claim anything). Stops as soon as it is over the limit."""
     limit = VOICE_MAX_SECONDS + _VOICE_GRACE_SECONDS
     seconds = Fraction(0)  # exact: a sum of floats drifts across thousands of frames
     written = 0
-    with av.open(io.BytesIO(raw), "r", format=demuxer) as source:
+    with av.open(recording, "r", format=demuxer) as source:
         if not source.streams.audio:
             return seconds
         sound = source.streams.audio[0]

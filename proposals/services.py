@@ -15,7 +15,7 @@ from piccolo.query import WhereRaw
 from audit import services as audit
 from maps.services import district_at, places_for_table, table_districts
 from maps.svg import MAX_POINTS
-from proposals.media import clean_uploads, store
+from proposals.media import Source, clean_uploads, store
 from proposals.models import (
     ADOPTED,
     ANSWERED,
@@ -246,8 +246,8 @@ async def create(
     who: Principal,
     table: dict[str, Any],
     data: Mapping[str, Any],
-    photo: bytes | None = None,
-    voice: bytes | None = None,
+    photo: Source | None = None,
+    voice: Source | None = None,
 ) -> int:
     """A resident proposes; a facilitator may record it for someone (author field), with the
     resident's consent. A photo and a voice note are checked before anything is stored."""

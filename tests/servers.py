@@ -69,7 +69,17 @@ def wait_ready(
 @contextmanager
 def replica(env: dict[str, str]) -> Iterator[str]:
     """`voix serve` on a free port with this environment; yields its base URL once ready."""
-    port = free_port()
+    with serving(env) as (url, _):
+        yield url
+
+
+@contextmanager
+def serving(
+    env: dict[str, str], port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """As `replica`, with the process too (for the tests that signal it), on this port if
+    given (a server started again where its pages were)."""
+    port = port or free_port()
     # Output to a file, not a pipe nobody reads: a full pipe would block the server.
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
@@ -83,7 +93,7 @@ def replica(env: dict[str, str]) -> Iterator[str]:
         try:
             url = f"http://127.0.0.1:{port}"
             wait_ready(url, process, log)
-            yield url
+            yield url, process
         finally:
             process.terminate()
             try:

@@ -1,20 +1,27 @@
 """docker-compose.yml is valid, and its start-up sequence works on this test's database.
 
 There is no Docker engine here, so the sequence the compose file runs (`voix migrate`, then
-`voix serve` in production mode, twice for two replicas) is replayed as real processes.
+`voix serve` in production mode, twice for two replicas, behind Caddy with the project's own
+deploy/Caddyfile) is replayed as real processes.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.factories import add_proposal, add_table, run_voix
 from tests.servers import free_port, replica, wait_ready
@@ -87,6 +94,34 @@ async def test_compose_start_up_sequence_with_two_replicas() -> None:
             page = httpx.get(f"{url}/tables/flamants-iris")
             assert "tour G" in page.text
             assert "secure" in page.headers.get("set-cookie", "").lower()  # production cookies
+
+
+def test_the_compose_file_runs_two_replicas_behind_caddy_as_a_non_root_user() -> None:
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    app, proxy = services["app"], services["proxy"]
+    assert app["deploy"]["replicas"] == 2
+    assert "ports" not in app, "only the proxy is reachable from outside"
+    assert proxy["image"].startswith("caddy:")
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]
+    assert {"80:80", "443:443"} <= set(proxy["ports"])
+    # The app trusts X-Forwarded-For from the proxy's fixed address alone, on a network the
+    # database is not on.
+    proxy_address = ipaddress.ip_address(proxy["networks"]["front"]["ipv4_address"])
+    front = ipaddress.ip_network(compose["networks"]["front"]["ipam"]["config"][0]["subnet"])
+    assert proxy_address in front
+    trusted = app["environment"]["VOIX_TRUSTED_PROXIES"]
+    assert [ipaddress.ip_network(item) for item in trusted.split(",")] == [
+        ipaddress.ip_network(proxy_address)
+    ]
+    assert set(app["networks"]) == {"default", "front"}
+    assert "networks" not in services["db"]
+    assert "healthcheck" in app
+    # The image's process runs as `voix`, not root.
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)
+    assert users
+    assert users[-1] not in ("root", "0")
 
 
 def test_production_refuses_to_start_without_a_secret_key() -> None:
@@ -174,3 +209,124 @@ def test_a_server_that_dies_fails_at_once_with_its_output() -> None:
             wait_ready(url, process, log, deadline_seconds=60)
         assert "boom: no database" in str(failure.value)
         assert time.monotonic() - began < 30
+
+
+# Two replicas behind the project's Caddyfile, as the compose file runs them.
+
+
+@contextmanager
+def logged_replica(env: dict[str, str], log_path: Path) -> Iterator[int]:
+    """`voix serve` on a free port, its output in `log_path`; yields the port once ready."""
+    port = free_port()
+    with log_path.open("w+b") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "voix.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", process, log)
+            yield port
+        finally:
+            stop(process)
+
+
+@contextmanager
+def caddy(upstreams: list[int], home: Path) -> Iterator[str]:
+    """Caddy with deploy/Caddyfile, in plain HTTP on a free port, in front of `upstreams`."""
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "VOIX_DOMAIN": f":{port}",
+        "VOIX_UPSTREAMS": "to " + " ".join(f"127.0.0.1:{p}" for p in upstreams),
+        "VOIX_CADDY_ADMIN": "off",  # two test runs at once would both want :2019
+    }
+    with (home / "caddy.log").open("w+b") as log:
+        process = subprocess.Popen(
+            [
+                "caddy",
+                "run",
+                "--config",
+                str(PROJECT_ROOT / "deploy" / "Caddyfile"),
+                "--adapter",
+                "caddyfile",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_ready(url, process, log, deadline_seconds=60)
+            yield url
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+
+
+async def test_two_replicas_answer_through_caddy_which_forwards_the_clients_address() -> None:
+    if shutil.which("caddy") is None:
+        pytest.skip("NOTICE: Caddy is not installed (.ci/run installs it); the proxy was not run")
+    env = {
+        **os.environ,
+        "VOIX_ENV": "production",
+        "VOIX_SECRET_KEY": COMPOSE_ENV["VOIX_SECRET_KEY"],
+        "VOIX_ALLOWED_HOSTS": "127.0.0.1",
+        "VOIX_TRUSTED_PROXIES": "127.0.0.1",  # where Caddy connects from, here
+    }
+    migrate = run_voix("migrate", env=env)
+    assert migrate.returncode == 0, migrate.stderr
+    await add_table("flamants-iris", "avec-nous")
+    paths = [f"/through-the-proxy-{n}" for n in range(8)]
+    lines = requests_through_caddy(env, paths)
+    assert all(lines), f"a replica answered nothing: {[len(found) for found in lines]}"
+    answered = [line for found in lines for line in found]
+    for path in paths:  # each request answered once, by one replica
+        assert len([line for line in answered if re.search(rf"{path}\b", line)]) == 1, path
+    for line in answered:
+        assert "127.0.0.2" in line, line
+        assert "203.0.113.66" not in line, line
+
+
+def requests_through_caddy(env: dict[str, str], paths: list[str]) -> list[list[str]]:
+    """Two replicas behind Caddy; the table's page and `paths` asked through it. Returns, for
+    each replica, the lines of its output that name one of `paths`."""
+    with tempfile.TemporaryDirectory(prefix="voix-proxy-") as folder:
+        home = Path(folder)
+        logs = [home / "first.log", home / "second.log"]
+        with (
+            logged_replica(env, logs[0]) as first,
+            logged_replica(env, logs[1]) as second,
+            caddy([first, second], home) as url,
+            # The resident's machine: an address of its own, which neither the proxy nor a
+            # replica has, so a replica can only learn it from X-Forwarded-For.
+            httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2")) as client,
+        ):
+            page = client.get(f"{url}/tables/flamants-iris")
+            assert page.status_code == 200
+            assert "Flamants Iris" in page.text
+            for path in paths:
+                # A client's own X-Forwarded-For is a lie the proxy drops.
+                answer = client.get(f"{url}{path}", headers={"X-Forwarded-For": "203.0.113.66"})
+                assert answer.status_code == 404  # the app's own page: a replica answered
+            time.sleep(0.5)  # the access lines are written after the answers
+            written = [log.read_text(errors="replace") for log in logs]
+    return [
+        [line for line in text.splitlines() if any(path in line for path in paths)]
+        for text in written
+    ]

@@ -172,6 +172,10 @@ TABLET_PIN = "2468"
 ROWS: list[Row] = [
     # voix.app, the open-data API, static files, the OpenAPI schema
     get("/health", PUBLIC),
+    get("/health/live", PUBLIC),
+    get("/health/ready", PUBLIC),
+    # Off unless VOIX_METRICS_TOKEN is set (tests/test_metrics.py): 404 to everyone, cookies or not.
+    get("/metrics", NOBODY),
     get("/api/v1/tables", PUBLIC),
     get("/api/v1/tables/{slug:str}/proposals", PUBLIC),
     get("/api/v1/votes/{vote_id:int}", PUBLIC, variant="open vote"),
@@ -831,8 +835,9 @@ def test_rows_are_distinct() -> None:
 # What a session made a tablet asks for (voix.web.tablet_guard), locked as after a handover:
 # every page of ROWS (its GET rows) and every form of ROWS but those of its own pages, and the
 # tablet of another vote of the same meeting. The guard leaves open what the tablet's pages
-# show: style and scripts, and the photos and voice notes of the proposals on the ballot.
-TABLET_OPEN = ("/static/", "/media/")
+# show: style and scripts, and the photos and voice notes of the proposals on the ballot. The
+# health checks never read a session (a proxy asks them, not a person) and show nobody's data.
+TABLET_OPEN = ("/static/", "/media/", "/health")
 _OWN_FORM = re.compile(
     r"/votes/\{vote_room\}/tablet/(?:ballot|ballot/review|hand|language|quit|unlock)"
 )

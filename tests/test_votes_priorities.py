@@ -333,7 +333,7 @@ async def test_ungraded_options_are_confirmed_before_anything_is_stored(
     receipt = receipt_of(sent)
     assert await Participation.count() == 1
     sealed = (await SealedBallot.select(SealedBallot.sealed).first())["sealed"]
-    assert json.loads(crypto.decrypt(sealed, "ballot")) == {
+    assert json.loads(crypto.unseal(sealed, "ballot", str(vote_id))) == {
         "receipt": receipt,
         "marks": [[first, 2]],  # the others stay ungraded: no mark
     }
@@ -394,7 +394,7 @@ async def test_approval_is_ticked_and_checked(client: AsyncClient) -> None:
     ticked = await post_form(client, f"/votes/{vote_id}/ballot", {"approve": [str(a), str(c)]})
     receipt = receipt_of(ticked)
     sealed = (await SealedBallot.select(SealedBallot.sealed).first())["sealed"]
-    assert json.loads(crypto.decrypt(sealed, "ballot"))["marks"] == [[a, 0], [c, 0]]
+    assert json.loads(crypto.unseal(sealed, "ballot", str(vote_id)))["marks"] == [[a, 0], [c, 0]]
     none = await cast_as(client, world.users["facilitator_a"], vote_id, {})  # approving none
     assert receipt_of(none) != receipt
     assert await Participation.count() == 2

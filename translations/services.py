@@ -206,16 +206,17 @@ async def flush_reads(*, when_due: bool = False) -> None:
     _reads.flushed_at = time.monotonic()
     pending = dict(_reads.pending)
     _reads.pending.clear()
-    for (kind, object_id, language), reads in pending.items():
-        await ContentRead.raw(
-            "INSERT INTO content_read (kind, object_id, language, reads) VALUES ({}, {}, {}, {}) "
-            "ON CONFLICT (kind, object_id, language) "
-            "DO UPDATE SET reads = content_read.reads + excluded.reads",
-            kind,
-            object_id,
-            language,
-            reads,
-        )
+    async with db.best_effort():  # counters: a read-only database loses them, not the page
+        for (kind, object_id, language), reads in pending.items():
+            await ContentRead.raw(
+                "INSERT INTO content_read (kind, object_id, language, reads) VALUES ({}, {}, {}, {}) "
+                "ON CONFLICT (kind, object_id, language) "
+                "DO UPDATE SET reads = content_read.reads + excluded.reads",
+                kind,
+                object_id,
+                language,
+                reads,
+            )
 
 
 # The facilitators' side.

@@ -26,6 +26,7 @@ from litestar.template.config import TemplateConfig
 
 from accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from audit.controllers import ROUTES as AUDIT_ROUTES
+from audit.keys import check_key
 from exports.compose import ROUTES as COMPOSE_ROUTES
 from exports.controllers import ROUTES as EXPORT_ROUTES
 from followup.controllers import ROUTES as FOLLOWUP_ROUTES
@@ -38,7 +39,7 @@ from tables.controllers import ROUTES as TABLE_ROUTES
 from tables.institutions import ROUTES as INSTITUTION_ROUTES
 from translations import services as content
 from translations.controllers import ROUTES as TRANSLATION_ROUTES
-from voix import db, live, logs, opendata, workers
+from voix import db, jobs, live, logs, metrics, opendata, workers
 from voix.forms import Message, UserError
 from voix.i18n import N_
 from voix.middleware import MAX_FORM_FIELDS, edge
@@ -69,15 +70,37 @@ CONFIRM_FIRST = N_("Confirm your identity with the code of your authentication a
 CSRF_EXPIRED = N_("This form has expired. Go back, reload the page and try again.")
 
 
-@get("/health", include_in_schema=False)
-async def health() -> Response[dict[str, str]]:
+RESTING = N_("The site is resting for a moment. Try again in a minute.")
+RETRY_AFTER_SECONDS = 30
+
+
+async def _no_hooks(request: Request) -> None:
+    """Health answers whatever cookie comes with it: no session is read from the database."""
+
+
+@get("/health/live", include_in_schema=False, before_request=_no_hooks)
+async def health_live() -> Response[dict[str, str]]:
+    """The process answers; an orchestrator restarts it when this fails, so no database here."""
+    return Response({"status": "ok"})
+
+
+@get(["/health", "/health/ready"], include_in_schema=False, before_request=_no_hooks)
+async def health_ready() -> Response[dict[str, str]]:
+    """The database answers a read and accepts a write, within READY_TIMEOUT, on a connection
+    of its own. `/health` is the same check, the name the contract gave it first."""
     try:
-        healthy = await asyncio.wait_for(db.ping(), timeout=3)
-    except TimeoutError:
-        healthy = False
-    if healthy:
-        return Response({"status": "ok", "database": "ok"})
-    return Response({"status": "error", "database": "unreachable"}, status_code=503)
+        await asyncio.wait_for(db.engine().ready(), timeout=db.READY_TIMEOUT)
+    except Exception as problem:
+        cause = db.outage_cause(problem) or problem
+        db.outage.failed(cause)
+        state = "read-only" if db.writes_refused(cause) else "unreachable"
+        return Response(
+            {"status": "error", "database": state},
+            status_code=503,
+            headers={"retry-after": str(RETRY_AFTER_SECONDS)},
+        )
+    db.outage.answered(wrote=True)
+    return Response({"status": "ok", "database": "ok"})
 
 
 def _wants_json(request: Request) -> bool:
@@ -86,6 +109,8 @@ def _wants_json(request: Request) -> bool:
 
 def error_page(request: Request, exc: Exception) -> Response:
     """Every refusal as a translated page (JSON for the API); nothing was changed."""
+    if (cause := db.outage_cause(exc)) is not None:
+        return _resting(request, cause)
     if isinstance(exc, UserError):
         status, message = exc.status_code, exc.message
     elif isinstance(exc, HTTPException):
@@ -124,8 +149,39 @@ def error_page(request: Request, exc: Exception) -> Response:
     return response
 
 
+def _resting(request: Request, cause: BaseException) -> Response:
+    """The database is away (down, restarting, read-only, full): a 503 that says to come back,
+    logged once per outage by db.outage, not once per request."""
+    db.outage.failed(cause)
+    message = Message(RESTING)
+    response: Response
+    if _wants_json(request):
+        response = Response(
+            {"status_code": 503, "detail": str(message)}, status_code=503, media_type=MediaType.JSON
+        )
+    else:
+        # Coming back is the way out: a link to ask again (a GET only; a form is sent again
+        # from its page), on the site itself (never "//host").
+        path = request.url.path
+        again = request.method == "GET" and not path.startswith("//")
+        query = request.url.query
+        retry = (path + (f"?{query}" if query else "")) if again else None
+        response = page(
+            request,
+            "errors/error.html",
+            status_code=503,
+            message=message,
+            status=503,
+            retry=retry,
+        )
+    response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 async def _start_database() -> None:
     await db.engine().start()
+    # `voix serve` checked already; this is for servers started otherwise (uvicorn, gunicorn).
+    await check_key()
 
 
 async def _stop_database() -> None:
@@ -139,7 +195,9 @@ def create_app() -> Litestar:
     csrf_secret = hmac.new(settings.secret_key, b"csrf", "sha256").hexdigest()
     app = Litestar(
         route_handlers=[
-            health,
+            health_live,
+            health_ready,
+            metrics.metrics,
             opendata.router,
             create_static_files_router(
                 path="/static",
@@ -175,7 +233,7 @@ def create_app() -> Litestar:
             cookie_secure=settings.production,
             cookie_httponly=True,  # no script reads it: forms carry the token
             # Litestar searches these patterns anywhere in the path: anchor them.
-            exclude=["^/api/", "^/health$", "^/schema/"],
+            exclude=["^/api/", "^/health(/live|/ready)?$", "^/schema/"],
         ),
         template_config=TemplateConfig(
             engine=JinjaTemplateEngine.from_environment(build_environment())
@@ -198,8 +256,12 @@ def create_app() -> Litestar:
         ),
         # The CPU workers start (and import WeasyPrint, folium) with the app, not with the first
         # PDF; test servers start often and render rarely, so there they start on first use.
-        on_startup=[_start_database, *(() if settings.env == "test" else (workers.warm_up,))],
-        on_shutdown=[_stop_database, workers.shutdown],
+        on_startup=[
+            _start_database,
+            jobs.start,  # off in tests unless VOIX_JOBS=1
+            *(() if settings.env == "test" else (workers.warm_up,)),
+        ],
+        on_shutdown=[jobs.stop, _stop_database, workers.shutdown],
         debug=False,
     )
     # Around the whole app, so that 404, 405 and static files get the host check and the

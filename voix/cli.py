@@ -1,4 +1,4 @@
-"""The `voix` command: serve, migrate, seed the demo, add users, export briefs."""
+"""The `voix` command: serve, migrate, seed the demo, add users, export briefs, back up."""
 
 from __future__ import annotations
 
@@ -19,16 +19,26 @@ def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coroutine)
 
 
+def check_key() -> None:
+    """Before a command reads or writes encrypted data: refuses (WrongKey, said plainly by
+    `main`) when VOIX_SECRET_KEY is not the database's key; remembers it on first use."""
+    from audit.keys import check_key
+
+    _run(check_key())
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from voix.db import migrate
 
     _run(migrate())
+    check_key()  # compose runs this first: a wrong key stops the deployment here
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from voix.demo import print_logins, seed
 
+    check_key()
     created = _run(seed())
     print("Demo data seeded." if created else "Demo data already present; left as it is.")
     print_logins()
@@ -38,12 +48,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from voix import logs
+
     # Outside production the base URL of links is derived from the port we listen on.
     os.environ["VOIX_PORT"] = str(args.port)
     get_settings()  # a wrong configuration stops here, said plainly, not in a traceback
     if args.demo:
         cmd_migrate(args)
         cmd_demo(args)
+    check_key()
     print(f"Voix des Quartiers: http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(
         "voix.app:create_app",
@@ -51,9 +64,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level="info",
+        # One line per request comes from voix.logs (redacted, timed to a stream's end), in
+        # VOIX_LOG_FORMAT like every other record; uvicorn's own access line would repeat it.
+        log_config=logs.config(get_settings().log_format),
+        access_log=False,
         # X-Forwarded-For is read by voix.middleware, from VOIX_TRUSTED_PROXIES only
         # (uvicorn's would believe any client connecting through loopback).
         proxy_headers=False,
+        # Event streams end on SIGTERM (voix.live); any other response still running after
+        # this is cut, so a stop never waits on a client (it once took over two minutes).
+        timeout_graceful_shutdown=3,
     )
     return 0
 
@@ -61,6 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_user_add(args: argparse.Namespace) -> int:
     from voix.demo import add_user
 
+    check_key()
     password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass()
     try:
         _run(add_user(args.email, args.name, password, args.role, args.table))
@@ -128,6 +149,7 @@ def cmd_export_ballots(args: argparse.Namespace) -> int:
         finally:
             await db.engine().stop()
 
+    check_key()
     try:
         out = Path(args.output).open("wb")  # noqa: SIM115 - closed below, whatever happens
     except OSError as cannot:
@@ -160,6 +182,7 @@ def cmd_close_due(args: argparse.Namespace) -> int:
         finally:
             await db.engine().stop()
 
+    check_key()  # closing opens the sealed ballots
     closed = _run(run())
     print(f"Closed {len(closed)} vote(s) past their closing time: {closed or '-'}")
     return 0
@@ -206,6 +229,60 @@ def cmd_districts_import(args: argparse.Namespace) -> int:
         return 1
     print(f"Updated {len(report.updated)} district(s): {', '.join(report.updated) or '-'}")
     print(f"Added {len(report.created)} district(s): {', '.join(report.created) or '-'}")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from voix.backup import BackupError, backup
+
+    try:
+        kind = backup(get_settings().database_url, Path(args.output))
+    except (BackupError, OSError) as failed:
+        print(f"voix backup: {getattr(failed, 'strerror', None) or failed}", file=sys.stderr)
+        return 2
+    size = Path(args.output).stat().st_size
+    print(f"Wrote {args.output} ({kind}, {size:,} bytes).")
+    print(
+        "It holds no secret key: without VOIX_SECRET_KEY, kept apart from it, its two-step "
+        "sign-in secrets and the sealed ballots of open votes cannot be opened."
+    )
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from audit.keys import key_matches
+    from voix.backup import BackupError, restore
+    from votes.closing import OpenVote, open_votes
+
+    async def after() -> tuple[list[OpenVote], bool | None]:
+        return await open_votes(), await key_matches()
+
+    try:
+        restore(get_settings().database_url, Path(args.file))
+    except (BackupError, OSError) as failed:
+        print(f"voix restore: {getattr(failed, 'strerror', None) or failed}", file=sys.stderr)
+        return 2
+    votes, key_matched = _run(after())
+    print(f"Restored {args.file}.")
+    if votes:
+        print(
+            "Votes open at backup time: ballots cast after the backup are lost, while their "
+            "voters hold receipts for them. Tell these votes' voters to check their receipt "
+            "and vote again:"
+        )
+        for vote in votes:
+            print(
+                f"  vote {vote.id}: {vote.question} ({vote.participants} voted before the backup)"
+            )
+    if key_matched is False:
+        print(
+            "This database was used with another VOIX_SECRET_KEY: the site will refuse to "
+            "start until VOIX_SECRET_KEY is that key."
+        )
+    print(
+        "Everything written since the backup is lost. For production, PostgreSQL's continuous "
+        "archiving (WAL archiving, point-in-time recovery) loses nothing between backups."
+    )
     return 0
 
 
@@ -266,6 +343,17 @@ def parser() -> argparse.ArgumentParser:
     )
     recount.add_argument("file", help="the ballot box, as published or exported")
     recount.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    backup = command(
+        "backup", cmd_backup, help="write a consistent copy of the database, while it serves"
+    )
+    backup.add_argument("--output", required=True)
+    restore = command(
+        "restore",
+        cmd_restore,
+        help="replace the database's content by a backup's (stop the site first)",
+    )
+    restore.add_argument("file", help="a file written by `voix backup`")
 
     districts = commands.add_parser("districts", help="district boundaries").add_subparsers(
         dest="action", required=True

@@ -9,10 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 from functools import cache
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from voix.settings import get_settings
@@ -46,3 +49,39 @@ def decrypt(token: str, purpose: str, *, ttl: int | None = None) -> str:
 def keyed_hash(value: str, purpose: str) -> str:
     """For high-entropy codes (cards, recovery codes): a stolen database alone cannot test guesses."""
     return hmac.new(_key(purpose), value.encode(), hashlib.sha256).hexdigest()
+
+
+AEAD_PREFIX = "a1."  # never a Fernet token's start (those begin "gAAAA"), so both kinds open
+_NONCE_BYTES = 12
+
+
+def seal(plaintext: str, purpose: str, associated: str) -> str:
+    """AES-256-GCM under the purpose's key with a random 96-bit nonce: unlike a Fernet token,
+    nothing in clear but the nonce, so no time of sealing. `associated` is authenticated, not
+    stored: a token opens only with the same value (a ballot only for its own vote). Random
+    nonces stay safe far beyond the 2^32 messages per key that GCM allows with them."""
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = AESGCM(_key(purpose)).encrypt(nonce, plaintext.encode(), associated.encode())
+    return AEAD_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+
+def unseal(token: str, purpose: str, associated: str) -> str:
+    """What `seal` sealed; a Fernet token from before (`encrypt`) opens too. Raises ValueError
+    when the token was not made with this key, purpose and associated value."""
+    if not token.startswith(AEAD_PREFIX):
+        return decrypt(token, purpose)
+    try:
+        raw = base64.urlsafe_b64decode(token.removeprefix(AEAD_PREFIX))
+        nonce, sealed = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:]
+        return AESGCM(_key(purpose)).decrypt(nonce, sealed, associated.encode()).decode()
+    except (InvalidTag, ValueError) as wrong:
+        raise ValueError("cannot decrypt: wrong key, purpose or associated data") from wrong
+
+
+KEY_CHECK = "key-check"
+
+
+def key_check_value() -> str:
+    """What only this VOIX_SECRET_KEY gives: stored once in the database and compared at
+    start-up, it tells a wrong key apart from damaged data, and reveals nothing of the key."""
+    return keyed_hash("voix-des-quartiers key check", KEY_CHECK)

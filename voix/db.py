@@ -7,16 +7,21 @@ asks which engine it runs on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiosqlite
+import asyncpg  # type: ignore[import-untyped]
 from piccolo.apps.migrations.commands.forwards import run_forwards
 from piccolo.engine import engine_finder
-from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.query.functions.aggregate import Count
@@ -24,14 +29,149 @@ from piccolo.query.functions.aggregate import Count
 logger = logging.getLogger("voix")
 
 
+# Readiness has its own deadline, shorter than an orchestrator's probe, and its own connection:
+# a pool busy with requests must not make a healthy database look dead.
+READY_TIMEOUT = 2.0
+# A write every engine must accept when it is ready, that changes nothing: on Piccolo's table
+# of migrations (there once migrated), rolled back. A read-only SQLite file, or a PostgreSQL in
+# recovery or set read-only, refuses it even though no row matches.
+_WRITE_PROBE = 'UPDATE "migration" SET "name" = "name" WHERE 1 = 0'
+
+# What SQLite says when the file cannot be written (or read) right now, whatever the query.
+_SQLITE_OUTAGES = (
+    "readonly database",
+    "database is locked",
+    "disk is full",
+    "unable to open database file",
+    "disk i/o error",
+)
+_SQLITE_WRITES_REFUSED = ("readonly database", "database is locked", "disk is full")
+
+
+def _is_outage(error: BaseException) -> bool:
+    if isinstance(error, sqlite3.OperationalError):
+        return any(words in str(error).lower() for words in _SQLITE_OUTAGES)
+    if isinstance(error, asyncpg.InterfaceError):
+        return "closed" in str(error)  # a connection lost under the pool
+    return isinstance(
+        error,
+        ConnectionError  # refused, reset: the server is down or restarting
+        | TimeoutError
+        | asyncpg.PostgresConnectionError  # class 08: connection failures
+        | asyncpg.OperatorInterventionError  # class 57: shutting down, starting up
+        | asyncpg.InsufficientResourcesError  # class 53: disk full, too many connections
+        | asyncpg.ReadOnlySQLTransactionError,  # a standby, or a primary set read-only
+    )
+
+
+def outage_cause(error: BaseException | None) -> BaseException | None:
+    """The error, or the one behind it, that says the database is away rather than the code wrong."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if _is_outage(error):
+            return error
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                if (found := outage_cause(inner)) is not None:
+                    return found
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def writes_refused(error: BaseException) -> bool:
+    """The database reads but does not write: only a write proves it is back."""
+    if isinstance(error, sqlite3.OperationalError):
+        return any(words in str(error).lower() for words in _SQLITE_WRITES_REFUSED)
+    return isinstance(error, asyncpg.ReadOnlySQLTransactionError | asyncpg.DiskFullError)
+
+
+class Outage:
+    """Whether the database is away, so that an outage is logged when it starts, at most once a
+    minute while it lasts, and when it ends: not once per request, which would bury the cause."""
+
+    LOG_EVERY = 60.0
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.failures = 0
+        self.logged_at = 0.0
+        self.writes_only = False
+
+    def failed(self, cause: BaseException) -> None:
+        if getattr(cause, "_voix_outage_noted", False):
+            return  # one failure seen by the engine and again by the error page
+        cause._voix_outage_noted = True  # type: ignore[attr-defined]
+        now = time.monotonic()
+        if self.since is None:
+            self.since, self.failures, self.logged_at = now, 1, now
+            self.writes_only = writes_refused(cause)
+            # With its traceback, once: where it struck tells a full disk from a lost server.
+            logger.error(
+                "The database is unavailable: %s: %s",
+                type(cause).__name__,
+                cause,
+                exc_info=cause,
+            )
+            return
+        self.failures += 1
+        self.writes_only = self.writes_only and writes_refused(cause)
+        if now - self.logged_at >= self.LOG_EVERY:
+            self.logged_at = now
+            logger.error(
+                "The database is still unavailable after %.0f s (%d failures): %s: %s",
+                now - self.since,
+                self.failures,
+                type(cause).__name__,
+                cause,
+            )
+
+    def answered(self, *, wrote: bool) -> None:
+        if self.since is None or (self.writes_only and not wrote):
+            return
+        logger.warning(
+            "The database answers again after %.0f s (%d failures)",
+            time.monotonic() - self.since,
+            self.failures,
+        )
+        self.since = None
+
+
+outage = Outage()
+
+
+@asynccontextmanager
+async def best_effort() -> AsyncIterator[None]:
+    """Around a write a page can do without (a session's last sight, read counters): when the
+    database refuses writes, the page still shows what it could read. Other errors still raise."""
+    try:
+        yield
+    except Exception as error:
+        if (cause := outage_cause(error)) is None:
+            raise
+        outage.failed(cause)
+
+
 class _QueryCounting:
-    """Counts statements sent, so tests and benchmarks can catch N+1 queries."""
+    """Counts statements sent, so tests and benchmarks can catch N+1 queries; notes outages."""
 
     queries_run = 0
 
     async def run_querystring(self, querystring: Any, in_pool: bool = True) -> Any:
         self.queries_run += 1
-        return await super().run_querystring(querystring, in_pool=in_pool)  # type: ignore[misc]
+        try:
+            result = await super().run_querystring(querystring, in_pool=in_pool)  # type: ignore[misc]
+        except Exception as error:
+            if (cause := outage_cause(error)) is not None:
+                outage.failed(cause)
+            raise
+        if outage.since is not None:  # rare: the statement's text is worth reading then
+            outage.answered(wrote=_writes(str(querystring)))
+        return result
+
+
+def _writes(sql: str) -> bool:
+    return sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
 class SQLite(_QueryCounting, SQLiteEngine):
@@ -47,6 +187,19 @@ class SQLite(_QueryCounting, SQLiteEngine):
     async def prepare(self) -> None:
         await self.run_ddl("PRAGMA journal_mode=WAL")
 
+    async def ready(self) -> None:
+        """Reads the file and takes its write lock for a write that changes nothing; raises if
+        it cannot. A connection of its own, as every SQLite query has."""
+        path = self.connection_kwargs["database"]
+        async with aiosqlite.connect(path, timeout=READY_TIMEOUT / 2, isolation_level=None) as conn:
+            await (await conn.execute("SELECT count(*) FROM sqlite_master")).fetchall()
+            # IMMEDIATE: a writer holding the lock past the timeout is "not ready" too.
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                await conn.execute(_WRITE_PROBE)
+            finally:
+                await conn.execute("ROLLBACK")
+
     async def start(self) -> None:
         """SQLite has no pool; each query opens the file."""
 
@@ -57,6 +210,33 @@ class SQLite(_QueryCounting, SQLiteEngine):
 class Postgres(_QueryCounting, PostgresEngine):
     def __init__(self, dsn: str) -> None:
         super().__init__(config={"dsn": dsn})
+        # Kept aside from the request pool for the readiness checks, opened on first use.
+        self._health: asyncpg.Connection | None = None
+        self._health_lock = asyncio.Lock()
+
+    async def ready(self) -> None:
+        """A read and a write that changes nothing, rolled back, on the connection kept aside
+        for health; raises if the database cannot. A connection that failed is dropped, so the
+        next check opens a new one (after a restart, say)."""
+        async with self._health_lock:
+            try:
+                if self._health is None or self._health.is_closed():
+                    self._health = await asyncpg.connect(self.config["dsn"], timeout=READY_TIMEOUT)
+                transaction = self._health.transaction()
+                await transaction.start()
+                try:
+                    await self._health.fetchval('SELECT count(*) FROM "migration"')
+                    await self._health.execute(_WRITE_PROBE)
+                finally:
+                    await transaction.rollback()
+            except BaseException:  # the deadline's cancellation too: its state is unknown
+                self._drop_health()
+                raise
+
+    def _drop_health(self) -> None:
+        if self._health is not None:
+            self._health.terminate()
+            self._health = None
 
     def write_transaction(self) -> Any:
         return self.transaction()
@@ -68,6 +248,7 @@ class Postgres(_QueryCounting, PostgresEngine):
         await self.start_connection_pool(min_size=1, max_size=10)
 
     async def stop(self) -> None:
+        self._drop_health()
         await self.close_connection_pool()
 
 
@@ -106,14 +287,6 @@ async def migrate() -> None:
     from exports.services import freeze_legacy  # noqa: PLC0415 — exports imports this module
 
     await freeze_legacy()
-
-
-async def ping(db: Engine | None = None) -> bool:
-    try:
-        await (db or engine()).run_ddl("SELECT 1")
-    except Exception:
-        return False
-    return True
 
 
 async def count_by(column: Any, ids: list[int]) -> dict[int, int]:

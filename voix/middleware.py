@@ -13,7 +13,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
-from voix import i18n
+from voix import i18n, logs, metrics
 from voix.i18n import N_
 from voix.settings import Network, get_settings, host_name
 
@@ -236,9 +236,14 @@ def form_fields_middleware(app: ASGIApp) -> ASGIApp:
 
 def edge(app: ASGIApp) -> ASGIApp:
     """Wraps the whole application, not only matched routes (Litestar's own middleware list
-    skips 404, 405 and everything its router refuses), outermost first."""
-    return client_address_middleware(
-        language_middleware(
-            security_headers_middleware(allowed_hosts_middleware(form_fields_middleware(app)))
-        )
+    skips 404, 405 and everything its router refuses), outermost first: the request log and
+    metrics time everything inside them."""
+    return logs.access_middleware(
+        client_address_middleware(
+            language_middleware(
+                security_headers_middleware(allowed_hosts_middleware(form_fields_middleware(app)))
+            )
+        ),
+        observe=metrics.observe,
+        stream_started=metrics.stream_started,
     )

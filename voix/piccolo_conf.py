@@ -20,5 +20,6 @@ APP_REGISTRY = AppRegistry(
         "help.piccolo_app",
         "translations.piccolo_app",
         "followup.piccolo_app",
+        "jobs.piccolo_app",
     ]
 )

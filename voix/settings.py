@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -14,6 +16,8 @@ from urllib.parse import urlsplit
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("development", "production", "test")
 DEFAULT_PORT = 8000
+
+logger = logging.getLogger("voix")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -43,6 +47,10 @@ class Settings:
     # The one external resource of the interactive maps.
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap contributors"
+    # Logs as JSON lines for a collector, or text for a person at a terminal (voix.logs).
+    log_format: str = "text"
+    # /metrics answers to this bearer token only; unset, it does not exist (voix.metrics).
+    metrics_token: str | None = None
 
     @property
     def mail_mode(self) -> str | None:
@@ -63,13 +71,92 @@ def _secret_key(env: str, var_dir: Path) -> bytes:
         return key.encode()
     if env == "production":
         raise ConfigurationError("VOIX_SECRET_KEY is required in production.")
-    # Development only: a key generated once and kept beside the local database.
-    path = var_dir / "secret_key"
-    if not path.exists():
-        var_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip().encode()
+    # Development only: a key generated once, kept apart from the data directory so that
+    # copying `var/` (or a backup of it) never carries the key that opens its secrets.
+    key_file = key_directory() / "secret_key"
+    if (old := _old_key(var_dir / "secret_key", key_file)) is not None:
+        return old
+    return _read_or_create(key_file)
+
+
+def key_directory() -> Path:
+    """VOIX_KEY_DIR, else the user's configuration directory (~/.config/voix): one development
+    key per user, outside every data directory."""
+    if configured := os.environ.get("VOIX_KEY_DIR"):
+        return Path(configured).resolve()
+    config_home = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return (Path(config_home) / "voix").resolve()
+
+
+def _old_key(old: Path, key_file: Path) -> bytes | None:
+    """Before keys left the data directory they were written to var/secret_key: move such a
+    key to its new place, so an existing development database keeps opening. When the new
+    place already holds another key (another checkout's), keep using the old one, and say so."""
+    try:
+        old_key = old.read_bytes().strip()
+    except FileNotFoundError:
+        return None
+    if not old_key:
+        return None  # a half-written key of the old code: nothing was encrypted with it
+    try:
+        _create(key_file, old_key)
+    except FileExistsError:
+        if _read_back(key_file) != old_key:
+            logger.warning(
+                "Using the development key %s, left in the data directory because %s holds "
+                "another key; move one of them (VOIX_KEY_DIR chooses where keys are kept).",
+                old,
+                key_file,
+            )
+            return old_key
+    except ConfigurationError as cannot:  # keep an existing setup working, and say why
+        logger.warning("Using the development key %s, left in the data directory: %s", old, cannot)
+        return old_key
+    old.unlink(missing_ok=True)
+    return old_key
+
+
+def _read_or_create(key_file: Path) -> bytes:
+    """Several workers may start at once on an empty key directory: the first to create the
+    file writes the key, the others read what it wrote, so all sign and encrypt alike."""
+    key = secrets.token_urlsafe(48).encode()
+    try:
+        _create(key_file, key)
+    except FileExistsError:
+        return _read_back(key_file)
+    return key
+
+
+def _create(key_file: Path, key: bytes) -> None:
+    """Writes a new key file; FileExistsError when one is already there (O_EXCL: never two)."""
+    try:
+        key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(key_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        raise
+    except OSError as cannot:
+        raise ConfigurationError(
+            f"Cannot create the development key {key_file} ({cannot.strerror}): set "
+            "VOIX_SECRET_KEY, or VOIX_KEY_DIR to a writable directory."
+        ) from None
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(key)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _read_back(key_file: Path, wait_seconds: float = 5.0) -> bytes:
+    """The key another process created: it may not have written it yet (O_EXCL creates the
+    file empty), so wait a little for its content."""
+    deadline = time.monotonic() + wait_seconds
+    while not (key := key_file.read_bytes().strip()):
+        if time.monotonic() > deadline:
+            raise ConfigurationError(
+                f"The development key {key_file} is empty: delete it to have a new one made "
+                "(nothing can have been encrypted with an empty key)."
+            )
+        time.sleep(0.01)
+    return key
 
 
 @cache
@@ -92,7 +179,35 @@ def get_settings() -> Settings:
         mail_from=os.environ.get("VOIX_MAIL_FROM", "Voix des Quartiers <noreply@localhost>"),
         tile_url=os.environ.get("VOIX_TILE_URL") or Settings.tile_url,
         tile_attribution=os.environ.get("VOIX_TILE_ATTRIBUTION") or Settings.tile_attribution,
+        log_format=_log_format(env),
+        metrics_token=_metrics_token(),
     )
+
+
+LOG_FORMATS = ("json", "text")
+METRICS_TOKEN_MIN_LENGTH = 16
+
+
+def _log_format(env: str) -> str:
+    """VOIX_LOG_FORMAT: json (the default in production) or text (elsewhere)."""
+    configured = os.environ.get("VOIX_LOG_FORMAT", "").strip().lower()
+    if not configured:
+        return "json" if env == "production" else "text"
+    if configured not in LOG_FORMATS:
+        raise ConfigurationError(f"VOIX_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}.")
+    return configured
+
+
+def _metrics_token() -> str | None:
+    """VOIX_METRICS_TOKEN: unset, /metrics does not exist; a short one could be guessed."""
+    token = os.environ.get("VOIX_METRICS_TOKEN", "").strip()
+    if not token:
+        return None
+    if len(token) < METRICS_TOKEN_MIN_LENGTH:
+        raise ConfigurationError(
+            f"VOIX_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN_LENGTH} characters long."
+        )
+    return token
 
 
 def _allowed_hosts(env: str, base_url: str) -> tuple[str, ...]:

@@ -2,9 +2,10 @@
 
 One transaction moves the vote from open to closed with a conditional UPDATE (the guard
 against two closers: a facilitator's click, the first reader after the closing time,
-`voix close-due` on another machine), unseals its ballots shuffled, counts them in SQL,
-ranks the options with votes.counting, stores the result on each option and lets the
-result decide the proposals. Memory stays flat: ballots stream through in chunks.
+`voix close-due` on another machine, the job queue's check every CLOSING_CHECK_SECONDS),
+unseals its ballots shuffled, counts them in SQL, ranks the options with votes.counting,
+stores the result on each option and lets the result decide the proposals. Memory stays
+flat: ballots stream through in chunks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +24,7 @@ from meetings.models import MISMATCH, PAPER_COUNT, PENDING, RECORDED, RoomCount,
 from proposals.discussion import record_change
 from proposals.models import ADOPTED, REJECTED, VOTING, Proposal
 from tables.services import get_table_by_id, scope_of
-from voix import db, workers
+from voix import db, jobs, workers
 from voix.forms import UserError
 from voix.i18n import N_
 from voix.permissions import ANONYMOUS, Principal, require
@@ -45,6 +47,8 @@ COUNT_PENDING = N_(
     "entries differ. Finish it before closing the vote."
 )
 CHUNK = 2000
+# How late a vote nobody reads may close: readers close it themselves (votes.services).
+CLOSING_CHECK_SECONDS = 30
 
 
 async def close_vote(who: Principal, table: dict[str, Any], vote_id: int) -> None:
@@ -65,6 +69,12 @@ async def close_due() -> list[int]:
         (Vote.status == OPEN) & (Vote.closes_at <= datetime.now(UTC))
     )
     return [row["id"] for row in due if await close_if_due(row["id"])]
+
+
+@jobs.handler("votes.close_due", every=CLOSING_CHECK_SECONDS)
+async def close_due_job(_payload: dict[str, Any]) -> None:
+    """On one replica at a time: the votes whose time came close even if nobody looks."""
+    await close_due()
 
 
 async def _close(vote_id: int, who: Principal, condition: Any, by_hand: bool = False) -> bool:
@@ -149,7 +159,7 @@ async def unseal(vote_id: int, vote_options: Sequence[dict[str, Any]]) -> None:
     opening: deque[asyncio.Future[list[tuple[str, str]]]] = deque()
 
     def open_chunk(tokens: list[str]) -> None:
-        job = workers.run(sealing.open_seals, tokens, positions, only_option)
+        job = workers.run(sealing.open_seals, vote_id, tokens, positions, only_option)
         opening.append(asyncio.ensure_future(job))
 
     try:
@@ -339,3 +349,17 @@ async def _apply(
                 decided_at=now,
             )
         )
+
+
+@dataclass(frozen=True)
+class OpenVote:
+    id: int
+    question: str
+    participants: int
+
+
+async def open_votes() -> list[OpenVote]:
+    """The votes open now, with how many took part (after `voix restore`: as at backup time)."""
+    rows = await Vote.select(Vote.id, Vote.question).where(Vote.status == OPEN).order_by(Vote.id)
+    counts = await db.count_by(Participation.vote, [row["id"] for row in rows])
+    return [OpenVote(row["id"], row["question"], counts[row["id"]]) for row in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from litestar import Request, get, post
@@ -25,6 +26,8 @@ from voix.web import ObjectId, Slug, form_data, page, redirect
 from votes import box, closing, decisions, services, views
 from votes.models import CLOSED, OPEN
 from votes.scales import MAJORITY_JUDGMENT, METHOD_LABELS, SCALES, THRESHOLD_LABELS
+
+logger = logging.getLogger("voix")
 
 
 async def _vote_page(
@@ -59,6 +62,9 @@ async def _vote_page(
         proof=services.RECEIPT_PROOFS[vote["receipts_prove"]],
         channels=(await room.channel_counts([vote["id"]]))[vote["id"]],
         held=bool(await services.meetings_holding(vote["id"])),
+        # The ballot form's own code (votes.services.record_ballot), unless it is the same
+        # ballot coming back (a confirmation, "change my choices"), which keeps its code.
+        submission=services.new_submission(),
         method_labels=METHOD_LABELS,
         threshold_labels=THRESHOLD_LABELS,
         shown=shown,
@@ -185,9 +191,33 @@ async def cast(
                 request, principal, vote, status_code=400, errors=invalid.errors, values=data
             )
         )
-    await _tell_rooms(request, vote_id)
-    # Shown once: nothing stored links this receipt to the voter, and it is in no URL.
-    return _private(await _vote_page(request, principal, vote, receipt=receipt))
+    return _private(await _after_casting(request, principal, vote, table, receipt))
+
+
+async def _after_casting(
+    request: Request, principal: Principal, vote: dict, table: dict, receipt: str
+) -> Template:
+    """The ballot is stored: from here on nothing may answer with an error, or the voter would
+    believe it lost (sending the same form again gets the same receipt, but they should not
+    have to). The rooms' count and the full page are read if the database answers; if not,
+    the receipt alone, from what the casting returned."""
+    try:
+        await _tell_rooms(request, vote["id"])
+    except Exception:  # a screen refreshes later; the voter's answer comes first
+        logger.warning("vote %s: rooms not told of a ballot", vote["id"], exc_info=True)
+    try:
+        # Shown once: nothing stored links this receipt to the voter, and it is in no URL.
+        return await _vote_page(request, principal, vote, receipt=receipt)
+    except Exception:  # see above
+        logger.warning("vote %s: receipt shown without the vote's page", vote["id"], exc_info=True)
+        return page(
+            request,
+            "votes/receipt.html",
+            vote=vote,
+            table=table,
+            receipt=receipt,
+            proof=services.RECEIPT_PROOFS[vote["receipts_prove"]],
+        )
 
 
 @post("/votes/{vote_id:int}/ballot/review", name="vote_review")

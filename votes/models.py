@@ -102,17 +102,31 @@ class Participation(Model, tablename="vote_participation"):
     # The facilitator who recorded it (tablet, paper, hands); null online.
     recorded_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
     cast_at = Timestamptz()
+    # A keyed hash of the ballot form as sent (votes.services.submission_of): the same form
+    # sent again is recognised and gets its receipt again. Not the receipt, nor anything that
+    # opens to it: see votes.services.record_ballot.
+    submission = Varchar(length=64, default="")
     # unique together: vote, user; and vote, person
 
 
 class SealedBallot(Model, tablename="sealed_ballot"):
-    """A ballot while its vote is open: receipt and choices encrypted (voix.crypto, "ballot").
+    """A ballot while its vote is open: receipt and choices encrypted (votes.sealing).
 
     Written in the same transaction as the participation, so the database can link the two;
-    that is why it is sealed, and why it only lives until the vote closes.
+    that is why it is sealed, and why it only lives until the vote closes. What the rows show
+    without the key owes as little as we can to the order of casting: a random key (not a
+    serial beside the participation's serial), no time, in clear or inside the token, and on
+    SQLite a table stored in the order of that key (WITHOUT ROWID, votes migration of
+    2026-11-30T16:10), so a copy of the file lists them shuffled.
+
+    What still follows casting, said plainly: on PostgreSQL a row sits where it was appended,
+    so a pg_dump (COPY in physical order) lists a vote's sealed ballots in the order of its
+    participations; and both rows carry the inserting transaction's id (xmin) for whoever can
+    query the live database. Those link a voter to a sealed ballot, not to what it says: the
+    key is still needed to open it, and closing replaces them all by shuffled ballots.
     """
 
-    id: Serial
+    id = UUID(primary_key=True)
     vote = ForeignKey(Vote, null=False, on_delete=OnDelete.cascade)
     sealed = Text()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -26,8 +26,8 @@ from proposals.discussion import record_change
 from proposals.models import DISCUSSION, SUBMITTED, VOTING, Proposal, Translation
 from tables.models import Membership
 from tables.services import get_table_by_id, scope_of
-from voix import db
-from voix.forms import Form, UserError, parse_int
+from voix import crypto, db
+from voix.forms import Form, FormErrors, UserError, parse_int
 from voix.i18n import N_
 from voix.permissions import Principal, require
 from votes import sealing
@@ -153,6 +153,44 @@ _OPTION_COLUMNS = (
 
 def new_receipt() -> str:
     return "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(RECEIPT_LENGTH))
+
+
+# A ballot form carries a random code of its own (a hidden field, rendered into each ballot
+# form by the server, so it works without JavaScript): the same form sent twice is one ballot
+# with one receipt. See record_ballot for why that code is safe to use.
+SUBMISSION_FIELD = "submission"
+_SUBMISSION_FORMAT = re.compile(r"[A-Za-z0-9_-]{22,64}")
+RECEIPT_PURPOSE = "ballot-receipt"  # voix.crypto purposes
+SUBMISSION_PURPOSE = "ballot-submission"
+
+
+def new_submission() -> str:
+    return secrets.token_urlsafe(16)  # 128 bits
+
+
+def submission_in(data: Mapping[str, Any]) -> str | None:
+    """The form's code, if it carries a well-formed one (a form from before has none)."""
+    value = data.get(SUBMISSION_FIELD)
+    return value if isinstance(value, str) and _SUBMISSION_FORMAT.fullmatch(value) else None
+
+
+def receipt_for(vote_id: int, person: str, submission: str) -> str:
+    """The receipt of this person's ballot sent with this form: 40 bits of a keyed hash, in
+    Crockford's base 32 like every receipt. The person is in it so that a form's code copied
+    by someone else gives them another receipt."""
+    digest = crypto.keyed_hash(f"{vote_id}:{person}:{submission}", RECEIPT_PURPOSE)
+    number = int(digest[: RECEIPT_LENGTH * 5 // 4], 16)
+    return "".join(
+        RECEIPT_ALPHABET[(number >> (5 * i)) & 31] for i in reversed(range(RECEIPT_LENGTH))
+    )
+
+
+def submission_of(vote_id: int, person: str, submission: str, marks: sealing.Marks) -> str:
+    """What the roll keeps of a form: a keyed hash of its code and of the marks it carries, so
+    the same code with other marks (a voter who went back and changed them) is a second
+    ballot, refused, not the first one's receipt for a ballot that says something else."""
+    sent = json.dumps(sorted(marks), separators=(",", ":"))
+    return crypto.keyed_hash(f"{vote_id}:{person}:{submission}:{sent}", SUBMISSION_PURPOSE)
 
 
 def grades_of(vote: Mapping[str, Any]) -> tuple[str, ...]:
@@ -625,6 +663,7 @@ async def enrol(
     user_id: int | None,
     name: str = "",
     recorded_by: int | None = None,
+    submission: str = "",
 ) -> int | None:
     """Puts one person on the roll, inside the caller's write transaction; None when they
     are on it already (through any channel): the unique (vote, person) index decides."""
@@ -638,6 +677,7 @@ async def enrol(
                 channel=channel,
                 recorded_by=recorded_by,
                 cast_at=_now(),
+                submission=submission,
             )
         )
         .on_conflict(action="DO NOTHING")
@@ -652,6 +692,20 @@ async def refuse_second(vote_id: int, person: str) -> NoReturn:
     raise UserError(ON_ROLL.get(channel or ONLINE, ALREADY_VOTED))
 
 
+async def _sent_before(vote_id: int, person: str, submission: str) -> int | None:
+    """The roll's row of this person, when it was written by this very form."""
+    row = await (
+        Participation.select(Participation.id)
+        .where(
+            (Participation.vote == vote_id)
+            & (Participation.person == person)
+            & (Participation.submission == submission)
+        )
+        .first()
+    )
+    return int(row["id"]) if row else None
+
+
 async def record_ballot(
     table: Mapping[str, Any],
     vote_id: int,
@@ -662,21 +716,65 @@ async def record_ballot(
     channel: str,
     name: str = "",
     recorded_by: int | None = None,
+    submission: str | None = None,
+    also: Callable[[int], Awaitable[None]] | None = None,
 ) -> tuple[str, int]:
     """One electronic ballot (online or on the tablet): the person goes on the roll and the
-    sealed ballot is stored, in one transaction. Returns the receipt and the roll's row."""
-    receipt = new_receipt()
-    sealed = sealing.seal(receipt, marks)
+    sealed ballot is stored, in one transaction. Returns the receipt and the roll's row.
+
+    The same form sent again (`submission`, the ballot form's random code: a retry after an
+    error page, a double click, two tabs) records nothing more and returns the same receipt,
+    even when the first answer was lost after the commit. Any other ballot of a person on the
+    roll is refused. Everything the caller shows is decided before the commit: nothing read
+    after it can turn a stored ballot into an error.
+
+    Why this keeps the ballot secret. The receipt is a keyed hash of the form's code
+    (receipt_for); the roll keeps another keyed hash of that code with the marks
+    (submission_of), never the receipt nor anything that opens to it; the code itself is
+    stored nowhere, it lives in the voter's form. So, while the vote is open:
+    - with the database alone, a participation's hash and a sealed ballot share nothing but
+      the transaction that wrote them (votes.models.SealedBallot says what that still shows);
+    - with the database and the key, the sealed ballots open to receipts and marks, yet
+      matching a receipt to a participation needs the form's code: 128 random bits, which no
+      one can guess or test offline; the key alone gives neither hash from the other;
+    - after closing, the ballots carry receipts and the roll these hashes: the same holds.
+    The code stays in the voter's browser (their form, their receipt page): with it and the
+    key one recomputes a receipt that this browser shows anyway. Without a code (a form from before, the demo) the ballot gets a random one: it
+    is then simply not recognised if sent again.
+
+    `also` runs in the same transaction with the roll's row, for what the caller must write
+    with the ballot (the tablet's release, the journal): not after the commit, where a failure
+    would hide a stored ballot. It does not run again for a form sent again.
+    """
+    submission = submission or new_submission()
+    receipt = receipt_for(vote_id, person, submission)
+    sent = submission_of(vote_id, person, submission, marks)
+    sealed = sealing.seal(vote_id, receipt, marks)
     async with db.write_transaction():
+        # Before the vote's state: a retry of a ballot stored just before closing still gets
+        # its receipt.
+        if (again := await _sent_before(vote_id, person, sent)) is not None:
+            return receipt, again
         vote = await lock_open(vote_id, table["id"])
         if refusal := await may_vote(vote, person):
             raise UserError(refusal, status_code=403)
         participation = await enrol(
-            vote_id, person, channel, user_id=user_id, name=name, recorded_by=recorded_by
+            vote_id,
+            person,
+            channel,
+            user_id=user_id,
+            name=name,
+            recorded_by=recorded_by,
+            submission=sent,
         )
         if participation is None:
+            # Sent twice at once: the other request wrote it while this one waited.
+            if (again := await _sent_before(vote_id, person, sent)) is not None:
+                return receipt, again
             await refuse_second(vote_id, person)
         await SealedBallot.insert(SealedBallot(vote=vote_id, sealed=sealed))
+        if also is not None:
+            await also(participation)
     return receipt, participation
 
 
@@ -720,14 +818,27 @@ def read_marks(
 
 
 async def cast(who: Principal, table: dict[str, Any], vote_id: int, data: Mapping[str, Any]) -> str:
-    """Records one sealed ballot and returns its receipt; a second ballot is refused."""
+    """Records one sealed ballot and returns its receipt; a second ballot is refused, the same
+    form sent again gets the same receipt (record_ballot)."""
     require(who, "votes.cast", scope_of(table))
     vote = await get(vote_id)
-    if vote["status"] != OPEN:
+    submission = submission_in(data)
+    if vote["status"] != OPEN and submission is None:
         raise UserError(VOTE_NOT_OPEN)
-    marks = read_marks(vote, (await options([vote_id]))[vote_id], data)
+    try:
+        marks = read_marks(vote, (await options([vote_id]))[vote_id], data)
+    except FormErrors:
+        if vote["status"] != OPEN:
+            raise UserError(VOTE_NOT_OPEN) from None
+        raise
     person = f"user:{who.user_id}"
     receipt, _ = await record_ballot(
-        table, vote_id, marks, person=person, user_id=who.user_id, channel=ONLINE
+        table,
+        vote_id,
+        marks,
+        person=person,
+        user_id=who.user_id,
+        channel=ONLINE,
+        submission=submission,
     )
     return receipt

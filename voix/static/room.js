@@ -12,4 +12,19 @@
     });
   }
   setInterval(tick, 1000);
+
+  // When the live stream opens again (the server restarted, or the connection dropped), the
+  // events sent meanwhile reached nobody: the room is fetched again rather than left stale
+  // until the next change. The first opening needs nothing: the page was just rendered.
+  var opened = new WeakSet();
+  document.addEventListener("htmx:sseOpen", function (event) {
+    var source = event.target;
+    if (opened.has(source)) {
+      var room = source.querySelector("#room");
+      if (room) {
+        htmx.trigger(room, "room:reconnected");
+      }
+    }
+    opened.add(source);
+  });
 })();
