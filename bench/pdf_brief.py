@@ -6,7 +6,8 @@ Builds, in a temporary SQLite database, a table whose proposals are placed on it
 map, each with a photo (a JPEG drawn with Pillow, its publication consented), graded in
 closed majority-judgment votes of up to 40 proposals (cast and closed through the real
 services), then adopted and gathered into a brief (addressees, signatories) frozen as
-version 1 by exports.snapshot.build. Setup is not timed.
+version 1 by exports.snapshot.build, its photos shrunk to their printed size as publishing
+a version keeps them (exports.photos, in exports.services.publish_version). Setup is not timed.
 
 Timed: exports.pdf.render_brief (variant "ua") of the localised document, in a fresh process
 of its own per size and language, as a worker of the pool renders it: once cold (fonts and
@@ -97,10 +98,12 @@ def square(latitude: float, longitude: float, half: float = 0.004) -> dict[str, 
 
 async def build_brief(size: int, slug: str) -> tuple[dict[str, Any], dict[int, tuple[str, bytes]]]:
     """A table with `size` adopted, placed, photographed, voted proposals, and its brief's
-    version 1 (exports.snapshot "voix-brief/1"); returns it with the photos it prints."""
+    version 1 (exports.snapshot "voix-brief/1"); returns it with the photos it prints, as the
+    version keeps them."""
     from accounts.services import create_user  # noqa: PLC0415 — after the environment
     from exports import snapshot  # noqa: PLC0415
     from exports.models import Brief, BriefAddressee, BriefItem, BriefSignatory  # noqa: PLC0415
+    from exports.photos import printed_photos  # noqa: PLC0415
     from maps.models import District  # noqa: PLC0415
     from proposals.models import ADOPTED, DISCUSSION, Media, Proposal  # noqa: PLC0415
     from tables.models import (  # noqa: PLC0415
@@ -256,7 +259,9 @@ async def build_brief(size: int, slug: str) -> tuple[dict[str, Any], dict[int, t
     rows = await Media.select(Media.id, Media.content_type, Media.data).where(
         Media.id.is_in(list(media.values()))
     )
-    return document, {row["id"]: (row["content_type"], bytes(row["data"])) for row in rows}
+    return document, printed_photos(
+        {row["id"]: (row["content_type"], bytes(row["data"])) for row in rows}
+    )
 
 
 def render_in_child(

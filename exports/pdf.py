@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
-import io
+import gc
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,12 +16,14 @@ from urllib.parse import unquote, urlsplit
 
 import segno
 from markupsafe import Markup
-from PIL import Image
 from weasyprint import HTML
 from weasyprint.document import Document
+from weasyprint.formatting_structure import boxes
+from weasyprint.layout import inline as inline_layout
 from weasyprint.pdf import tags as pdf_tags
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from exports.photos import printed_photos
 from proposals.themes import THEMES
 from voix import i18n
 from voix.settings import PROJECT_ROOT
@@ -106,7 +110,35 @@ def _tag_languages() -> None:
 _SCOPES = {"row": "/Row", "col": "/Column"}
 
 
+def _right_to_left_lines_laid_out_once() -> None:
+    """WeasyPrint 70 lays out each line of right-to-left text twice, and a line holding an
+    inline block (a proposal's text beside its photo) twice more inside: after laying a line
+    out it asks where the line would now stand (floats might have moved it) and starts again
+    unless nothing moved; in a right-to-left block it compares the line's right edge, its
+    place plus its width, with where it started, but its place is already that right edge,
+    so nothing ever compares equal. Told the line's left edge instead, it sees nothing moved
+    and keeps the line it made, the same. Only where no float stands (none in our documents):
+    with floats, WeasyPrint's own answer, and its second try, are kept."""
+    place = getattr(inline_layout, "avoid_collisions", None)
+    if place is None or getattr(place, "line_start", False):
+        return
+
+    def line_start(context: Any, box: Any, containing_block: Any, outer: bool = True) -> Any:
+        x, y, width = place(context, box, containing_block, outer)
+        if (
+            isinstance(box, boxes.LineBox)
+            and not context.excluded_shapes
+            and containing_block.style["direction"] == "rtl"
+        ):
+            x -= box.width
+        return x, y, width
+
+    line_start.line_start = True  # type: ignore[attr-defined]
+    inline_layout.avoid_collisions = line_start
+
+
 _tag_languages()
+_right_to_left_lines_laid_out_once()
 _environment = build_environment()
 # Results drawn as static SVG at rendering time, in the document's language.
 _environment.globals["vote_chart"] = views.chart
@@ -146,41 +178,6 @@ class WithPhotos(LocalAssetsOnly):
 
 
 PHOTO_SCHEME = "voix-photo"
-# A photo is printed 46 mm wide (brief_style.html): 400 pixels are 220 dpi there. Stored
-# photos are 1600 pixels at most (proposals.media.PHOTO_SIDE), which JPEG decodes at a quarter
-# scale, straight to that size, for almost nothing.
-PRINTED_PHOTO_SIDE = 400
-
-
-def printed_photo(content_type: str, data: bytes) -> tuple[str, bytes] | None:
-    """The photo as a document carries it: no larger than it prints (a brief of 200 photos
-    stays a file one can send), as a JPEG. None if it cannot be read: left out, rather than
-    fail the brief."""
-    if not content_type.startswith("image/"):
-        return None
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if max(image.size) <= PRINTED_PHOTO_SIDE and image.format == "JPEG":
-                return content_type, data
-            scale = min(1.0, PRINTED_PHOTO_SIDE / max(image.size))
-            wanted = (math.ceil(image.width * scale), math.ceil(image.height * scale))
-            image.draft("RGB", wanted)  # JPEG: decoded at 1/2, 1/4… scale, no larger than needed
-            small = image.convert("RGB")
-            small.thumbnail(wanted, reducing_gap=2.0)
-            out = io.BytesIO()
-            small.save(out, "JPEG", quality=80)
-            return "image/jpeg", out.getvalue()
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return None
-
-
-def printed_photos(photos: dict[int, tuple[str, bytes]] | None) -> dict[int, tuple[str, bytes]]:
-    """CPU work: in the worker that renders the document."""
-    return {
-        media: printed
-        for media, (content_type, data) in (photos or {}).items()
-        if (printed := printed_photo(content_type, data))
-    }
 
 
 def _document(html: str, fetcher: URLFetcher | None = None) -> Document:
@@ -285,14 +282,32 @@ def render_brief(
     """A published brief (exports.snapshot.localised for `lang`) as an A4 PDF, tagged.
 
     `variant`: "ua" (PDF/UA-1) or "a" (PDF/A-2u), see BRIEF_VARIANTS. `photos`: media id →
-    (content type, bytes) of the photos the version printed (exports.models.BriefPhoto)."""
+    (content type, bytes) of the photos the version printed (exports.models.BriefPhoto: at
+    their printed size since exports.photos, which those of older versions are brought to)."""
     if variant not in BRIEF_VARIANTS:
         raise ValueError(f"Unknown brief PDF variant: {variant!r}")
-    printed = printed_photos(photos)
-    html = _html("exports/pdf/brief.html", lang, **brief_context(doc, printed))
-    return _document(html, WithPhotos(printed)).write_pdf(
-        pdf_variant=BRIEF_VARIANTS[variant], pdf_tags=True
-    )
+    with _collector_paused():
+        printed = printed_photos(photos)
+        html = _html("exports/pdf/brief.html", lang, **brief_context(doc, printed))
+        return _document(html, WithPhotos(printed)).write_pdf(
+            pdf_variant=BRIEF_VARIANTS[variant], pdf_tags=True
+        )
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while WeasyPrint lays out and writes a brief: the millions
+    of boxes, styles and PDF objects it makes, all alive until the end, made it scan them again
+    and again, a tenth of a 200-proposal brief's time, to find nothing to free (what the
+    rendering leaves is freed by reference counting, all but a few megabytes, collected
+    afterwards as usual)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def render_login_card(
