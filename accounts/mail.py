@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 import anyio.to_thread
 
+from voix import logs
 from voix.settings import get_settings
 
 logger = logging.getLogger("voix.mail")
@@ -43,7 +44,13 @@ async def send(to: str, subject: str, body: str) -> None:
     message["From"], message["To"], message["Subject"] = settings.mail_from, to, subject
     message.set_content(body)
     if settings.mail_mode == "log":
-        logger.info("E-mail (not sent, no SMTP configured) to %s: %s\n%s", to, subject, body)
+        logger.info(
+            "E-mail (not sent, no SMTP configured) to %s: %s\n%s",
+            to,
+            subject,
+            body,
+            extra={logs.KEEP_SECRETS: True},  # development only: its links must work from here
+        )
         return
     assert settings.smtp_url  # noqa: S101 - mail_mode "smtp" means it is set
     await anyio.to_thread.run_sync(_send_smtp, settings.smtp_url, message)

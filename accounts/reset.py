@@ -8,6 +8,8 @@ change itself is conditional on that hash, so of concurrent uses of one token on
 from __future__ import annotations
 
 import hmac
+import logging
+import smtplib
 import time
 
 from accounts import mail
@@ -16,6 +18,8 @@ from accounts.services import close_all_sessions, hash_password_async
 from voix import crypto
 from voix.forms import Form
 from voix.i18n import N_, gettext
+
+logger = logging.getLogger("voix.mail")
 
 RESET = "password-reset"
 VALID_SECONDS = 3600
@@ -61,15 +65,20 @@ async def request_reset(email: str, site: str) -> None:
     if user is None or not user["password_hash"]:
         return
     link = f"{site}/password/reset/{make_token(user['id'], user['password_hash'])}"
-    await mail.send(
-        email,
-        gettext("Your Voix des Quartiers password"),
-        gettext(
-            "To choose a new password, open this link within an hour:\n\n%(link)s\n\n"
-            "If you did not ask for it, ignore this message.",
-            link=link,
-        ),
-    )
+    try:
+        await mail.send(
+            email,
+            gettext("Your Voix des Quartiers password"),
+            gettext(
+                "To choose a new password, open this link within an hour:\n\n%(link)s\n\n"
+                "If you did not ask for it, ignore this message.",
+                link=link,
+            ),
+        )
+    except (OSError, smtplib.SMTPException) as failed:
+        # The same answer as for an unknown address: a failing mail server must not tell
+        # who has an account. The operator reads why in the log.
+        logger.error("Password-reset e-mail not sent: %s: %s", type(failed).__name__, failed)
 
 
 async def reset_password(token: str, data: dict[str, object]) -> int | None:

@@ -78,6 +78,37 @@ async def _no_hooks(request: Request) -> None:
     """Health answers whatever cookie comes with it: no session is read from the database."""
 
 
+class _Readiness:
+    """One readiness check at a time per process, shared by every request that asks while it
+    runs: a burst of probes (a proxy, a monitor, anyone: the path is public) then costs one
+    check, and none of them waits behind the others past its deadline."""
+
+    def __init__(self) -> None:
+        self._running: asyncio.Future[BaseException | None] | None = None
+
+    async def check(self) -> BaseException | None:
+        """None when the database is ready, else what it said."""
+        running = self._running
+        if (
+            running is None
+            or running.done()
+            or running.get_loop() is not asyncio.get_running_loop()
+        ):
+            running = self._running = asyncio.ensure_future(self._probe())
+        return await asyncio.shield(running)
+
+    @staticmethod
+    async def _probe() -> BaseException | None:
+        try:
+            await asyncio.wait_for(db.engine().ready(), timeout=db.READY_TIMEOUT)
+        except Exception as problem:
+            return problem
+        return None
+
+
+_readiness = _Readiness()
+
+
 @get("/health/live", include_in_schema=False, before_request=_no_hooks)
 async def health_live() -> Response[dict[str, str]]:
     """The process answers; an orchestrator restarts it when this fails, so no database here."""
@@ -88,9 +119,7 @@ async def health_live() -> Response[dict[str, str]]:
 async def health_ready() -> Response[dict[str, str]]:
     """The database answers a read and accepts a write, within READY_TIMEOUT, on a connection
     of its own. `/health` is the same check, the name the contract gave it first."""
-    try:
-        await asyncio.wait_for(db.engine().ready(), timeout=db.READY_TIMEOUT)
-    except Exception as problem:
+    if (problem := await _readiness.check()) is not None:
         cause = db.outage_cause(problem) or problem
         db.outage.failed(cause)
         state = "read-only" if db.writes_refused(cause) else "unreachable"
@@ -263,6 +292,8 @@ def create_app() -> Litestar:
         ],
         on_shutdown=[jobs.stop, _stop_database, workers.shutdown],
         debug=False,
+        # voix serve configures logging (voix.logs.config): every line in one format.
+        logging_config=None,
     )
     # Around the whole app, so that 404, 405 and static files get the host check and the
     # headers too (the `middleware=` list only wraps matched routes).

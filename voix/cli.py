@@ -57,7 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cmd_migrate(args)
         cmd_demo(args)
     check_key()
-    print(f"Voix des Quartiers: http://{args.host}:{args.port}/", flush=True)
+    if get_settings().log_format == "text":  # for a person at a terminal; JSON logs stay JSON
+        print(f"Voix des Quartiers: http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(
         "voix.app:create_app",
         factory=True,

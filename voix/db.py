@@ -48,16 +48,33 @@ _SQLITE_OUTAGES = (
 _SQLITE_WRITES_REFUSED = ("readonly database", "database is locked", "disk is full")
 
 
+# Where a plain ConnectionError or TimeoutError must have come from to mean the database:
+# the same errors from a mail server or a worker are those services' business, not an outage.
+_DATABASE_MODULES = frozenset({"asyncpg", "aiosqlite", "piccolo", "sqlite3", __name__})
+
+
+def _raised_by_database(error: BaseException) -> bool:
+    frame = error.__traceback__
+    while frame is not None:
+        module = frame.tb_frame.f_globals.get("__name__", "")
+        if module in _DATABASE_MODULES or module.split(".", 1)[0] in _DATABASE_MODULES:
+            return True
+        frame = frame.tb_next
+    return False
+
+
 def _is_outage(error: BaseException) -> bool:
     if isinstance(error, sqlite3.OperationalError):
         return any(words in str(error).lower() for words in _SQLITE_OUTAGES)
     if isinstance(error, asyncpg.InterfaceError):
         return "closed" in str(error)  # a connection lost under the pool
+    if isinstance(error, asyncpg.QueryCanceledError):
+        return False  # a statement timeout, or a query an administrator cancelled: not away
+    if isinstance(error, ConnectionError | TimeoutError):  # refused, reset, no answer
+        return _raised_by_database(error)
     return isinstance(
         error,
-        ConnectionError  # refused, reset: the server is down or restarting
-        | TimeoutError
-        | asyncpg.PostgresConnectionError  # class 08: connection failures
+        asyncpg.PostgresConnectionError  # class 08: connection failures
         | asyncpg.OperatorInterventionError  # class 57: shutting down, starting up
         | asyncpg.InsufficientResourcesError  # class 53: disk full, too many connections
         | asyncpg.ReadOnlySQLTransactionError,  # a standby, or a primary set read-only

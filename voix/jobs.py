@@ -59,6 +59,10 @@ H = TypeVar("H", bound=Handler)
 
 MAX_ATTEMPTS = 5
 LEASE_SECONDS = 120.0  # renewed every third of it while the job runs
+# A job still running after this is stopped and counts as a failed attempt: a handler stuck for
+# ever (a render that never ends, a call without a timeout) would renew its lease for ever and
+# hold its slot, and the votes due to close behind it would wait.
+TIME_LIMIT_SECONDS = 600.0
 BACKOFF_SECONDS = 10.0  # after the first failure; doubled each time
 BACKOFF_MAX_SECONDS = 3600.0
 KEEP_DONE = timedelta(days=7)  # failed jobs stay until someone looks at them
@@ -157,6 +161,7 @@ class Runner:
         lease: float = LEASE_SECONDS,
         poll: float = 2.0,
         backoff_base: float = BACKOFF_SECONDS,
+        time_limit: float = TIME_LIMIT_SECONDS,
         name: str | None = None,
     ) -> None:
         self.engine = engine or db.engine()
@@ -168,6 +173,7 @@ class Runner:
         self.lease = lease
         self.poll = poll
         self.backoff_base = backoff_base
+        self.time_limit = time_limit
         # Who holds a claim, for the operator reading the table (a container's hostname
         # tells the replica) and for the runner, which writes only its own claims' ends.
         self.name = name or f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -248,7 +254,10 @@ class Runner:
         """Runs a claimed job and records how it ended."""
         renewing = asyncio.ensure_future(self._renew(job["id"]))
         try:
-            await self.handlers[job["kind"]](json.loads(job["payload"]))
+            # A time-out inside ends as TimeoutError here, a failure like any other; a
+            # cancellation from outside (stopping) still arrives as CancelledError.
+            async with asyncio.timeout(self.time_limit):
+                await self.handlers[job["kind"]](json.loads(job["payload"]))
         except asyncio.CancelledError:
             # Stopping: the job goes back to the queue at once for another replica, this
             # interrupted try not counted.

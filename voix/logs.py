@@ -77,6 +77,15 @@ def _request_fields(record: logging.LogRecord) -> dict[str, Any] | None:
     return fields if isinstance(fields, dict) else None
 
 
+# A record logged with extra={KEEP_SECRETS: True} is written whole: in development only, the
+# e-mail that no SMTP server sends goes to the log, and its reset link must work from there.
+KEEP_SECRETS = "keep_secrets"
+
+
+def _keeps_secrets(record: logging.LogRecord) -> bool:
+    return getattr(record, KEEP_SECRETS, False) is True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line; a request line carries its fields instead of a message."""
 
@@ -96,6 +105,8 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
             line["exception"] = record.exc_text
+        if _keeps_secrets(record):
+            return json.dumps(line, ensure_ascii=False, default=str)
         # Each value, not the encoded line: a redaction must not eat a JSON escape.
         redacted = {key: redact(v) if isinstance(v, str) else v for key, v in line.items()}
         return json.dumps(redacted, ensure_ascii=False, default=str)
@@ -109,7 +120,7 @@ class TextFormatter(logging.Formatter):
         text = super().format(record)
         if (rid := getattr(record, "request_id", None)) and _request_fields(record) is None:
             text = f"{text} [{rid}]"
-        return redact(text)
+        return text if _keeps_secrets(record) else redact(text)
 
 
 class RequestContext(logging.Filter):
@@ -144,6 +155,8 @@ def config(log_format: str) -> dict[str, Any]:
             "uvicorn.error": {"level": "INFO"},
             ACCESS_LOGGER: {"handlers": [], "level": "WARNING", "propagate": False},
         },
+        # Every other library's warnings (asyncpg's pool, WeasyPrint) in the same format.
+        "root": {"handlers": ["stderr"], "level": "WARNING"},
     }
 
 
