@@ -1,5 +1,5 @@
-"""An outside review of issue 14 ("Run it for real"): each test reproduces a defect found in
-the work, and fails until it is fixed."""
+"""What an outside review of issue 14 ("Run it for real") found: each test reproduced a defect
+of the first version (failing then) and now keeps it fixed."""
 
 from __future__ import annotations
 
@@ -58,9 +58,9 @@ def smtp_down(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_a_mail_server_that_refuses_is_not_a_database_outage(
     client: AsyncClient, caplog: pytest.LogCaptureFixture, smtp_down: None, outage_state: None
 ) -> None:
-    """voix.db._is_outage takes every ConnectionError and TimeoutError for the database: an
-    SMTP server that refuses (or times out) gives the "site is resting" 503 and an operator
-    log saying the *database* is unavailable, which sends them to the wrong place."""
+    """Only what the database's drivers raise is an outage: an SMTP server that refuses (or
+    times out) must not give the "site is resting" 503, nor log that the *database* is
+    unavailable, which would send the operator to the wrong place."""
     world = await build_world()
     await User.update({User.email: "samira@example.org"}).where(
         User.id == world.users["resident_a"]
@@ -75,9 +75,8 @@ async def test_a_mail_server_down_does_not_tell_who_has_an_account(
     client: AsyncClient, smtp_down: None, outage_state: None
 ) -> None:
     """ "The same answer whether or not an account has this address" (accounts/controllers.py
-    forgot): with the mail server down, an address with an account answers 503 (500 before
-    issue 14), one without answers 200 — an oracle for which addresses have accounts.
-    (Older than issue 14; the 503 is new.)"""
+    forgot), with the mail server down too: an address with an account once answered 500
+    (then 503) and one without 200, an oracle for which addresses have accounts."""
     world = await build_world()
     await User.update({User.email: "samira@example.org"}).where(
         User.id == world.users["resident_a"]
@@ -90,8 +89,8 @@ async def test_a_mail_server_down_does_not_tell_who_has_an_account(
 @pytest.mark.skipif(DATABASE_KIND != "postgres", reason="PostgreSQL's statement_timeout")
 async def test_a_statement_timeout_is_not_a_database_outage() -> None:
     """asyncpg.QueryCanceledError (57014: statement_timeout, pg_cancel_backend) subclasses
-    OperatorInterventionError, which voix.db counts as "the database is away": a slow query
-    gives every resident the 503 "resting" page and logs an outage while PostgreSQL is fine."""
+    OperatorInterventionError, which voix.db counts as "the database is away"; a cancelled
+    query is not that: no 503 "resting" page, no outage logged, while PostgreSQL is fine."""
     connection = await asyncpg.connect(os.environ["DATABASE_URL"])
     try:
         await connection.execute("SET statement_timeout = 50")
@@ -104,10 +103,10 @@ async def test_a_statement_timeout_is_not_a_database_outage() -> None:
 
 
 async def test_a_job_that_hangs_does_not_hold_its_slot_and_row_for_ever() -> None:
-    """voix.jobs has no run-time limit: a handler that never returns (a PDF render stuck in a
-    worker, a network call without a timeout) keeps renewing its lease, so no other runner
-    ever takes the job over and the slot is never freed. With the default concurrency (2) and
-    one process (the SQLite default), two such jobs stop every vote from closing at its time."""
+    """A handler that never returns (a PDF render stuck in a worker, a network call without a
+    timeout) renews its lease for ever: without a time limit no other runner takes the job
+    over and its slot is never freed; with the default concurrency (2) and one process (the
+    SQLite default), two such jobs would stop every vote from closing at its time."""
     started = asyncio.Event()
 
     async def hang(_payload: dict[str, object]) -> None:
@@ -146,11 +145,10 @@ def test_while_postgresql_is_down_no_page_is_500_and_every_log_line_is_json(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Every GET page the demo links to, while PostgreSQL is stopped: 503 (or 200 for a page
-    that needs no database), never 500 — this part holds. Then the log, in production's JSON
-    format (VOIX_LOG_FORMAT=json): asyncpg's pool writes "Failed to restore the pool
-    connection floor; retrying" with a traceback, through Litestar's default root handler, as
-    multi-line plain text — lines a JSON log collector cannot read, from a logger
-    voix.logs.config does not route (nor any other library's: piccolo, litestar, weasyprint)."""
+    that needs no database), never 500. Then the log, in production's JSON format
+    (VOIX_LOG_FORMAT=json): every line is JSON, asyncpg's own ("Failed to restore the pool
+    connection floor; retrying", with its traceback) too, which once went through Litestar's
+    default root handler as multi-line plain text a log collector cannot read."""
     cluster = request.getfixturevalue("throwaway_postgres")
     env = _env(cluster.url, tmp_path) | {"VOIX_LOG_FORMAT": "json"}
     _migrate(env)
@@ -201,14 +199,11 @@ def _crawl(url: str, limit: int = 60) -> list[str]:
 async def test_a_burst_of_readiness_probes_does_not_report_a_healthy_database_dead(
     client: AsyncClient, caplog: pytest.LogCaptureFixture, outage_state: None
 ) -> None:
-    """Failure 3 of the issue, by another road: /health/ready is public (Caddy forwards it) and
-    each probe runs its own read and rolled-back write, one at a time on PostgreSQL (the
-    health connection's lock), inside the 2 s deadline that includes waiting for that lock.
-    A burst of probes — anyone's — makes healthy databases answer 503 "unreachable" and logs
-    "The database is unavailable: TimeoutError". (Measured on `voix serve` + PostgreSQL:
-    1,000 concurrent probes, 279 answered 503; 1,000 concurrent /health/live, all 200.) On
-    SQLite each probe also takes the write lock (BEGIN IMMEDIATE) with a 1 s busy timeout:
-    100 concurrent probes gave 5 503s, 300 gave 170 - and they queue with the ballots."""
+    """Failure 3 of the issue, by another road: /health/ready is public, and when each probe
+    ran its own read and rolled-back write, one at a time (PostgreSQL: the health connection's
+    lock; SQLite: the write lock), inside a 2 s deadline that included the wait, a burst of
+    probes made a healthy database answer 503 and log an outage (measured on `voix serve` +
+    PostgreSQL: 279 of 1,000). Probes asked together now share one check."""
     probes = 1500 if DATABASE_KIND == "postgres" else 300
     with caplog.at_level(logging.INFO, logger="voix"):
         answers = await asyncio.gather(*(client.get("/health/ready") for _ in range(probes)))
@@ -222,9 +217,9 @@ async def test_in_development_the_reset_mail_written_to_the_log_keeps_its_link(
     client: AsyncClient, log_format: str
 ) -> None:
     """Without SMTP, development writes e-mails to the log (accounts.mail, "log" mode) so that
-    `make run` can reset a password. voix.logs redacts every formatted line, so the link in
-    that e-mail comes out as "/password/reset/…": the feature no longer works. (The tests of
-    resets read caplog's records, which are not redacted, so they still pass.)"""
+    `make run` can reset a password: voix.logs, which redacts reset links from every other
+    line, must leave that e-mail's link whole. (The tests of resets read caplog's records,
+    which are not redacted: only a formatted line shows it.)"""
     world = await build_world()
     await User.update({User.email: "samira@example.org"}).where(
         User.id == world.users["resident_a"]
