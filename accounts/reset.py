@@ -8,18 +8,15 @@ change itself is conditional on that hash, so of concurrent uses of one token on
 from __future__ import annotations
 
 import hmac
-import logging
-import smtplib
 import time
+from typing import Any
 
 from accounts import mail
 from accounts.models import User
 from accounts.services import close_all_sessions, hash_password_async
-from voix import crypto
+from voix import crypto, i18n, jobs
 from voix.forms import Form
 from voix.i18n import N_, gettext
-
-logger = logging.getLogger("voix.mail")
 
 RESET = "password-reset"
 VALID_SECONDS = 3600
@@ -55,19 +52,46 @@ async def _holder(token: str) -> tuple[int, str] | None:
     return (user_id, row["password_hash"]) if hmac.compare_digest(expected, signature) else None
 
 
+RESET_MAIL = "accounts.reset_mail"
+
+
 async def request_reset(email: str, site: str) -> None:
-    """Sends a link if an account has this address; says nothing either way."""
+    """Sends a link if an account has this address; says nothing either way.
+
+    The e-mail leaves from the job queue: the answer takes as long, and says the same, whether
+    an account has this address or not and whether the mail server answers or not, and a
+    failed sending is tried again. The job holds the account's id, never the link: no token
+    sits in the database, nor in its backups. One waiting e-mail per account (its key)."""
     user = (
-        await User.select(User.id, User.password_hash, User.language)
+        await User.select(User.id, User.password_hash)
         .where(User.email == email.strip().lower())
         .first()
     )
     if user is None or not user["password_hash"]:
         return
-    link = f"{site}/password/reset/{make_token(user['id'], user['password_hash'])}"
+    await jobs.enqueue(
+        RESET_MAIL,
+        {"user": user["id"], "site": site, "language": i18n.current_language.get()},
+        key=f"reset-mail:{user['id']}",
+    )
+
+
+@jobs.handler(RESET_MAIL)
+async def send_reset_mail(payload: dict[str, Any]) -> None:
+    """The link, made now (valid an hour from now), in the language the person asked in."""
+    user = (
+        await User.select(User.id, User.email, User.password_hash)
+        .where(User.id == payload["user"])
+        .first()
+    )
+    if user is None or not user["password_hash"] or not user["email"]:
+        return  # erased, or the address removed, since it was asked
+    link = f"{payload['site']}/password/reset/{make_token(user['id'], user['password_hash'])}"
+    asked_in = i18n.normalise(payload.get("language")) or i18n.DEFAULT_LANGUAGE
+    language = i18n.current_language.set(asked_in)
     try:
         await mail.send(
-            email,
+            user["email"],
             gettext("Your Voix des Quartiers password"),
             gettext(
                 "To choose a new password, open this link within an hour:\n\n%(link)s\n\n"
@@ -75,10 +99,8 @@ async def request_reset(email: str, site: str) -> None:
                 link=link,
             ),
         )
-    except (OSError, smtplib.SMTPException) as failed:
-        # The same answer as for an unknown address: a failing mail server must not tell
-        # who has an account. The operator reads why in the log.
-        logger.error("Password-reset e-mail not sent: %s: %s", type(failed).__name__, failed)
+    finally:
+        i18n.current_language.reset(language)
 
 
 async def reset_password(token: str, data: dict[str, object]) -> int | None:
