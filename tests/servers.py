@@ -6,7 +6,9 @@ the wait ends early, with the server's own output, if the process dies or the de
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,9 +16,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO
 
 import httpx
+import pytest
 
 from voix.settings import PROJECT_ROOT
 
@@ -101,3 +105,69 @@ def serving(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=15)
+
+
+class OwnPostgres:
+    """A PostgreSQL cluster of a test's own, in a temporary directory, that the test may stop,
+    start and restart (the shared test server must never be). `url` is its `postgres` database."""
+
+    def __init__(self, bin_dir: Path, root: Path, as_user: list[str]) -> None:
+        self.bin, self.root, self.as_user = bin_dir, root, as_user
+        self.data = root / "data"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def run(self, program: str, *args: str) -> None:
+        command = [*self.as_user, str(self.bin / program), *args]
+        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def pg_ctl(self, *args: str) -> None:
+        # Its output to a file: to a pipe, the server would hold pg_ctl's output open.
+        self.run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), *args)
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+            " -c full_page_writes=off"
+        )
+        self.pg_ctl("-o", options, "-w", "start")
+
+    def stop(self) -> None:
+        self.pg_ctl("-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        self.pg_ctl("-m", "fast", "-w", "restart")
+
+
+@contextmanager
+def own_postgres() -> Iterator[OwnPostgres]:
+    """A started OwnPostgres, removed afterwards. Skipped with its reason where PostgreSQL's
+    server binaries are missing (a user's machine), required in CI."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must have PostgreSQL's server binaries (/usr/lib/postgresql/*/bin)")
+        pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
+    root = Path(tempfile.mkdtemp(prefix="voix-own-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(root, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    cluster = OwnPostgres(Path(found[-1]).parent, root, as_user)
+    try:
+        cluster.run(
+            "initdb", "--auth=trust", "--no-sync", "-U", "postgres", "-D", str(cluster.data)
+        )
+        cluster.start()
+        try:
+            yield cluster
+        finally:
+            subprocess.run(
+                [*as_user, str(cluster.bin / "pg_ctl"), "-D", str(cluster.data), "-m",
+                 "immediate", "stop"],
+                capture_output=True,
+                check=False,
+            )  # fmt: skip
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -9,19 +9,14 @@ restarts a PostgreSQL of its own, started here in a temporary directory, under a
 from __future__ import annotations
 
 import asyncio
-import glob
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import asyncpg
@@ -29,7 +24,7 @@ import httpx
 import pytest
 from litestar.channels import ChannelsPlugin
 
-from tests.servers import free_port, replica
+from tests.servers import free_port, own_postgres, replica
 from voix import live
 from voix.settings import PROJECT_ROOT
 from voix.web import SESSION_COOKIE
@@ -43,73 +38,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
 ]
 
-INITDB = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
 DELIVERED_WITHIN_SECONDS = 10.0
-
-
-@dataclass
-class OwnPostgres:
-    """A PostgreSQL cluster of this test's own, which it may restart at will."""
-
-    bin: Path
-    data: Path
-    port: int
-    as_user: list[str]
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/voix"
-
-    def pg_ctl(self, *args: str) -> None:
-        subprocess.run(
-            [*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), *args],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-
-    def restart(self) -> None:
-        # Its output to the log, as at start: to a pipe, it would hold pg_ctl's output open.
-        self.pg_ctl("restart", "-m", "fast", "-w", "-l", str(self.data.parent / "log"))
-
-
-@contextmanager
-def own_postgres() -> Iterator[OwnPostgres]:
-    if not INITDB:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must have PostgreSQL's server binaries (/usr/lib/postgresql/*/bin)")
-        pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
-    bin_dir = Path(INITDB[-1]).parent
-    root = Path(tempfile.mkdtemp(prefix="voix-own-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(root, "postgres", "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    cluster = OwnPostgres(bin_dir, root / "data", free_port(), as_user)
-    try:
-        subprocess.run(
-            [
-                *as_user,
-                str(bin_dir / "initdb"),
-                "--auth=trust",
-                "--no-sync",
-                "-U",
-                "postgres",
-                "-D",
-                str(cluster.data),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        options = f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        cluster.pg_ctl("-o", options, "-l", str(root / "log"), "-w", "start")
-        try:
-            yield cluster
-        finally:
-            cluster.pg_ctl("stop", "-m", "immediate")
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 SEED = """
@@ -195,12 +124,12 @@ async def add_speaker(base: str, session: str, meeting_id: int, name: str) -> No
 
 async def test_room_screens_hear_events_after_postgresql_restarts() -> None:
     with own_postgres() as postgres:
-        admin = await asyncpg.connect(postgres.url.replace("/voix", "/postgres"), timeout=10)
+        admin = await asyncpg.connect(postgres.url, timeout=10)
         try:
             await admin.execute("CREATE DATABASE voix")
         finally:
             await admin.close()
-        env = {**os.environ, "DATABASE_URL": postgres.url}
+        env = {**os.environ, "DATABASE_URL": postgres.url.rsplit("/", 1)[0] + "/voix"}
         world = seed(env)
         meeting_id = int(world["meeting"])
         facilitator, resident = str(world["facilitator"]), str(world["resident"])

@@ -8,7 +8,6 @@ capabilities that let root write a 0444 file)."""
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -25,19 +24,14 @@ import pytest
 
 from tests.conftest import DATABASE_KIND
 from tests.factories import t
-from tests.servers import _output, free_port
+from tests.servers import OwnPostgres, _output, free_port, own_postgres
 from voix.app import RESTING
 from voix.settings import PROJECT_ROOT
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 AS_ROOT = os.geteuid() == 0
 UNAVAILABLE = "The database is unavailable"
 BACK = "The database answers again"
 FRENCH = {"accept-language": "fr"}
-
-
-def _as_user(user: str) -> list[str]:
-    return ["runuser", "-u", user, "--"] if AS_ROOT else []
 
 
 def _unprivileged() -> list[str]:
@@ -114,51 +108,10 @@ def serve(env: dict[str, str], *, unprivileged: bool = False) -> Iterator[tuple[
                 process.wait(timeout=15)
 
 
-class ThrowawayPostgres:
-    """A PostgreSQL cluster of this test's own, in a temporary directory, that it can stop."""
-
-    def __init__(self, directory: Path) -> None:
-        self.data = directory / "data"
-        self.port = free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-N")
-
-    def _run(self, *args: str) -> None:
-        command = [*_as_user("postgres"), str(PG_BIN / args[0]), *args[1:]]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        assert result.returncode == 0, result.stdout + result.stderr
-
-    def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
-            " -c full_page_writes=off"
-        )
-        log = str(self.data / "server.log")
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-
 @pytest.fixture
-def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip("PostgreSQL's server binaries are not installed")
-    directory = Path(tempfile.mkdtemp(prefix="voix-outage-pg-"))
-    if AS_ROOT:
-        shutil.chown(directory, "postgres")  # initdb refuses to run as root
-    cluster = ThrowawayPostgres(directory)
-    cluster.start()
-    try:
+def throwaway_postgres() -> Iterator[OwnPostgres]:
+    with own_postgres() as cluster:
         yield cluster
-    finally:
-        subprocess.run(
-            [*_as_user("postgres"), str(PG_BIN / "pg_ctl"), "-D", str(cluster.data), "-m",
-             "immediate", "stop"],
-            capture_output=True,
-            check=False,
-        )  # fmt: skip
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def assert_resting(response: httpx.Response) -> None:
@@ -176,7 +129,7 @@ def assert_resting(response: httpx.Response) -> None:
 
 @pytest.mark.skipif(DATABASE_KIND != "postgres", reason="a PostgreSQL of the test's own")
 def test_postgresql_going_away_gives_503_logged_once(
-    throwaway_postgres: ThrowawayPostgres, tmp_path: Path
+    throwaway_postgres: OwnPostgres, tmp_path: Path
 ) -> None:
     env = _env(throwaway_postgres.url, tmp_path)
     _migrate(env)
