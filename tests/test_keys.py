@@ -200,3 +200,21 @@ def test_a_server_started_with_a_wrong_key_refuses_to_start() -> None:
     uvicorn = run("uvicorn", "--factory", "voix.app:create_app")
     assert uvicorn.returncode != 0, uvicorn.stdout
     assert WRONG_KEY_MESSAGE in uvicorn.stderr + uvicorn.stdout
+
+
+def test_a_fresh_clone_migrates_into_a_var_folder_nobody_made(tmp_path: Path) -> None:
+    """`make run` on a fresh clone: the development key no longer lives in var/ (so nothing
+    creates that folder on the way), and SQLite creates a database file but not its folder."""
+    env = dict(os.environ)
+    env.pop("VOIX_SECRET_KEY")
+    env |= {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/var/voix.sqlite3",
+        "VOIX_VAR_DIR": str(tmp_path / "var"),
+        "VOIX_KEY_DIR": str(tmp_path / "keys"),
+        "VOIX_ENV": "development",
+    }
+    done = run_voix("migrate", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "var" / "voix.sqlite3").stat().st_size > 0
+    assert (tmp_path / "keys" / "secret_key").exists()
+    assert not (tmp_path / "var" / "secret_key").exists()  # the key apart from the data

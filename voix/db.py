@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -202,6 +203,9 @@ class SQLite(_QueryCounting, SQLiteEngine):
         return self.transaction(transaction_type=TransactionType.immediate)
 
     async def prepare(self) -> None:
+        # A fresh clone has no var/ yet (the development key, which once made it, lives
+        # elsewhere now): SQLite creates the file, not its folder.
+        Path(self.connection_kwargs["database"]).parent.mkdir(parents=True, exist_ok=True)
         await self.run_ddl("PRAGMA journal_mode=WAL")
 
     async def ready(self) -> None:
