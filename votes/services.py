@@ -739,8 +739,9 @@ async def record_ballot(
       one can guess or test offline; the key alone gives neither hash from the other;
     - after closing, the ballots carry receipts and the roll these hashes: the same holds.
     The code stays in the voter's browser (their form, their receipt page): with it and the
-    key one recomputes a receipt that this browser shows anyway. Without a code (a form from before, the demo) the ballot gets a random one: it
-    is then simply not recognised if sent again.
+    key one recomputes a receipt that this browser shows anyway. Without a code (a form from
+    before, the demo) the ballot gets a random one: it is then simply not recognised if sent
+    again.
 
     `also` runs in the same transaction with the roll's row, for what the caller must write
     with the ballot (the tablet's release, the journal): not after the commit, where a failure
