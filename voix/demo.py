@@ -342,6 +342,7 @@ async def seed() -> bool:
         return False
     async with db.write_transaction():
         await _seed()
+    await db.analyze()  # the planner's statistics, for the rows just added
     return True
 
 
