@@ -25,6 +25,9 @@ class Table(Model, tablename="neighbourhood_table"):
     description = Text(default="")
     # How long the table waits for an institution's answer to a brief before it is overdue.
     answer_delay_months = Integer(default=2)
+    # Bumped by the database itself (triggers: tables/revision.py) whenever something its pages
+    # show changes: what those pages cache is keyed on it.
+    revision = Integer(default=0)
 
 
 class TableDistrict(Model, tablename="table_district"):

@@ -1,0 +1,184 @@
+"""A table's revision: a number the database changes whenever something the table's pages show
+changes, so that what those pages cache (voix.cache) is keyed on it and never served stale.
+
+The database keeps it, not the application: triggers on every table a table's pages read bump
+`neighbourhood_table.revision` in the same transaction as the change, whichever code path (a
+form, the command line, a migration, a job, psql) made it. A reader who sees the new revision
+sees the change with it. A new table starts at a random revision, so that a table created again
+with an id used before (a restored backup, a test) never finds the entries of the old one.
+
+Not bumped, on purpose: ballots and participations. Casting must not queue every voter of a
+table behind one row lock, and the pages read the live turnout with a query of their own.
+
+The triggers are code, not data: `install()` drops every trigger it made before and creates
+the current set, in one transaction, at each `voix migrate` (voix.db.migrate).
+"""
+
+# ruff: noqa: S608 — every name in these statements is a constant of this module, none from input
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tables.models import Table
+from voix.db import SQLite, engine
+
+TABLE = "neighbourhood_table"
+PREFIX = "voix_revision"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A table whose rows belong to neighbourhood tables: `tables` selects their ids from the
+    row `R` (NEW or OLD)."""
+
+    name: str
+    tables: str
+    # Only these columns' changes count (an UPDATE of others does not bump); None: any.
+    columns: tuple[str, ...] | None = None
+
+
+def _direct(name: str) -> Source:
+    return Source(name, 'SELECT R."table"')
+
+
+def _through(name: str, parent: str, column: str) -> Source:
+    return Source(name, f'SELECT "table" FROM {parent} WHERE id = R."{column}"')
+
+
+SOURCES = (
+    _direct("proposal"),
+    _direct("meeting"),
+    _direct("vote"),
+    _direct("brief"),
+    _direct("content_translation"),
+    _direct("table_district"),
+    _through("proposal_status_change", "proposal", "proposal"),
+    _through("proposal_support", "proposal", "proposal"),
+    _through("proposal_comment", "proposal", "proposal"),
+    _through("proposal_media", "proposal", "proposal"),
+    _through("proposal_translation", "proposal", "proposal"),
+    _through("vote_decision", "proposal", "proposal"),
+    _through("vote_option", "vote", "vote"),
+    _through("agenda_item", "meeting", "meeting"),
+    _through("brief_version", "brief", "brief"),
+    _through("brief_sent", "brief", "brief"),
+    _through("institution_response", "brief", "brief"),
+    Source("district", 'SELECT "table" FROM table_district WHERE district = R.id', ("name",)),
+    # Names shown beside proposals: their authors' and those who recorded them.
+    Source(
+        "account",
+        'SELECT "table" FROM membership WHERE "user" = R.id '
+        'UNION SELECT "table" FROM proposal WHERE author = R.id OR recorded_by = R.id',
+        ("display_name",),
+    ),
+)
+
+_BUMP = f"UPDATE {TABLE} SET revision = revision + 1 WHERE id IN ({{tables}})"
+# A random start (below 2**31: the column is a 32-bit integer on PostgreSQL).
+_PG_START = "floor(random() * 1000000000)::integer"
+_SQLITE_START = "abs(random()) % 1000000000"
+
+
+def _rows(source: Source, row: str) -> str:
+    return source.tables.replace("R.", f"{row}.")
+
+
+def _sqlite_statements() -> list[str]:
+    statements = [
+        f"CREATE TRIGGER {PREFIX}_start AFTER INSERT ON {TABLE} BEGIN "
+        f"UPDATE {TABLE} SET revision = {_SQLITE_START} WHERE id = NEW.id; END"
+    ]
+    for source in SOURCES:
+        events = [("insert", "INSERT", ["NEW"]), ("delete", "DELETE", ["OLD"])]
+        of = f" OF {', '.join(source.columns)}" if source.columns else ""
+        events.append(("update", f"UPDATE{of}", ["OLD", "NEW"]))
+        if source.columns:
+            events = events[2:]  # a change of these columns only: rows come and go elsewhere
+        for suffix, event, rows in events:
+            body = " ".join(_BUMP.format(tables=_rows(source, row)) + ";" for row in rows)
+            statements.append(
+                f"CREATE TRIGGER {PREFIX}_{source.name}_{suffix} AFTER {event} ON {source.name} "
+                f"BEGIN {body} END"
+            )
+    return statements
+
+
+def _postgres_statements() -> list[str]:
+    statements = [
+        f"CREATE OR REPLACE FUNCTION {PREFIX}_start() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        f"BEGIN NEW.revision := {_PG_START}; RETURN NEW; END $$",
+        f"CREATE TRIGGER {PREFIX} BEFORE INSERT ON {TABLE} "
+        f"FOR EACH ROW EXECUTE FUNCTION {PREFIX}_start()",
+    ]
+    for source in SOURCES:
+        if source.name == "proposal":
+            statements += _postgres_per_statement(source)
+            continue
+        function = f"{PREFIX}_{source.name}"
+        old = _BUMP.format(tables=_rows(source, "OLD"))
+        new = _BUMP.format(tables=_rows(source, "NEW"))
+        statements.append(
+            f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN IF TG_OP <> 'INSERT' THEN {old}; END IF; "
+            f"IF TG_OP <> 'DELETE' THEN {new}; END IF; RETURN NULL; END $$"
+        )
+        if source.columns:
+            changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in source.columns)
+            event = f"UPDATE OF {', '.join(source.columns)}"
+            when = f" WHEN ({changed})"
+        else:
+            event, when = "INSERT OR UPDATE OR DELETE", ""
+        statements.append(
+            f"CREATE TRIGGER {PREFIX} AFTER {event} ON {source.name} "
+            f"FOR EACH ROW{when} EXECUTE FUNCTION {function}()"
+        )
+    return statements
+
+
+def _postgres_per_statement(source: Source) -> list[str]:
+    """Proposals come in thousands at a time (imports, seeds): once per statement, from its
+    transition tables, rather than once per row on the same table's row."""
+    statements = []
+    for event, tables in (
+        ("INSERT", "NEW TABLE AS changed"),
+        ("UPDATE", "OLD TABLE AS before NEW TABLE AS changed"),
+        ("DELETE", "OLD TABLE AS before"),
+    ):
+        rows = {"INSERT": ["changed"], "UPDATE": ["before", "changed"], "DELETE": ["before"]}
+        ids = " UNION ".join(f'SELECT "table" FROM {row}' for row in rows[event])
+        function = f"{PREFIX}_{source.name}_{event.lower()}"
+        statements.append(
+            f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN {_BUMP.format(tables=ids)}; RETURN NULL; END $$"
+        )
+        statements.append(
+            f"CREATE TRIGGER {PREFIX}_{event.lower()} AFTER {event} ON {source.name} "
+            f"REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+        )
+    return statements
+
+
+async def install() -> None:
+    """Drops the triggers made before and creates the current ones, in one transaction."""
+    db = engine()
+    async with db.transaction():
+        if isinstance(db, SQLite):
+            old = await Table.raw(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE {}",
+                f"{PREFIX}%",
+            )
+            for row in old:
+                await db.run_ddl(f'DROP TRIGGER IF EXISTS "{row["name"]}"')
+            for statement in _sqlite_statements():
+                await db.run_ddl(statement)
+            return
+        old = await Table.raw(
+            "SELECT tgname AS name, tgrelid::regclass::text AS relation FROM pg_trigger "
+            "WHERE NOT tgisinternal AND tgname LIKE {}",
+            f"{PREFIX}%",
+        )
+        for row in old:
+            await db.run_ddl(f'DROP TRIGGER IF EXISTS "{row["name"]}" ON {row["relation"]}')
+        for statement in _postgres_statements():
+            await db.run_ddl(statement)

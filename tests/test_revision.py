@@ -1,0 +1,152 @@
+"""A table's revision (tables/revision.py) moves with every change its pages show, whichever
+code made it, and the pages kept in voix.cache show each change at once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from httpx import AsyncClient
+
+from accounts.models import User
+from maps.models import District
+from meetings.models import Meeting
+from proposals.models import Comment, Proposal, Support
+from tables import revision
+from tables.models import Table, TableDistrict
+from tests.factories import add_proposal, add_table, build_world, sign_in
+from tests.test_queries import queries_for
+from votes.models import Ballot, Participation, Vote, VoteOption
+
+
+async def revision_of(table: dict) -> int:
+    row = await Table.select(Table.revision).where(Table.id == table["id"]).first()
+    return int(row["revision"])
+
+
+async def test_every_change_a_table_page_shows_moves_its_revision() -> None:
+    world = await build_world()
+    table = world.table_a
+    resident = world.users["resident_a"]
+    steps = []
+
+    async def changed(what: str, action) -> None:
+        before = await revision_of(table)
+        await action()
+        steps.append((what, await revision_of(table) != before))
+
+    proposal = 0
+
+    async def propose() -> None:
+        nonlocal proposal
+        proposal = await add_proposal(table, "Un banc devant l'école")
+
+    await changed("proposal added", propose)
+    await changed(
+        "proposal edited",
+        lambda: Proposal.update({Proposal.title: "Deux bancs"}).where(Proposal.id == proposal),
+    )
+    await changed(
+        "support", lambda: Support.insert(Support(proposal=proposal, user=resident))
+    )
+    await changed(
+        "comment",
+        lambda: Comment.insert(Comment(proposal=proposal, author=resident, body="Oui !")),
+    )
+    await changed(
+        "author renamed",
+        lambda: User.update({User.display_name: "Samia B."}).where(User.id == resident),
+    )
+    starts = datetime.now(UTC) + timedelta(days=3)
+    await changed(
+        "meeting",
+        lambda: Meeting.insert(
+            Meeting(
+                table=table["id"],
+                title="Table de décembre",
+                starts_at=starts,
+                ends_at=starts + timedelta(hours=2),
+                place="Centre social",
+                address="Avenue",
+                languages="fr",
+            )
+        ),
+    )
+    district = await TableDistrict.select(TableDistrict.district).where(
+        TableDistrict.table == table["id"]
+    ).first()
+    await changed(
+        "district renamed",
+        lambda: District.update({District.name: "Les Flamants"}).where(
+            District.id == district["district"]
+        ),
+    )
+    await changed("proposal deleted", lambda: Proposal.delete().where(Proposal.id == proposal))
+    assert [what for what, moved in steps if not moved] == []
+    # Another table's revision stays where it was.
+    other = await revision_of(world.table_b)
+    await add_proposal(table, "Encore une proposition")
+    assert await revision_of(world.table_b) == other
+
+
+async def test_ballots_do_not_move_the_revision() -> None:
+    """Casting must not queue every voter of a table behind the table's row."""
+    world = await build_world()
+    table = world.table_a
+    proposal = await add_proposal(table)
+    rows = await Vote.insert(
+        Vote(table=table["id"], proposal=proposal, question="Pour ?", status="open")
+    ).returning(Vote.id)
+    vote = rows[0]["id"]
+    await VoteOption.insert(VoteOption(vote=vote, position=0, proposal=proposal, label="Pour ?"))
+    before = await revision_of(table)
+    await Participation.insert(Participation(vote=vote, user=world.users["resident_a"]))
+    await Ballot.insert(Ballot(id=uuid.uuid4(), vote=vote, receipt="R0000001", marks="[0]"))
+    assert await revision_of(table) == before
+
+
+async def test_a_new_table_starts_at_a_revision_of_its_own() -> None:
+    """An id used again (a restored backup, a test) never finds what was kept for the old one."""
+    first = await revision_of(await add_table("table-un", "avec-nous"))
+    second = await revision_of(await add_table("table-deux", "avec-nous"))
+    assert first != second
+
+
+async def test_installing_again_keeps_one_set_of_triggers() -> None:
+    await revision.install()
+    await revision.install()
+    world = await build_world()
+    before = await revision_of(world.table_a)
+    await add_proposal(world.table_a)
+    # One trigger per event: installed twice over, they would bump twice.
+    assert await revision_of(world.table_a) == before + 1
+
+
+async def test_the_pages_show_each_change_at_once(client: AsyncClient) -> None:
+    world = await build_world()
+    await sign_in(client, world.users["resident_a"])
+    proposal = await add_proposal(world.table_a, "Réparer les ascenseurs")
+    assert "Réparer les ascenseurs" in (await client.get("/tables/flamants-iris")).text
+    assert (await client.get(f"/proposals/{proposal}")).status_code == 200
+    # Changes made behind the application's back, as psql or another replica would.
+    await add_proposal(world.table_a, "Planter des arbres rue Lyon")
+    await Proposal.update({Proposal.title: "Réparer l'ascenseur du bâtiment B"}).where(
+        Proposal.id == proposal
+    )
+    await Comment.insert(
+        Comment(proposal=proposal, author=world.users["resident_a"], body="Enfin une bonne idée")
+    )
+    listing = (await client.get("/tables/flamants-iris")).text
+    assert "Planter des arbres rue Lyon" in listing
+    assert "Réparer l&#39;ascenseur du bâtiment B" in listing
+    assert "Enfin une bonne idée" in (await client.get(f"/proposals/{proposal}")).text
+    fragment = await client.get(
+        "/tables/flamants-iris?q=arbres",
+        headers={"HX-Request": "true", "HX-Target": "proposals"},
+    )
+    assert "Planter des arbres rue Lyon" in fragment.text
+    assert "<html" not in fragment.text
+    # The second reading of an unchanged page is served from what was kept: fewer queries.
+    cold = await queries_for(client, "/tables/flamants-iris?theme=housing")
+    warm = await queries_for(client, "/tables/flamants-iris?theme=housing")
+    assert warm < cold
