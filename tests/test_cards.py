@@ -33,6 +33,7 @@ from tests.servers import free_port, wait_ready
 from voix import crypto, db, i18n, logs, workers
 from voix.permissions import CardHolder, Principal, Scope, can
 from voix.settings import PROJECT_ROOT
+from voix.static import static_url
 from voix.web import SESSION_COOKIE, absolute_url
 
 RESIDENT = {"display_name": "Fatou", "language": "fr", "consent": "yes"}
@@ -382,7 +383,7 @@ async def test_the_card_page_reads_the_fragment_with_a_script_and_works_without(
 ) -> None:
     page = await client.get("/card")
     assert page.status_code == 200
-    assert '<script src="/static/card.js" defer></script>' in page.text
+    assert f'<script src="{static_url("card.js")}" defer></script>' in page.text
     assert 'name="code"' in page.text  # typed by hand without JavaScript
     script = await client.get("/static/card.js")
     assert script.status_code == 200

@@ -79,7 +79,7 @@ async def test_one_line_per_request_with_status_and_duration_and_no_secret(
     ]
     for line, response in zip(lines, (card, reset), strict=True):
         assert line["duration_ms"] > 0
-        assert line["bytes"] == len(response.content)
+        assert line["bytes"] == response.num_bytes_downloaded  # sent, compressed
         assert line["client"] == "127.0.0.1"
         assert line["request_id"] == response.headers["x-request-id"]
         assert line["level"] == "INFO"
@@ -116,7 +116,9 @@ async def test_text_lines_read_like_an_access_log(client: AsyncClient, written: 
     response = await client.get(f"/card/{CODE}")
     (line,) = log.text.splitlines()
     assert 'INFO voix.access: 127.0.0.1 - "GET /card/… HTTP/1.1" 200 ' in line
-    assert line.endswith(f" ms {len(response.content)} B [{response.headers['x-request-id']}]")
+    assert line.endswith(
+        f" ms {response.num_bytes_downloaded} B [{response.headers['x-request-id']}]"
+    )
     assert CODE not in log.text
 
 

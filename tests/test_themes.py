@@ -7,6 +7,7 @@ from xml.etree import ElementTree
 
 from proposals.themes import THEMES
 from voix.settings import PROJECT_ROOT
+from voix.static import static_url
 
 from .factories import t
 
@@ -29,7 +30,7 @@ async def test_the_form_shows_each_theme_with_its_pictogram_and_label(client) ->
     await sign_in(client, world.users["resident_a"])
     form = await client.get("/tables/flamants-iris/proposals/new?lang=ar")
     for slug, theme in THEMES.items():
-        assert f'href="/static/themes.svg#theme-{slug}"' in form.text
+        assert f'href="{static_url("themes.svg")}#theme-{slug}"' in form.text
         assert t(theme.msgid, "ar") in form.text
     sprite = await client.get("/static/themes.svg")
     assert sprite.status_code == 200

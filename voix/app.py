@@ -20,7 +20,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template.config import TemplateConfig
 
@@ -44,11 +43,12 @@ from voix.forms import Message, UserError
 from voix.i18n import N_
 from voix.middleware import MAX_FORM_FIELDS, edge
 from voix.permissions import VerificationRequired
-from voix.settings import PROJECT_ROOT, get_settings
+from voix.settings import get_settings
+from voix.static import serve_static
 from voix.web import (
     FORM_BODY_MAX,
     before_every_route,
-    build_environment,
+    environment,
     page,
     provide_principal,
     redirect,
@@ -228,11 +228,7 @@ def create_app() -> Litestar:
             health_ready,
             metrics.metrics,
             opendata.router,
-            create_static_files_router(
-                path="/static",
-                directories=[PROJECT_ROOT / "voix" / "static"],
-                include_in_schema=False,
-            ),
+            serve_static,  # voix/static, hashed names (voix.static)
             # The HTML pages stay out of the open-data schema.
             Router(
                 path="/",
@@ -262,11 +258,10 @@ def create_app() -> Litestar:
             cookie_secure=settings.production,
             cookie_httponly=True,  # no script reads it: forms carry the token
             # Litestar searches these patterns anywhere in the path: anchor them.
-            exclude=["^/api/", "^/health(/live|/ready)?$", "^/schema/"],
+            # No cookie on static files (voix.static): they are the same for everyone.
+            exclude=["^/api/", "^/health(/live|/ready)?$", "^/schema/", "^/static/"],
         ),
-        template_config=TemplateConfig(
-            engine=JinjaTemplateEngine.from_environment(build_environment())
-        ),
+        template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment())),
         # Forms are small; the routes that take more (uploads, minutes) say so themselves.
         request_max_body_size=FORM_BODY_MAX,
         multipart_form_part_limit=MAX_FORM_FIELDS,
