@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import re
@@ -18,15 +19,26 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from accounts.models import Session, User
-from tables.models import RESIDENT, Coordinator, Membership
+from tables.models import RESIDENT, Membership
 from voix import db
 from voix.forms import Form, FormErrors, Message
 from voix.i18n import LANGUAGES, N_
 from voix.permissions import ANONYMOUS, Principal
 
 _hasher = PasswordHasher()
-# Verified when the login is unknown, so that timing does not reveal who has an account.
-_UNKNOWN_USER_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _unknown_user_hash() -> str:
+    """Verified when the login is unknown, so that timing does not reveal who has an account.
+    Made on first use, in the thread that verifies (_verify_unknown), not at import: an argon2
+    hash is a tenth of a second of every start-up, before /health answers."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def _verify_unknown(password: str) -> bool:
+    return verify_password(_unknown_user_hash(), password)
+
 
 LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@+-]{2,253}$")
 PASSWORD_MIN, PASSWORD_MAX = 8, 200
@@ -129,11 +141,11 @@ async def create_user(
 async def authenticate(login: str, password: str) -> User | None:
     login = normalise_login(login)
     if (not LOGIN_PATTERN.match(login) and "@" not in login) or "\x00" in login:
-        await verify_password_async(_UNKNOWN_USER_HASH, password)
+        await anyio.to_thread.run_sync(_verify_unknown, password, limiter=_argon2_limiter())
         return None
     user = await User.objects().where(User.login == login).first()
     if user is None:
-        await verify_password_async(_UNKNOWN_USER_HASH, password)
+        await anyio.to_thread.run_sync(_verify_unknown, password, limiter=_argon2_limiter())
         return None
     return user if await verify_password_async(user.password_hash, password) else None
 
@@ -194,31 +206,52 @@ async def close_all_sessions(user_id: int) -> None:
     await Session.delete().where(Session.user == user_id)
 
 
+# Who asks, in one query (every page asks it): the session, its account, the account's roles
+# at tables and in organisations, and the shared tablet the session may be (with what
+# meetings.room.still_runs asks of it). Roles travel as "table:role" and organisation ids
+# joined by commas: ids are digits, roles are words, neither holds a comma.
+_PRINCIPAL = """
+SELECT s.id AS session_id, s.last_seen_at, s.verified_at, s.by_card,
+       u.id AS user_id, u.display_name, u.is_admin, u.totp_enabled_at,
+       u.password_hash <> '' AS has_password,
+       (SELECT {joined_roles} FROM membership m WHERE m."user" = u.id) AS roles,
+       (SELECT {joined_organisations} FROM coordinator c WHERE c."user" = u.id) AS coordinated,
+       t.vote AS tablet_vote, v."table" AS tablet_table, nt.organisation AS tablet_organisation,
+       v.status AS vote_status, v.closes_at AS closes_at, mt.status AS meeting_status
+FROM login_session s
+JOIN account u ON u.id = s."user"
+LEFT JOIN tablet t ON t.session = s.id
+LEFT JOIN vote v ON v.id = t.vote
+LEFT JOIN neighbourhood_table nt ON nt.id = v."table"
+LEFT JOIN meeting mt ON mt.id = t.meeting
+WHERE s.token_hash = {{}} AND s.created_at > {{}} AND s.last_seen_at > {{}}
+"""
+_PRINCIPAL_SQL = {
+    "postgres": _PRINCIPAL.format(
+        joined_roles="string_agg(m.\"table\"::text || ':' || m.role, ',')",
+        joined_organisations="string_agg(c.organisation::text, ',')",
+    ),
+    "sqlite": _PRINCIPAL.format(
+        joined_roles="group_concat(m.\"table\" || ':' || m.role, ',')",
+        joined_organisations="group_concat(c.organisation, ',')",
+    ),
+}
+
+
+def _split(joined: str | None) -> list[str]:
+    return joined.split(",") if joined else []
+
+
 async def load_principal(token: str | None) -> Principal:
     if not token or len(token) > 100:
         return ANONYMOUS
     now = datetime.now(UTC)
-    row = await (
-        Session.select(
-            Session.id,
-            Session.last_seen_at,
-            Session.verified_at,
-            Session.by_card,
-            Session.user.id,
-            Session.user.display_name,
-            Session.user.is_admin,
-            Session.user.totp_enabled_at,
-            Session.user.password_hash,
-        )
-        .where(
-            (Session.token_hash == _token_hash(token))
-            & (Session.created_at > now - SESSION_MAX)
-            & (Session.last_seen_at > now - SESSION_IDLE)
-        )
-        .first()
-    )
-    if row is None:
+    sql = _PRINCIPAL_SQL["sqlite" if isinstance(db.engine(), db.SQLite) else "postgres"]
+    rows = await Session.raw(sql, _token_hash(token), now - SESSION_MAX, now - SESSION_IDLE)
+    if not rows:
         return ANONYMOUS
+    row = rows[0]
+    row["id"] = row["session_id"]
     last_seen = db.utc(row["last_seen_at"])
     verified_at = db.utc(row["verified_at"]) if row["verified_at"] else None
     verified = bool(
@@ -235,26 +268,34 @@ async def load_principal(token: str | None) -> Principal:
             )
         elif last_seen < now - LAST_SEEN_GRANULARITY:  # a write every few minutes, not each time
             await Session.update({Session.last_seen_at: now}).where(Session.id == row["id"])
-    user_id = row["user.id"]
-    roles = await Membership.select(Membership.table, Membership.role).where(
-        Membership.user == user_id
-    )
-    coordinated = await Coordinator.select(Coordinator.organisation).where(
-        Coordinator.user == user_id
-    )
-    # Every session is asked whether it is a shared tablet, not only a manager's: a tablet
-    # whose owner stopped managing the table is to end, not to go on as their session.
+    user_id = row["user_id"]
+    table_roles: dict[int, str] = {}
+    for pair in _split(row["roles"]):
+        table, role = pair.split(":", 1)
+        table_roles[int(table)] = role
+    coordinated = frozenset(int(organisation) for organisation in _split(row["coordinated"]))
     from meetings import room  # noqa: PLC0415 (meetings build on accounts)
 
-    tablet = await room.session_tablet(row["id"])
+    tablet = (
+        {
+            "vote": row["tablet_vote"],
+            "table": row["tablet_table"],
+            "organisation": row["tablet_organisation"],
+            "vote_status": row["vote_status"],
+            "closes_at": row["closes_at"],
+            "meeting_status": row["meeting_status"],
+        }
+        if row["tablet_vote"] is not None
+        else None
+    )
     principal = Principal(
         user_id=user_id,
-        display_name=row["user.display_name"],
-        is_admin=bool(row["user.is_admin"]),
-        table_roles={r["table"]: r["role"] for r in roles},
-        coordinated_organisations=frozenset(r["organisation"] for r in coordinated),
+        display_name=row["display_name"],
+        is_admin=bool(row["is_admin"]),
+        table_roles=table_roles,
+        coordinated_organisations=coordinated,
         verified=verified,
-        totp_enabled=row["user.totp_enabled_at"] is not None,
+        totp_enabled=row["totp_enabled_at"] is not None,
         tablet_vote=tablet["vote"] if tablet else None,
     )
     if tablet is not None and not room.still_runs(principal, tablet):
@@ -263,7 +304,7 @@ async def load_principal(token: str | None) -> Principal:
         # handed their session. It is signed out, and the tablet with it.
         await Session.delete().where(Session.id == row["id"])
         return ANONYMOUS
-    if row["by_card"] and (principal.privileged or row["user.password_hash"]):
+    if row["by_card"] and (principal.privileged or row["has_password"]):
         # Whoever printed the card could have opened this session: it must not become a way
         # into a manager's account (or one with a password), whatever happened since.
         await Session.delete().where(Session.id == row["id"])

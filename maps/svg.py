@@ -9,7 +9,8 @@ from typing import Any
 
 WIDTH = 640
 PADDING = 16
-MAX_POINTS = 500  # the latest; beyond that a static map is a smear, the list is the tool
+MAX_POINTS = 100  # the latest: more, and a phone draws a smear and a list it cannot use;
+# the interactive map (every point) and the filtered list are the tools for the rest
 DOT = 18  # a dot's radius on the site's map (maps/map.svg), room for its number; viewBox units
 RING = 0.2  # the white ring round a dot (its stroke), at most a fifth of its radius wide
 

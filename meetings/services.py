@@ -8,6 +8,7 @@ same write transaction, so a check-in and the closing of the meeting cannot inte
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -179,17 +180,16 @@ async def for_table(table_id: int, *, upcoming: bool | None = None) -> list[dict
     return [_shape(m) for m in await query]
 
 
-async def upcoming_for_user(user_id: int | None) -> list[dict[str, Any]]:
-    """The coming meetings of every table the person sits at."""
-    if user_id is None:
-        return []
-    tables = await Membership.select(Membership.table).where(Membership.user == user_id)
+async def upcoming_for_user(table_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The coming meetings of the tables a person sits at (Principal.table_roles): one query,
+    none for someone who sits at none."""
+    tables = sorted(table_ids)
     if not tables:
         return []
     rows = await (
         Meeting.select(*_COLUMNS)
         .where(
-            Meeting.table.is_in([row["table"] for row in tables])
+            Meeting.table.is_in(tables)
             & (Meeting.ends_at >= datetime.now(UTC))
             & Meeting.status.is_in([SCHEDULED, OPEN])
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
@@ -22,6 +23,7 @@ from proposals.themes import THEMES
 from tables import services as tables
 from tables.models import RESIDENT
 from translations import services as content
+from voix import cache, db
 from voix.forms import FormErrors, UserError
 from voix.i18n import current_language
 from voix.middleware import CONTENT_SECURITY_POLICY
@@ -119,31 +121,35 @@ async def proposal_page(
             table=table,
             reason=proposal["hidden_reason"],
         )
-    proposal_votes = await votes.for_proposal(proposal_id)
-    vote_ids = [v["id"] for v in proposal_votes]
     reader_language = current_language.get()
-    translation = (await discussion.translations([proposal_id], reader_language)).get(proposal_id)
+    public = await _public_part(proposal, table, reader_language)
+    proposal_votes = public["votes"]
+    voted: set[int] = set()
+    if open_ids := [v["id"] for v in proposal_votes if v["status"] == votes.OPEN]:
+        # The live turnout: ballots do not change the table's revision (tables/revision.py).
+        live, voted = await votes.turnout_and_voted(principal.user_id, open_ids)
+        proposal_votes = [
+            {**v, "turnout": live[v["id"]]} if v["id"] in live else v for v in proposal_votes
+        ]
     return page(
         request,
         "proposals/detail.html",
         proposal=proposal,
         table=table,
         theme=THEMES.get(proposal["theme"]),
-        votes=await content.apply_all(
-            "vote", await votes.with_results(proposal_votes), reader_language
-        ),
-        decision=(await decisions.latest([proposal_id])).get(proposal_id),
+        votes=proposal_votes,
+        decision=public["decision"],
         threshold_labels=THRESHOLD_LABELS,
-        voted=await votes.voted_in(principal.user_id, vote_ids),
+        voted=voted,
         scope=scope,
-        supports=(await discussion.support_counts([proposal_id]))[proposal_id],
+        supports=public["supports"],
         supported=await discussion.supports(principal.user_id, proposal_id),
-        comments=await discussion.comments(proposal_id),
-        history=await discussion.history(proposal_id),
+        comments=public["comments"],
+        history=public["history"],
         transitions=discussion.TRANSITIONS.get(proposal["status"], ()),
         reports=await discussion.reports(proposal_id) if moderator else [],
-        media=await media.for_proposal(proposal_id),
-        translation=translation,
+        media=public["media"],
+        translation=public["translation"],
         original=request.query_params.get("original") == "1",
         merge_candidates=await services.merge_candidates(proposal) if moderator else [],
         residents=await tables.residents(table["id"], RESIDENT) if on_behalf else [],
@@ -153,6 +159,38 @@ async def proposal_page(
         status_code=status_code,
         **context,
     )
+
+
+# What a proposal's page shows to everyone is kept (voix.cache) until its table's revision
+# changes (tables/revision.py: comments, supports, votes, decisions, media and translations all
+# change it), or PUBLIC_SECONDS pass (a vote's closing time).
+PUBLIC_SECONDS = 60.0
+
+
+async def _public_part(
+    proposal: dict[str, Any], table: dict[str, Any], reader: str
+) -> dict[str, Any]:
+    key = ("proposal", proposal["id"], table["revision"], reader)
+    if (found := cache.pages.get(key)) is not None:
+        return found
+    proposal_id = proposal["id"]
+    proposal_votes = await votes.for_proposal(proposal_id)
+    found = {
+        "votes": await content.apply_all("vote", await votes.with_results(proposal_votes), reader),
+        "decision": (await decisions.latest([proposal_id])).get(proposal_id),
+        "supports": (await discussion.support_counts([proposal_id]))[proposal_id],
+        "comments": await discussion.comments(proposal_id),
+        "history": await discussion.history(proposal_id),
+        "media": await media.for_proposal(proposal_id),
+        "translation": (await discussion.translations([proposal_id], reader)).get(proposal_id),
+    }
+    closing = [
+        (db.utc(v["closes_at"]) - datetime.now(UTC)).total_seconds()
+        for v in found["votes"]
+        if v["status"] == votes.OPEN and v["closes_at"]
+    ]
+    cache.pages.put(key, found, seconds=max(0.0, min([PUBLIC_SECONDS, *closing])))
+    return found
 
 
 ROUTES = [new, create, detail]

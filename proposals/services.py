@@ -10,18 +10,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar.exceptions import NotFoundException
-from piccolo.query import WhereRaw
 
 from audit import services as audit
 from maps.services import district_at, places_for_table, table_districts
 from maps.svg import MAX_POINTS
+from proposals import search
 from proposals.media import Source, clean_uploads, store
 from proposals.models import (
     ADOPTED,
     ANSWERED,
     DISCUSSION,
     DONE,
-    MERGED,
     REFUSED,
     REJECTED,
     SUBMITTED,
@@ -30,9 +29,9 @@ from proposals.models import (
     Proposal,
 )
 from proposals.themes import THEMES
-from tables.services import NOT_A_MEMBER, get_table_by_id, is_member, scope_of
+from tables.services import NOT_A_MEMBER, is_member, scope_of
+from tables.services import districts as table_districts_of
 from voix import db
-from voix.db import Postgres, engine
 from voix.forms import Form, clean_text, parse_coordinate, parse_int, raw_limit
 from voix.i18n import LANGUAGES, N_, current_language
 from voix.permissions import Principal, can, require
@@ -187,33 +186,13 @@ async def votable(
 
 def _filter(table_id: int, theme: str | None) -> Any:
     """What lists show: neither hidden proposals nor merged duplicates."""
-    condition = (
-        (Proposal.table == table_id) & Proposal.hidden_at.is_null() & (Proposal.status != MERGED)
-    )
+    # Written as the partial indexes' own condition (proposals/search.py), so plans use them.
+    condition = (Proposal.table == table_id) & search.listed()
     return condition & (Proposal.theme == theme) if theme else condition
 
 
-def _search(q: str) -> Any:
-    """Words in the title or the text: French stemmed words on PostgreSQL (and parts of words
-    in titles), parts of words on SQLite.
-
-    LIKE's wildcards typed by the reader are escaped: they match themselves.
-    """
-    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    if isinstance(engine(), Postgres):
-        # `search`: a stored, GIN-indexed French tsvector of title and text (migration).
-        return WhereRaw(
-            "(proposal.search @@ plainto_tsquery('french', {}) "
-            "OR proposal.title ILIKE {} ESCAPE '\\')",
-            q,
-            pattern,
-        )
-    # SQLite's LIKE folds the case of ASCII letters only (É and é differ).
-    return WhereRaw(
-        "(proposal.title LIKE {} ESCAPE '\\' OR proposal.body LIKE {} ESCAPE '\\')",
-        pattern,
-        pattern,
-    )
+# Words in the title or the text, indexed on both databases (proposals/search.py).
+_search = search.condition
 
 
 async def get(proposal_id: int) -> dict[str, Any]:
@@ -223,10 +202,36 @@ async def get(proposal_id: int) -> dict[str, Any]:
     return proposal
 
 
+# The table of a proposal, read with it (tables.services._TABLE_COLUMNS, as "table_…").
+_TABLE_FIELDS = {
+    "slug": Proposal.table.slug,
+    "name": Proposal.table.name,
+    "postcode": Proposal.table.postcode,
+    "description": Proposal.table.description,
+    "organisation": Proposal.table.organisation,
+    "organisation_name": Proposal.table._.organisation._.name,
+    "organisation_slug": Proposal.table._.organisation._.slug,
+    "revision": Proposal.table.revision,
+}
+
+
 async def get_with_table(proposal_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The proposal and the table it belongs to: what every permission check needs."""
-    proposal = await get(proposal_id)
-    return proposal, await get_table_by_id(proposal["table"])
+    """The proposal and the table it belongs to: what every permission check needs. One query
+    (the table's districts are kept until its revision changes)."""
+    proposal = await (
+        Proposal.select(
+            *_COLUMNS, *(column.as_alias(f"table_{name}") for name, column in _TABLE_FIELDS.items())
+        )
+        .where(Proposal.id == proposal_id)
+        .first()
+    )
+    if proposal is None:
+        raise NotFoundException()
+    table = {"id": proposal["table"]} | {
+        name: proposal.pop(f"table_{name}") for name in _TABLE_FIELDS
+    }
+    table["districts"] = await table_districts_of(table)
+    return proposal, table
 
 
 async def list_adopted(table_id: int) -> list[dict[str, Any]]:
@@ -368,12 +373,7 @@ async def placed_filtered(table_ids: list[int], filters: Filters) -> list[dict[s
     """Every listed proposal of these tables that has a place, filtered: the interactive map."""
     if not table_ids:
         return []
-    condition = (
-        Proposal.table.is_in(table_ids)
-        & Proposal.hidden_at.is_null()
-        & (Proposal.status != MERGED)
-        & Proposal.latitude.is_not_null()
-    )
+    condition = Proposal.table.is_in(table_ids) & search.listed() & Proposal.latitude.is_not_null()
     if filters.theme:
         condition &= Proposal.theme == filters.theme
     if filters.status:

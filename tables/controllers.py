@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
+from markupsafe import Markup
 
 from accounts import cards
 from exports import drafts as brief_drafts
@@ -22,11 +24,11 @@ from proposals import services as proposals
 from proposals.themes import THEMES
 from tables import services
 from translations import services as content
-from voix import workers
+from voix import cache, db, workers
 from voix.forms import FormErrors, UserError
-from voix.i18n import current_language
+from voix.i18n import N_, current_language, gettext, language
 from voix.permissions import Principal, can, require
-from voix.web import ObjectId, Slug, absolute_url, form_data, page, redirect
+from voix.web import ObjectId, Slug, absolute_url, environment, form_data, page, redirect
 from votes import services as votes
 
 
@@ -42,34 +44,78 @@ async def home(request: Request, principal: NamedDependency[Principal]) -> Templ
         "tables/home.html",
         organisations=organisations,
         my_meetings=await content.apply_all(
-            "meeting", await meetings.upcoming_for_user(principal.user_id), current_language.get()
+            "meeting",
+            await meetings.upcoming_for_user(principal.table_roles),
+            current_language.get(),
         ),
         # For those who manage tables: the institutions late with an answer to their briefs.
         overdue=await followup.overdue(managed),
     )
 
 
+# What a table's page shows to everyone is kept (voix.cache) until the table's revision changes
+# (tables/revision.py), or SIDE_SECONDS pass: time alone moves meetings and overdue answers on.
+SIDE_SECONDS = 60.0
+MAP_OF_DISTRICTS = N_("Map of the districts of %(table)s")
+
+
 @get("/tables/{slug:str}", name="table")
 async def table_page(
     request: Request, principal: NamedDependency[Principal], slug: Slug
-) -> Template:
+) -> Template | Response[str]:
     table = await services.get_table(slug)
     filters = proposals.Filters.from_query(request.query_params)
-    listed = await proposals.page_for_table(table["id"], filters)
-    context: dict[str, Any] = {
-        "table": table,
-        "scope": services.scope_of(table),
-        "proposals": listed,
-        "themes": THEMES,
-        "filters": filters,
-        "statuses": proposals.LISTED_STATUSES,
-        # Titles in the reader's language, where a facilitator translated them.
-        "translated": await discussion.translations(
-            [p["id"] for p in listed.items], current_language.get()
-        ),
-    }
+    reader = current_language.get()
+    listing = await _listing(table, filters, reader)
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "proposals":
-        return page(request, "tables/table.html", block="proposals", **context)
+        return Response(listing, media_type="text/html; charset=utf-8")
+    scope = services.scope_of(table)
+    key = ("table-side", table["id"], table["revision"], table["name"], reader)
+    if (side := cache.pages.get(key)) is None:
+        side = await _side(table, reader)
+        cache.pages.put(key, side, seconds=_side_seconds(side))
+    table_votes = side["votes"]
+    voted: set[int] = set()
+    if open_ids := [v["id"] for v in table_votes if v["status"] == votes.OPEN]:
+        # The live turnout: ballots do not change the table's revision (tables/revision.py).
+        live, voted = await votes.turnout_and_voted(principal.user_id, open_ids)
+        table_votes = [
+            {**v, "turnout": live[v["id"]]} if v["id"] in live else v for v in table_votes
+        ]
+    return page(
+        request,
+        "tables/table.html",
+        table=table,
+        scope=scope,
+        filters=filters,
+        themes=THEMES,
+        statuses=proposals.LISTED_STATUSES,
+        listing=listing,
+        votes=table_votes,
+        voted=voted,
+        briefs=side["briefs"],
+        # Drafts never published: for those who compose them only.
+        drafts=side["drafts"] if can(principal, "briefs.manage", scope) else [],
+        meetings=side["meetings"],
+        map=side["map"],
+        map_html=side["map_html"],
+        overdue=side["overdue"],
+    )
+
+
+def _side_seconds(side: dict[str, Any]) -> float:
+    """Kept SIDE_SECONDS, or until the first coming meeting ends or open vote closes."""
+    now = datetime.now(UTC)
+    moments = [m["ends_at"] for m in side["meetings"]] + [
+        v["closes_at"] for v in side["votes"] if v["status"] == votes.OPEN and v["closes_at"]
+    ]
+    soonest = min(((db.utc(m) - now).total_seconds() for m in moments), default=SIDE_SECONDS)
+    return max(0.0, min(SIDE_SECONDS, soonest))
+
+
+async def _side(table: dict[str, Any], reader: str) -> dict[str, Any]:
+    """What the table's page shows beside its proposals, the same for every reader of a
+    language: votes (their live turnout aside), meetings, documents, the map."""
     static_map = svg.layout(
         await maps.table_districts(table["id"]), await proposals.placed(table["id"])
     )
@@ -77,26 +123,60 @@ async def table_page(
     coming = await meetings.for_table(table["id"], upcoming=True)
     table_briefs = await briefs.for_table(table["id"])
     # Questions, answers, titles in the reader's language where a facilitator translated them.
-    reader = current_language.get()
     await content.apply("vote", table_votes, reader)
     await content.apply("meeting", coming[:3], reader)
     await content.apply("brief", table_briefs, reader, key="version_id")
-    return page(
-        request,
-        "tables/table.html",
-        votes=table_votes,
-        voted=await votes.voted_in(principal.user_id, [v["id"] for v in table_votes]),
-        briefs=table_briefs,
-        # Drafts never published: for those who compose them only.
-        drafts=await brief_drafts.drafts_for_table(table["id"])
-        if can(principal, "briefs.manage", context["scope"])
-        else [],
-        meetings=coming,
-        map=static_map,
+    # A closed vote's summary no longer changes: rendered once (an open one shows its live
+    # turnout, so each page renders it).
+    summary = environment().get_template("votes/macros.html").module.vote_summary  # type: ignore[attr-defined]
+    for vote in table_votes:
+        if vote["status"] != votes.OPEN:
+            vote["summary_html"] = Markup(summary(vote, limit=3, link=False))  # noqa: S704
+    return {
+        "votes": table_votes,
+        "meetings": coming,
+        "briefs": table_briefs,
+        "drafts": await brief_drafts.drafts_for_table(table["id"]),
+        "map": static_map,
+        "map_html": Markup(  # noqa: S704 — an autoescaped template's output
+            environment()
+            .get_template("maps/static_map.html")
+            .render(
+                map=static_map,
+                map_id="table",
+                title=gettext(MAP_OF_DISTRICTS, table=table["name"]),
+                lang=language(reader),
+            )
+        )
+        if static_map
+        else Markup(),
         # Institutions late with an answer (none to wait for before a brief is published).
-        overdue=await followup.overdue([table["id"]]) if table_briefs else [],
-        **context,
-    )
+        "overdue": await followup.overdue([table["id"]]) if table_briefs else [],
+    }
+
+
+async def _listing(table: dict[str, Any], filters: proposals.Filters, reader: str) -> Markup:
+    """The list of proposals as these filters ask, rendered: the same for every reader of a
+    language, kept until the table's revision changes."""
+
+    async def render() -> Markup:
+        listed = await proposals.page_for_table(table["id"], filters)
+        return Markup(  # noqa: S704 — an autoescaped template's output
+            environment()
+            .get_template("tables/proposals.html")
+            .render(
+                table=table,
+                filters=filters,
+                proposals=listed,
+                themes=THEMES,
+                lang=language(reader),
+                # Titles in the reader's language, where a facilitator translated them.
+                translated=await discussion.translations([p["id"] for p in listed.items], reader),
+            )
+        )
+
+    key = ("table-list", table["id"], table["revision"], reader, filters)
+    return await cache.pages.get_or_build(key, render)
 
 
 @post("/tables/{slug:str}/join", name="table_join")

@@ -10,7 +10,7 @@ from litestar.exceptions import NotFoundException
 from accounts.models import User
 from audit import services as audit
 from tables.models import RESIDENT, TABLE_ROLES, Membership, Organisation, Table, TableDistrict
-from voix import db
+from voix import cache, db
 from voix.forms import Form, FormErrors, Message, UserError
 from voix.i18n import N_
 from voix.permissions import Principal, Scope, require
@@ -36,42 +36,55 @@ _TABLE_COLUMNS = (
     Table.organisation,
     Table.organisation.name.as_alias("organisation_name"),
     Table.organisation.slug.as_alias("organisation_slug"),
+    Table.revision,
 )
 
 
 async def list_tables() -> list[dict[str, Any]]:
-    """Every table with its organisation and district names, in two queries."""
+    """Every table with its organisation and district names: one query, the districts kept
+    until a table's revision changes."""
     tables = (
         await Table.select(*_TABLE_COLUMNS).order_by(Table.organisation.name).order_by(Table.name)
     )
-    links = await TableDistrict.select(
-        TableDistrict.table, TableDistrict.district.name.as_alias("district_name")
-    ).order_by(TableDistrict.district.name)
     for table in tables:
-        table["districts"] = [
-            link["district_name"] for link in links if link["table"] == table["id"]
-        ]
+        table["districts"] = [d["name"] for d in await districts(table)]
     return tables
 
 
+async def districts(table: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The table's districts, by name (kept until the table's revision changes): `table` needs
+    its id and revision only."""
+
+    async def read() -> list[dict[str, Any]]:
+        return await (
+            TableDistrict.select(
+                TableDistrict.district.name.as_alias("name"),
+                TableDistrict.district.slug.as_alias("slug"),
+                TableDistrict.district.approximate.as_alias("approximate"),
+            )
+            .where(TableDistrict.table == table["id"])
+            .order_by(TableDistrict.district.name)
+        )
+
+    kept = await cache.pages.get_or_build(("table-districts", table["id"], table["revision"]), read)
+    return [dict(district) for district in kept]  # the caller's own copy
+
+
 async def get_table(slug: str) -> dict[str, Any]:
+    """The table, its organisation and its districts: one query once its districts are kept."""
     table = await Table.select(*_TABLE_COLUMNS).where(Table.slug == slug).first()
     if table is None:
         raise NotFoundException()
-    links = await TableDistrict.select(
-        TableDistrict.district.name.as_alias("name"),
-        TableDistrict.district.slug.as_alias("slug"),
-        TableDistrict.district.approximate.as_alias("approximate"),
-    ).where(TableDistrict.table == table["id"])
-    table["districts"] = links
+    table["districts"] = await districts(table)
     return table
 
 
 async def get_table_by_id(table_id: int) -> dict[str, Any]:
-    slug = await Table.select(Table.slug).where(Table.id == table_id).first()
-    if slug is None:
+    table = await Table.select(*_TABLE_COLUMNS).where(Table.id == table_id).first()
+    if table is None:
         raise NotFoundException()
-    return await get_table(slug["slug"])
+    table["districts"] = await districts(table)
+    return table
 
 
 async def join(who: Principal, table: dict[str, Any]) -> None:

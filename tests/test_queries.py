@@ -72,3 +72,37 @@ async def test_list_pages_do_not_grow_their_queries_with_their_rows(client: Asyn
     # facilitator may have translated (votes, meetings, briefs; each reads its originals only
     # when a translation exists), and whether the session is a shared tablet.
     assert small["/tables/flamants-iris"] <= 18, small
+
+
+async def test_pages_read_at_most_four_queries_once_warm(client: AsyncClient) -> None:
+    """The budget of issue 15: a page read again, its table unchanged, costs at most four
+    queries whatever the rows — the session, the table (or the proposal with its table), the
+    live turnout of open votes and whether the reader voted in them. What everyone sees is
+    kept until the table's revision changes (tables/revision.py)."""
+    world = await build_world()
+    await grow(world, 5)
+    proposal = await add_proposal(world.table_a, "Un abri pour l'arrêt de bus", theme="transport")
+    rows = await Vote.insert(
+        Vote(table=world.table_a["id"], proposal=proposal, question="Un abri ?", status="open")
+    ).returning(Vote.id)
+    await VoteOption.insert(
+        VoteOption(vote=rows[0]["id"], position=0, proposal=proposal, label="Un abri ?")
+    )
+    urls = [
+        "/",
+        "/tables/flamants-iris",
+        "/tables/flamants-iris?theme=transport&sort=supports",
+        "/tables/flamants-iris?q=abri",
+        f"/proposals/{proposal}",
+    ]
+    budgets = {}
+    for who in ("anonymous", "resident_a"):
+        if who != "anonymous":
+            await sign_in(client, world.users[who])
+        for url in urls:
+            await queries_for(client, url)  # cold: kept from here on
+            budgets[(who, url)] = await queries_for(client, url)
+    over = {key: count for key, count in budgets.items() if count > 4}
+    assert not over, over
+    # The open vote's turnout is read live, not kept: it shows on the table's page at once.
+    assert budgets[("anonymous", "/tables/flamants-iris")] >= 2

@@ -53,7 +53,7 @@ class Cache:
         if found is None:
             found = await build()
             self.put(key, found, seconds)
-        return found  # type: ignore[no-any-return]
+        return found
 
     def clear(self) -> None:
         self._entries.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -25,6 +26,7 @@ from voix.forms import Message, ascii_slug
 from voix.i18n import N_
 from voix.permissions import ANONYMOUS, Principal, can
 from voix.settings import PROJECT_ROOT, get_settings
+from voix.static import static_url
 
 # Path parameters, bounded: an id beyond PostgreSQL's integer or a slug with odd bytes is
 # refused before any query (it used to reach the database and fail there).
@@ -162,6 +164,10 @@ def build_environment() -> Environment:
         autoescape=select_autoescape(["html", "svg"]),
         extensions=["jinja2.ext.i18n"],
         undefined=StrictUndefined,
+        # Templates change with a deployment, which restarts the process; looking for changes
+        # costs a stat() of each template at each page (a tenth of a page's time), so only
+        # `make run`'s development server does.
+        auto_reload=get_settings().env == "development",
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -178,12 +184,20 @@ def build_environment() -> Environment:
     env.filters["bdi"] = lambda text: Markup("<bdi>{}</bdi>").format(text)
     env.filters["css_name"] = ascii_slug  # a class name for a label: "Très bien" → "tres-bien"
     env.globals["can"] = can
+    env.globals["static_url"] = static_url  # "/static/app.<hash8>.css", kept a year (voix.static)
     env.globals["organisation_scope"] = organisation_scope
     env.globals["languages"] = [i18n.language(code) for code in i18n.LANGUAGES]
     env.globals["language_name"] = i18n.language_name
     env.globals["status_labels"] = STATUS_LABELS  # msgids, translated where shown
     env.globals["themes_colours"] = {slug: theme.colour for slug, theme in THEMES.items()}
     return env
+
+
+@functools.cache
+def environment() -> Environment:
+    """The one Jinja environment of the process: the app renders pages with it, and the parts
+    of pages kept in voix.cache are rendered with it too."""
+    return build_environment()
 
 
 def language_url(request: Request, code: str) -> str:
