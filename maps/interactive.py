@@ -1,32 +1,38 @@
 """Interactive maps with folium, served whole by the app: Leaflet and its plugins come from
 /static, the tiles from the configured URL, nothing else from anywhere.
 
-folium writes inline scripts and styles, and puts text given to it (tooltips, popups) into
-JavaScript template literals without escaping it. So: proposals travel as JSON data (folium's
-`tojson`) and the browser builds their popups with `textContent`; the few texts folium does
-place (district names, the attribution) are HTML-escaped with backticks and dollar signs turned
+folium builds the map's shell only: tiles, districts, controls. The proposals are not in the
+page: /static/map-points.js fetches them as JSON from the URL the page names (the same filters
+in its query) and adds them to a marker cluster in chunks, building each popup with
+`textContent` when it opens. So the page depends only on the districts, the title, the language
+and the tiles, and is built once and cached (maps/controllers.py).
+
+folium writes inline scripts and styles, and puts text given to it (tooltips, layer names) into
+JavaScript template literals without escaping it. The few texts folium does place (district
+names, the title, the attribution) are HTML-escaped with backticks and dollar signs turned
 into entities (a name like "${…}" must not run). The page gets a Content-Security-Policy of its
 own listing the hashes of exactly the inline scripts and styles it carries.
+
+folium is imported when a page is first built (in a worker process), never when the app starts.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import folium
-from folium.plugins import FastMarkerCluster
 from markupsafe import escape
 
 from maps.svg import rings
-from proposals.themes import THEMES
 
 LEAFLET = "/static/leaflet-1.9.4"
 CLUSTER = "/static/leaflet.markercluster-1.5.3"
+SCRIPT = "/static/map-points.js"
 _INLINE = re.compile(r"<(script|style)(?![^>]*\bsrc=)[^>]*>(.*?)</\1>", re.DOTALL)
 # folium's page forbids zooming it (maximum-scale=1.0, user-scalable=no): whoever needs to
 # enlarge the page must be able to (WCAG 1.4.4). A pinch on the map itself still zooms the map
@@ -46,60 +52,43 @@ def inert(text: str) -> str:
     return str(escape(text)).replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;")
 
 
-def _local_assets(map_: folium.Map, cluster: FastMarkerCluster) -> None:
-    map_.default_js = [("leaflet", f"{LEAFLET}/leaflet.js")]
+def _local_assets(map_: Any) -> None:
+    map_.default_js = [
+        ("leaflet", f"{LEAFLET}/leaflet.js"),
+        ("markerclusterjs", f"{CLUSTER}/leaflet.markercluster.js"),
+    ]
     map_.default_css = [
         ("leaflet_css", f"{LEAFLET}/leaflet.css"),
+        ("markerclustercss", f"{CLUSTER}/MarkerCluster.css"),
+        ("markerclusterdefaultcss", f"{CLUSTER}/MarkerCluster.Default.css"),
         ("voix_map_css", "/static/map.css"),
         ("voix_themes_css", "/static/themes.css"),
     ]
-    cluster.default_js = [("markerclusterjs", f"{CLUSTER}/leaflet.markercluster.js")]
-    cluster.default_css = [
-        ("markerclustercss", f"{CLUSTER}/MarkerCluster.css"),
-        ("markerclusterdefaultcss", f"{CLUSTER}/MarkerCluster.Default.css"),
-    ]
 
 
-# Each row: latitude, longitude, id, theme (a known slug), title (any text: set as textContent).
-MARKER = """
-function callback(row) {
-  var icon = L.divIcon({
-    className: "map-marker-icon", iconSize: [30, 30], iconAnchor: [15, 15],
-    html: '<span class="map-marker theme-' + row[3] + '"><svg aria-hidden="true">'
-      + '<use href="/static/themes.svg#theme-' + row[3] + '"/></svg></span>'
-  });
-  var link = document.createElement("a");
-  link.href = "/proposals/" + row[2];
-  link.target = "_top";
-  link.textContent = row[4];
-  return L.marker([row[0], row[1]], {icon: icon, title: row[4], alt: row[4]}).bindPopup(link);
-}
-"""
+def _attribute(value: str) -> str:
+    return str(escape(value))
 
 
 def build(
     districts: list[dict[str, Any]],
-    points: list[dict[str, Any]],
     *,
     title: str,
     tiles_url: str,
     attribution: str,
+    points_url: str,
+    fallback_url: str,
+    fallback_text: str,
+    script_url: str = SCRIPT,
 ) -> MapPage:
-    """The map document: district boundaries, clustered markers by theme, escaped popups."""
+    """The map's shell: district boundaries, the tiles, the controls, and the data its script
+    reads (where the points are, the map's name, the districts' bounds) as attributes."""
+    import folium  # noqa: PLC0415 - heavy: only in the worker that builds a page
+
     map_ = folium.Map(location=[43.34, 5.39], zoom_start=13, tiles=None, control_scale=True)
-    rows = [
-        [
-            point["latitude"],
-            point["longitude"],
-            int(point["id"]),
-            point["theme"] if point["theme"] in THEMES else "other",
-            point["title"],
-        ]
-        for point in points
-    ]
-    cluster = FastMarkerCluster(rows, callback=MARKER, name=inert(title))
-    _local_assets(map_, cluster)
-    map_.get_root().title = inert(title)  # type: ignore[attr-defined]
+    _local_assets(map_)
+    root = map_.get_root()
+    root.title = inert(title)  # type: ignore[attr-defined]
     folium.TileLayer(tiles=tiles_url, attr=inert(attribution), max_zoom=19).add_to(map_)
     bounds: list[list[float]] = []
     for district in districts:
@@ -111,16 +100,34 @@ def build(
         ).add_to(map_)
         for ring in rings(district["boundary"]):
             bounds += [[lat, lon] for lon, lat in ring]
-    bounds += [[row[0], row[1]] for row in rows]
-    cluster.add_to(map_)
-    if bounds:
-        map_.fit_bounds(
-            [
-                [min(b[0] for b in bounds), min(b[1] for b in bounds)],
-                [max(b[0] for b in bounds), max(b[1] for b in bounds)],
-            ]
+    box = (
+        [
+            [min(b[0] for b in bounds), min(b[1] for b in bounds)],
+            [max(b[0] for b in bounds), max(b[1] for b in bounds)],
+        ]
+        if bounds
+        else None
+    )
+    if box:
+        map_.fit_bounds(box)
+    # The points are asked for at once, beside Leaflet's files, not after them (the script
+    # that reads them runs when the document is parsed: "defer").
+    root.header.add_child(  # type: ignore[attr-defined]
+        folium.Element(
+            f'<link rel="preload" href="{_attribute(points_url)}" as="fetch" crossorigin>'
+            f'<script src="{_attribute(script_url)}" defer></script>'
         )
-    html = _VIEWPORT.sub(VIEWPORT, map_.get_root().render(), count=1)
+    )
+    root.html.add_child(  # type: ignore[attr-defined]
+        folium.Element(
+            f'<noscript><p class="map-fallback"><a href="{_attribute(fallback_url)}">'
+            f"{_attribute(fallback_text)}</a></p></noscript>"
+            f'<div id="voix-map" hidden data-map="{_attribute(map_.get_name())}"'
+            f' data-points="{_attribute(points_url)}"'
+            f' data-bounds="{_attribute(json.dumps(box) if box else "")}"></div>'
+        )
+    )
+    html = _VIEWPORT.sub(VIEWPORT, root.render(), count=1)
     return MapPage(html, _policy(html, tiles_url))
 
 

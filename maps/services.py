@@ -6,6 +6,7 @@ before anything is written: one bad feature and nothing changes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,6 +177,39 @@ async def districts_of(table_ids: list[int]) -> list[dict[str, Any]]:
             row["boundary"] = json.loads(row["boundary"])
         unique.setdefault(row["id"], row)
     return list(unique.values())
+
+
+async def districts_for_map(table_ids: list[int] | None) -> tuple[list[dict[str, Any]], str]:
+    """The districts of these tables (None: of every table), each once, and a digest of all
+    that a map draws of them (names, boundaries, whether approximate), in one query."""
+    query = TableDistrict.select(
+        TableDistrict.district.id.as_alias("id"),
+        TableDistrict.district.name.as_alias("name"),
+        TableDistrict.district.boundary.as_alias("boundary"),
+        TableDistrict.district.approximate.as_alias("approximate"),
+    ).order_by(TableDistrict.district.id)
+    if table_ids is not None:
+        if not table_ids:
+            return [], hashlib.sha256(b"").hexdigest()
+        query = query.where(TableDistrict.table.is_in(table_ids))
+    digest = hashlib.sha256()
+    unique: dict[int, dict[str, Any]] = {}
+    for row in await query:
+        if row["id"] in unique:
+            continue
+        boundary = row["boundary"]
+        text = boundary if isinstance(boundary, str) else json.dumps(boundary, sort_keys=True)
+        digest.update(f"{row['id']}\0{row['name']}\0{row['approximate']}\0{text}\0".encode())
+        unique[row["id"]] = row
+    return list(unique.values()), digest.hexdigest()
+
+
+def parsed(districts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The districts with their boundaries as GeoJSON objects (read as text on some drivers)."""
+    return [
+        {**d, "boundary": json.loads(d["boundary"])} if isinstance(d["boundary"], str) else d
+        for d in districts
+    ]
 
 
 async def table_districts(table_id: int) -> list[dict[str, Any]]:

@@ -703,7 +703,9 @@ ROWS: list[Row] = [
     ),
     # maps
     get("/tables/{slug:str}/map", PUBLIC),
+    get("/tables/{slug:str}/map/points", PUBLIC),
     get("/map", PUBLIC),
+    get("/map/points", PUBLIC),
     get("/tables/{slug:str}/districts.geojson", PUBLIC),
     # audit
     get("/organisations/{slug:str}/audit", COORDINATOR, url="/organisations/{organisation}/audit"),
