@@ -21,10 +21,10 @@ from tables import services as tables
 from translations import services as content
 from voix import i18n, live, workers
 from voix.forms import NUMBER_RANGE, UNKNOWN_CHOICE, FormErrors, UserError, parse_int
-from voix.permissions import Principal, require
+from voix.permissions import Principal, can, require
 from voix.web import ObjectId, Slug, form_data, page, redirect
 from votes import box, closing, decisions, services, views
-from votes.models import CLOSED, OPEN
+from votes.models import CLOSED, ONLINE, OPEN
 from votes.scales import MAJORITY_JUDGMENT, METHOD_LABELS, SCALES, THRESHOLD_LABELS
 
 logger = logging.getLogger("voix")
@@ -35,33 +35,59 @@ async def _vote_page(
     principal: NamedDependency[Principal],
     vote: dict,
     status_code: int = 200,
+    *,
+    table: dict | None = None,
+    vote_options: list[dict] | None = None,
     **context: Any,
 ) -> Template:
-    table = await tables.get_table_by_id(vote["table"])
-    (vote,) = await services.with_results([vote])
+    """The vote's page. `table` and `vote_options` (as with_results shapes them) spare reading
+    them again when the caller has just read them."""
+    if table is None or table["id"] != vote["table"]:
+        table = await tables.get_table_by_id(vote["table"])
+    if vote_options is None:
+        (vote,) = await services.with_results([vote])
+    else:
+        vote = {
+            **vote,
+            "options": vote_options,
+            "turnout": (await services.turnout([vote["id"]]))[vote["id"]],
+            "grades": services.grades_of(vote),
+        }
     shown = await content.on_its_page("vote", vote, request.query_params)
     proposal_ids = [o["proposal"] for o in vote["options"] if o["proposal"]]
+    scope = tables.scope_of(table)
+    # Just cast (a receipt to show): the voter is on the roll online, and no ballot form is
+    # shown, so neither its media nor its summaries are read.
+    cast_now = "receipt" in context
+    ballot_form = vote["status"] == OPEN and not cast_now
     return page(
         request,
         "votes/vote.html",
         status_code=status_code,
         vote=vote,
         table=table,
-        scope=tables.scope_of(table),
+        scope=scope,
         themes=THEMES,
-        media=await media.for_proposals(proposal_ids) if vote["status"] == OPEN else {},
+        media=await media.for_proposals(proposal_ids) if ballot_form else {},
         summaries=await services.summaries(proposal_ids, i18n.current_language.get())
-        if vote["status"] == OPEN
+        if ballot_form
         else {},
-        voted=vote["id"] in await services.voted_in(principal.user_id, [vote["id"]]),
-        my_channel=await services.on_roll(vote["id"], f"user:{principal.user_id}")
+        voted=cast_now or vote["id"] in await services.voted_in(principal.user_id, [vote["id"]]),
+        my_channel=ONLINE
+        if cast_now
+        else await services.on_roll(vote["id"], f"user:{principal.user_id}")
         if principal.authenticated
         else None,
         chart=views.chart_for_screens(vote) if vote["status"] == CLOSED else "",
-        overridden=views.overridden(vote, await decisions.latest(proposal_ids)),
+        # Only a closed vote has a result a decision can go against.
+        overridden=views.overridden(vote, await decisions.latest(proposal_ids))
+        if vote["status"] == CLOSED
+        else [],
         proof=services.RECEIPT_PROOFS[vote["receipts_prove"]],
         channels=(await room.channel_counts([vote["id"]]))[vote["id"]],
-        held=bool(await services.meetings_holding(vote["id"])),
+        # Shown to those who manage the table only.
+        held=can(principal, "votes.manage", scope)
+        and bool(await services.meetings_holding(vote["id"])),
         # The ballot form's own code (votes.services.record_ballot), unless it is the same
         # ballot coming back (a confirmation, "change my choices"), which keeps its code.
         submission=services.new_submission(),
@@ -171,31 +197,52 @@ async def cast(
     request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
 ) -> Template:
     data = await form_data(request, "approve")
-    vote, table = await services.get_with_table(vote_id)
+    vote, table = await services.get_for_ballot(vote_id)
+    # The options, read once: for the marks, and for the page that shows the receipt.
+    (shown,) = await services.with_results([dict(vote)], turnout=False)
     try:
         if vote["status"] == OPEN and vote["method"] == MAJORITY_JUDGMENT:
             # Without JavaScript the page cannot count ungraded options as the voter goes:
             # it says so here, before anything is stored, and asks again.
-            (shown,) = await services.with_results([dict(vote)])
             marks = services.read_marks(vote, shown["options"], data)
             offered = {o["id"] for o in shown["options"] if not o["withdrawn"]}
             ungraded = len(offered - {option for option, _ in marks})
             if ungraded and data.get("confirm") != "1":
                 return _private(
-                    await _vote_page(request, principal, vote, ungraded=ungraded, values=data)
+                    await _vote_page(
+                        request, principal, vote, table=table, ungraded=ungraded, values=data
+                    )
                 )
-        receipt = await services.cast(principal, table, vote_id, data)
+        receipt = await services.cast(
+            principal, table, vote_id, data, vote=vote, vote_options=shown["options"]
+        )
     except FormErrors as invalid:
         return _private(
             await _vote_page(
-                request, principal, vote, status_code=400, errors=invalid.errors, values=data
+                request,
+                principal,
+                vote,
+                status_code=400,
+                table=table,
+                errors=invalid.errors,
+                values=data,
             )
         )
-    return _private(await _after_casting(request, principal, vote, table, receipt))
+    return _private(
+        await _after_casting(
+            request, principal, vote, table, receipt, vote_options=shown["options"]
+        )
+    )
 
 
 async def _after_casting(
-    request: Request, principal: Principal, vote: dict, table: dict, receipt: str
+    request: Request,
+    principal: Principal,
+    vote: dict,
+    table: dict,
+    receipt: str,
+    *,
+    vote_options: list[dict] | None = None,
 ) -> Template:
     """The ballot is stored: from here on nothing may answer with an error, or the voter would
     believe it lost (sending the same form again gets the same receipt, but they should not
@@ -207,7 +254,9 @@ async def _after_casting(
         logger.warning("vote %s: rooms not told of a ballot", vote["id"], exc_info=True)
     try:
         # Shown once: nothing stored links this receipt to the voter, and it is in no URL.
-        return await _vote_page(request, principal, vote, receipt=receipt)
+        return await _vote_page(
+            request, principal, vote, table=table, vote_options=vote_options, receipt=receipt
+        )
     except Exception:  # see above
         logger.warning("vote %s: receipt shown without the vote's page", vote["id"], exc_info=True)
         return page(

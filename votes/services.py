@@ -3,8 +3,10 @@
 Casting is one write transaction: a participation row (unique per vote and voter) and a
 sealed ballot (encrypted). Closing (votes.closing) unseals every ballot of the vote at once,
 shuffled, so the stored ballots share no key, time, order or transaction with who voted. A
-vote's state is checked by a conditional UPDATE in the same transaction, which serialises
-casting against closing.
+vote's state is checked in the same transaction, which serialises casting against closing:
+an online ballot is one statement that checks and writes everything, holding the vote's row
+FOR SHARE on PostgreSQL (ballots run side by side, a closing waits for them or they for it);
+the other paths take the row with a conditional UPDATE.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
@@ -259,6 +262,32 @@ async def get_with_table(vote_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
     return vote, await get_table_by_id(vote["table"])
 
 
+async def get_for_ballot(vote_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The vote (closed first if its time has come, as `get`) and what a ballot and its pages
+    need of the table: its id, organisation (the scope), slug and name. One query."""
+    vote = await (
+        Vote.select(
+            *_COLUMNS,
+            Vote.table.slug.as_alias("table_slug"),
+            Vote.table.name.as_alias("table_name"),
+            Vote.table.organisation.as_alias("table_organisation"),
+        )
+        .where(Vote.id == vote_id)
+        .first()
+    )
+    if vote is None:
+        raise NotFoundException()
+    table = {
+        "id": vote["table"],
+        "slug": vote.pop("table_slug"),
+        "name": vote.pop("table_name"),
+        "organisation": vote.pop("table_organisation"),
+    }
+    if await _close_due_among([_shape(vote)]):
+        return await get_with_table(vote_id)  # closed now: read it as it is now
+    return vote, table
+
+
 async def _read(where: Any) -> list[dict[str, Any]]:
     rows = [_shape(v) for v in await Vote.select(*_COLUMNS).where(where).order_by(Vote.id)]
     if await _close_due_among(rows):
@@ -316,10 +345,14 @@ async def options(vote_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     return found
 
 
-async def with_results(votes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Votes with their options (results once closed) and live turnout: two queries."""
+async def with_results(
+    votes: list[dict[str, Any]], *, turnout: bool = True
+) -> list[dict[str, Any]]:
+    """Votes with their options (results once closed) and live turnout: two queries (one
+    without the turnout)."""
     ids = [vote["id"] for vote in votes]
-    found, counts = await options(ids), await turnout(ids)
+    found = await options(ids)
+    counts = await count_turnout(ids) if turnout else dict.fromkeys(ids, 0)
     for vote in votes:
         for option in found[vote["id"]]:
             # A proposal hidden by moderation keeps its place and its counts, not its words
@@ -351,6 +384,9 @@ async def yes_no_counts(vote_ids: list[int]) -> dict[int, dict[str, int]]:
 async def turnout(vote_ids: list[int]) -> dict[int, int]:
     """How many have voted, open or closed, in one query: what a live count shows."""
     return await db.count_by(Participation.vote, vote_ids)
+
+
+count_turnout = turnout  # under another name where a parameter is called `turnout`
 
 
 async def voted_in(user_id: int | None, vote_ids: list[int]) -> set[int]:
@@ -706,6 +742,88 @@ async def _sent_before(vote_id: int, person: str, submission: str) -> int | None
     return int(row["id"]) if row else None
 
 
+_OPEN_AND_ENTITLED = """
+    FROM vote v
+    WHERE v.id = {} AND v."table" = {} AND v.status = 'open'
+      AND (v.closes_at IS NULL OR v.closes_at > {})
+      AND ((COALESCE(NULLIF(v.electorate, ''), 'members') IN ('members', 'both')
+            AND EXISTS (SELECT 1 FROM membership m WHERE m."user" = {}
+                        AND m."table" = v."table" AND m.created_at <= v.opened_at))
+        OR (COALESCE(NULLIF(v.electorate, ''), 'members') IN ('present', 'both')
+            AND EXISTS (SELECT 1 FROM attendance a
+                        JOIN agenda_item i ON i.meeting = a.meeting
+                        WHERE i.vote = v.id AND a.person = {})))
+"""
+_ROLL_COLUMNS = '(vote, "user", person, name, channel, recorded_by, cast_at, submission)'
+# PostgreSQL: one statement, so one round trip and its own transaction. The vote's row is
+# locked FOR SHARE: ballots do not wait for each other, a closing (an UPDATE of that row) waits
+# for the ballots in flight, and a ballot arriving during a closing waits for it, then finds
+# the vote closed and writes nothing.
+_ENROL_AND_SEAL_POSTGRES = f"""
+WITH open_vote AS (
+    SELECT v.id {_OPEN_AND_ENTITLED} FOR SHARE OF v
+), roll AS (
+    INSERT INTO vote_participation {_ROLL_COLUMNS}
+    SELECT id, {{}}::integer, {{}}::varchar, {{}}::varchar, {{}}::varchar, {{}}::integer,
+           {{}}::timestamptz, {{}}::varchar
+    FROM open_vote
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), box AS (
+    INSERT INTO sealed_ballot (id, vote, sealed)
+    SELECT {{}}::uuid, {{}}::integer, {{}}::text FROM roll
+)
+SELECT id FROM roll
+"""  # noqa: S608 — constants of this module, no input
+# SQLite: in a write transaction, which is alone anyway; `WHERE` before ON CONFLICT is part of
+# the SELECT (SQLite's parser needs one there).
+_ENROL_SQLITE = f"""
+INSERT INTO vote_participation {_ROLL_COLUMNS}
+SELECT v.id, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}} {_OPEN_AND_ENTITLED}
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+
+
+async def _enrol_and_seal(
+    table_id: int,
+    vote_id: int,
+    person: str,
+    channel: str,
+    *,
+    user_id: int | None,
+    name: str,
+    recorded_by: int | None,
+    submission: str,
+    sealed: str,
+) -> int | None:
+    """The roll's row and the sealed ballot, written together if the vote is open and takes
+    this person (may_vote) and they are not on its roll yet; else nothing, and None."""
+    now = _now()
+    member = int(person.removeprefix("user:")) if person.startswith("user:") else None
+    checks = (vote_id, table_id, now, member, person)
+    values = (
+        user_id,
+        person,
+        name if user_id is None else "",
+        channel,
+        recorded_by,
+        now,
+        submission,
+    )
+    if isinstance(db.engine(), db.Postgres):
+        rows = await Participation.raw(
+            _ENROL_AND_SEAL_POSTGRES, *checks, *values, uuid.uuid4(), vote_id, sealed
+        )
+        return int(rows[0]["id"]) if rows else None
+    async with db.write_transaction():
+        rows = await Participation.raw(_ENROL_SQLITE, *values, *checks)
+        if not rows:
+            return None
+        await SealedBallot.insert(SealedBallot(vote=vote_id, sealed=sealed))
+    return int(rows[0]["id"])
+
+
 async def record_ballot(
     table: Mapping[str, Any],
     vote_id: int,
@@ -743,6 +861,10 @@ async def record_ballot(
     before, the demo) the ballot gets a random one: it is then simply not recognised if sent
     again.
 
+    Cost: without `also`, one statement on PostgreSQL (_enrol_and_seal), which checks the
+    vote, the electorate and the roll as the steps below do; only when it writes nothing do
+    those steps run, to tell which refusal (or which earlier form) it was.
+
     `also` runs in the same transaction with the roll's row, for what the caller must write
     with the ballot (the tablet's release, the journal): not after the commit, where a failure
     would hide a stored ballot. It does not run again for a form sent again.
@@ -751,6 +873,22 @@ async def record_ballot(
     receipt = receipt_for(vote_id, person, submission)
     sent = submission_of(vote_id, person, submission, marks)
     sealed = sealing.seal(vote_id, receipt, marks)
+    if also is None:
+        # The usual ballot: every check inside the statement that writes it. Nothing
+        # written means one of them refused; the steps below say which, in their order.
+        stored = await _enrol_and_seal(
+            table["id"],
+            vote_id,
+            person,
+            channel,
+            user_id=user_id,
+            name=name,
+            recorded_by=recorded_by,
+            submission=sent,
+            sealed=sealed,
+        )
+        if stored is not None:
+            return receipt, stored
     async with db.write_transaction():
         # Before the vote's state: a retry of a ballot stored just before closing still gets
         # its receipt.
@@ -818,16 +956,30 @@ def read_marks(
     return marks
 
 
-async def cast(who: Principal, table: dict[str, Any], vote_id: int, data: Mapping[str, Any]) -> str:
+async def cast(
+    who: Principal,
+    table: dict[str, Any],
+    vote_id: int,
+    data: Mapping[str, Any],
+    *,
+    vote: Mapping[str, Any] | None = None,
+    vote_options: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
     """Records one sealed ballot and returns its receipt; a second ballot is refused, the same
-    form sent again gets the same receipt (record_ballot)."""
+    form sent again gets the same receipt (record_ballot).
+
+    `vote` (as `get` reads it) and its options spare reading them again when the caller has
+    them; whether the vote still takes the ballot is decided when it is written anyway."""
     require(who, "votes.cast", scope_of(table))
-    vote = await get(vote_id)
+    if vote is None or vote["id"] != vote_id:
+        vote = await get(vote_id)
     submission = submission_in(data)
     if vote["status"] != OPEN and submission is None:
         raise UserError(VOTE_NOT_OPEN)
     try:
-        marks = read_marks(vote, (await options([vote_id]))[vote_id], data)
+        if vote_options is None:
+            vote_options = (await options([vote_id]))[vote_id]
+        marks = read_marks(vote, vote_options, data)
     except FormErrors:
         if vote["status"] != OPEN:
             raise UserError(VOTE_NOT_OPEN) from None
@@ -843,3 +995,24 @@ async def cast(who: Principal, table: dict[str, Any], vote_id: int, data: Mappin
         submission=submission,
     )
     return receipt
+
+
+async def turnout_and_voted(
+    user_id: int | None, vote_ids: list[int]
+) -> tuple[dict[int, int], set[int]]:
+    """`turnout` and `voted_in` in one query: what a page shows live of its open votes."""
+    if not vote_ids:
+        return {}, set()
+    marks = ", ".join("{}" for _ in vote_ids)  # placeholders only
+    sql = (
+        'SELECT vote, COUNT(*) AS turnout, SUM(CASE WHEN "user" = {} THEN 1 ELSE 0 END) AS mine '  # noqa: S608
+        f"FROM vote_participation WHERE vote IN ({marks}) GROUP BY vote"
+    )
+    rows = await Participation.raw(
+        sql,
+        user_id if user_id is not None else -1,
+        *vote_ids,
+    )
+    turnout = dict.fromkeys(vote_ids, 0)
+    turnout.update({row["vote"]: int(row["turnout"]) for row in rows})
+    return turnout, {row["vote"] for row in rows if row["mine"]}
