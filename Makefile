@@ -6,7 +6,7 @@ PORT ?= 8000
 export PICCOLO_CONF := voix.piccolo_conf
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format install install-dev lock messages migrations clean
+.PHONY: help run test lint format install install-dev lock messages migrations bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ messages: install ## Extract strings into locales/messages.pot and update the ca
 
 migrations: install ## Generate migrations for APP (needs PostgreSQL: DATABASE_URL=postgresql://…)
 	$(BIN)/piccolo migrations new $(APP) --auto
+
+bench: install ## Issue 15's benchmark, app against its floor (needs wrk; ARGS="--quick --rows 10000 --db sqlite")
+	$(BIN)/python bench/run.py $(ARGS)
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var
