@@ -1,4 +1,10 @@
-"""PDF rendering with WeasyPrint, with nothing fetched from outside the project."""
+"""PDF rendering with WeasyPrint, with nothing fetched from outside the project.
+
+WeasyPrint itself, patched, and the fetchers it is given live in exports.pdf_engine, imported
+when a document is first laid out (in a worker process, voix.workers), not when the web
+process imports this module for its constants and renderers' names: it would add half a
+second to every start-up. `LocalAssetsOnly` and `WithPhotos` are still found here.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +17,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import segno
 from markupsafe import Markup
-from weasyprint import HTML
-from weasyprint.document import Document
-from weasyprint.formatting_structure import boxes
-from weasyprint.layout import inline as inline_layout
-from weasyprint.pdf import tags as pdf_tags
-from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from exports.photos import printed_photos
 from proposals.themes import THEMES
@@ -39,7 +39,24 @@ from votes.scales import (
     SEVEN,
 )
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+    from weasyprint.document import Document
+    from weasyprint.urls import URLFetcher
+
 ASSETS = (Path(__file__).parent / "assets").resolve()
+# What exports.pdf_engine defines and this module used to: loaded with it on first use.
+_FROM_ENGINE = frozenset(
+    {"LocalAssetsOnly", "WithPhotos", "_tag_languages", "_right_to_left_lines_laid_out_once"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_ENGINE:
+        from exports import pdf_engine  # noqa: PLC0415 — WeasyPrint, when first needed
+
+        return getattr(pdf_engine, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _decoded(text: str) -> str:
@@ -65,126 +82,37 @@ def asset_path(url: str) -> Path:
     return resolved
 
 
-class LocalAssetsOnly(URLFetcher):
-    """Serves the documents' fonts and images; refuses every other URL, network above all."""
-
-    def __init__(self) -> None:
-        super().__init__(allowed_protocols={"file", "data"})
-
-    def fetch(self, url: str, headers: Any = None) -> Any:
-        scheme = urlsplit(url.strip()).scheme.lower()
-        if scheme == "file":
-            return super().fetch(asset_path(url.strip()).as_uri(), headers)
-        if scheme != "data":  # WeasyPrint reads the scheme case-insensitively, so must this
-            raise ValueError(f"Refused outside the brief's assets: {url}")
-        return super().fetch(url, headers)
-
-
-def _tag_languages() -> None:
-    """Tagged PDFs name the language of each element written in another than the document's
-    (PDF/UA, ISO 14289-1 7.2), and the row or column each table header heads (7.5): WeasyPrint
-    70 tags the structure but leaves out the elements' `lang` and the headers' `scope`, so each
-    structure element made from an HTML element with one gets it, as /Lang or as the /Scope
-    of its table attributes. Only tagged renderings (the briefs) go through this."""
-    build = getattr(pdf_tags, "_build_box_tree", None)
-    if build is None or getattr(build, "with_languages", False):
-        return
-
-    def with_lang(box: Any, *args: Any) -> Any:
-        element = getattr(box, "element", None)
-        lang = scope = None
-        if element is not None and getattr(box, "element_tag", None) not in ("html", "body"):
-            lang = element.get("lang")
-            scope = _SCOPES.get(element.get("scope", "")) if box.element_tag == "th" else None
-        for structure in build(box, *args):
-            if lang and "Lang" not in structure:
-                structure["Lang"] = pdf_tags.pydyf.String(lang)
-            if scope and structure.get("S") == "/TH" and "A" in structure:
-                structure["A"]["Scope"] = scope
-            yield structure
-
-    with_lang.with_languages = True  # type: ignore[attr-defined]
-    pdf_tags._build_box_tree = with_lang
-
-
-_SCOPES = {"row": "/Row", "col": "/Column"}
-
-
-def _right_to_left_lines_laid_out_once() -> None:
-    """WeasyPrint 70 lays out each line of right-to-left text twice, and a line holding an
-    inline block (a proposal's text beside its photo) twice more inside: after laying a line
-    out it asks where the line would now stand (floats might have moved it) and starts again
-    unless nothing moved; in a right-to-left block it compares the line's right edge, its
-    place plus its width, with where it started, but its place is already that right edge,
-    so nothing ever compares equal. Told the line's left edge instead, it sees nothing moved
-    and keeps the line it made, the same. Only where no float stands (none in our documents):
-    with floats, WeasyPrint's own answer, and its second try, are kept."""
-    place = getattr(inline_layout, "avoid_collisions", None)
-    if place is None or getattr(place, "line_start", False):
-        return
-
-    def line_start(context: Any, box: Any, containing_block: Any, outer: bool = True) -> Any:
-        x, y, width = place(context, box, containing_block, outer)
-        if (
-            isinstance(box, boxes.LineBox)
-            and not context.excluded_shapes
-            and containing_block.style["direction"] == "rtl"
-        ):
-            x -= box.width
-        return x, y, width
-
-    line_start.line_start = True  # type: ignore[attr-defined]
-    inline_layout.avoid_collisions = line_start
-
-
-_tag_languages()
-_right_to_left_lines_laid_out_once()
-_environment = build_environment()
-# Results drawn as static SVG at rendering time, in the document's language.
-_environment.globals["vote_chart"] = views.chart
-_environment.globals["method_labels"] = METHOD_LABELS
-# A drawing rendered by a template, as an image: an <img> carries the alt text that a tagged
-# PDF's Figure needs, which an inline <svg> only gets from a <title> of its own.
-_environment.filters["svg_uri"] = lambda svg: data_uri("image/svg+xml", str(svg).encode())
+@functools.cache
+def _environment() -> Environment:
+    """The documents' Jinja environment, made when a document is first rendered (in a worker
+    process): the web process, which imports this module, never needs it."""
+    environment = build_environment()
+    # Results drawn as static SVG at rendering time, in the document's language.
+    environment.globals["vote_chart"] = views.chart
+    environment.globals["method_labels"] = METHOD_LABELS
+    # A drawing rendered by a template, as an image: an <img> carries the alt text that a
+    # tagged PDF's Figure needs, which an inline <svg> only gets from a <title> of its own.
+    environment.filters["svg_uri"] = lambda svg: data_uri("image/svg+xml", str(svg).encode())
+    return environment
 
 
 def _html(template: str, lang: str, **context: Any) -> str:
     token = i18n.current_language.set(lang)
     try:
-        return _environment.get_template(template).render(lang=i18n.language(lang), **context)
+        return _environment().get_template(template).render(lang=i18n.language(lang), **context)
     finally:
         i18n.current_language.reset(token)
-
-
-class WithPhotos(LocalAssetsOnly):
-    """LocalAssetsOnly, and a brief's photos, from memory, at `voix-photo:MEDIA_ID`.
-
-    Not as data: URIs written in the HTML: the HTML parser reads every character of an
-    attribute, and 200 photos made tens of megabytes of it, seconds of parsing."""
-
-    def __init__(self, photos: dict[int, tuple[str, bytes]]) -> None:
-        super().__init__()
-        self.photos = photos
-
-    def fetch(self, url: str, headers: Any = None) -> Any:
-        scheme, _, media = url.strip().partition(":")
-        if scheme.lower() != PHOTO_SCHEME:
-            return super().fetch(url, headers)
-        found = self.photos.get(int(media)) if media.isdigit() else None
-        if found is None:
-            raise ValueError(f"No such photo in this brief: {url}")
-        content_type, data = found
-        return URLFetcherResponse(url, body=data, headers={"Content-Type": content_type})
 
 
 PHOTO_SCHEME = "voix-photo"
 
 
 def _document(html: str, fetcher: URLFetcher | None = None) -> Document:
-    """The laid-out pages, to measure before writing."""
-    return HTML(
-        string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=fetcher or LocalAssetsOnly()
-    ).render()
+    """The laid-out pages, to measure before writing (WeasyPrint, patched, loaded on first
+    use: exports.pdf_engine)."""
+    from exports import pdf_engine  # noqa: PLC0415
+
+    return pdf_engine.document(html, fetcher)
 
 
 def _pdf(html: str) -> bytes:
@@ -286,6 +214,8 @@ def render_brief(
     their printed size since exports.photos, which those of older versions are brought to)."""
     if variant not in BRIEF_VARIANTS:
         raise ValueError(f"Unknown brief PDF variant: {variant!r}")
+    from exports.pdf_engine import WithPhotos  # noqa: PLC0415
+
     with _collector_paused():
         printed = printed_photos(photos)
         html = _html("exports/pdf/brief.html", lang, **brief_context(doc, printed))

@@ -13,12 +13,11 @@ import asyncio
 import dataclasses
 import functools
 import hashlib
+import importlib.metadata
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-
-import weasyprint
 
 from exports.models import StoredPdf
 from voix import workers
@@ -32,8 +31,10 @@ _rendering: dict[tuple[str, str, str], asyncio.Task[bytes]] = {}
 
 @functools.cache
 def _renderer_digest() -> str:
-    """What else shapes a PDF besides its data: templates, catalogs, WeasyPrint's version."""
-    digest = hashlib.sha256(weasyprint.__version__.encode())
+    """What else shapes a PDF besides its data: templates, catalogs, WeasyPrint's version (from
+    its installed metadata, the same as `weasyprint.__version__`: this runs in the web process,
+    which does not load WeasyPrint)."""
+    digest = hashlib.sha256(importlib.metadata.version("weasyprint").encode())
     files = [
         path
         for domain in DOMAINS

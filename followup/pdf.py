@@ -5,21 +5,24 @@ with the briefs' fonts and nothing fetched from outside (exports.pdf)."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import segno
 from markupsafe import Markup
-from weasyprint import HTML
-from weasyprint.document import Document
 
-from exports.pdf import ASSETS, LocalAssetsOnly, _html, _pdf, theme_pictograms
+from exports.pdf import _document, _html, _pdf, theme_pictograms
 from proposals.themes import THEMES
+
+if TYPE_CHECKING:
+    from weasyprint.document import Document
 
 _FITTING_RENDERS = 4
 
 
 def _laid_out(html: str) -> Document:
-    return HTML(string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=LocalAssetsOnly()).render()
+    """Laid out by WeasyPrint, loaded when first needed (exports.pdf_engine), with the briefs'
+    assets only."""
+    return _document(html)
 
 
 def render_poster(

@@ -7,7 +7,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import segno
-from icalendar import Calendar, Event
 
 from meetings.models import CANCELLED
 from voix import i18n
@@ -22,6 +21,8 @@ def ics(
     agendas: dict[int, list[dict[str, Any]]],
 ) -> bytes:
     """A calendar phones can subscribe to: every meeting of the table, in UTC."""
+    from icalendar import Calendar, Event  # noqa: PLC0415 — loaded when first asked, not at start-up
+
     calendar = Calendar()
     calendar.add("prodid", "-//Voix des Quartiers//tables de quartier//FR")
     calendar.add("version", "2.0")

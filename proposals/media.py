@@ -38,9 +38,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-import av
 from litestar.datastructures import UploadFile
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
@@ -48,6 +47,9 @@ from proposals.models import PHOTO, VOICE, Media
 from voix import workers
 from voix.forms import UserError
 from voix.i18n import N_
+
+if TYPE_CHECKING:
+    import av
 
 PHOTO_MAX_BYTES = 8 * 1024 * 1024
 PHOTO_MAX_PIXELS = 40_000_000  # a decompression bomb is refused before it is decoded
@@ -85,7 +87,8 @@ _PILLOW_FAILURES = (
     IndexError,
     struct.error,
 )
-_FFMPEG_FAILURES = (av.FFmpegError, ValueError, OSError, EOFError, IndexError)
+# With av.FFmpegError: PyAV (FFmpeg) is imported by the worker that transcodes, not at start-up.
+_FFMPEG_FAILURES = (ValueError, OSError, EOFError, IndexError)
 
 # What phones and browsers record, told by the first bytes, and FFmpeg's demuxer for each.
 # FFmpeg is never left to guess: some of its formats (HLS playlists, concat lists) open the
@@ -314,12 +317,14 @@ def _audio_container(raw: bytes) -> str:
 
 def clean_voice(source: Source) -> Upload:
     """A new mono Ogg/Opus file made from the decoded sound alone. Runs in a worker process."""
+    import av  # noqa: PLC0415 — loaded where it is used: a worker, not the web process
+
     check_voice(source)
     out = io.BytesIO()
     try:
         with _opened(source) as recording:
             seconds = _transcode(recording, _audio_container(_head(source)), out)
-    except _FFMPEG_FAILURES as error:
+    except (av.FFmpegError, *_FFMPEG_FAILURES) as error:
         raise UserError(NOT_AUDIO, status_code=400) from error
     if seconds <= 0:
         raise UserError(NOT_AUDIO, status_code=400)
@@ -329,6 +334,8 @@ def clean_voice(source: Source) -> Upload:
 def _transcode(recording: IO[bytes], demuxer: str, out: io.BytesIO) -> Fraction:
     """Decodes the first sound stream into `out` as Opus; returns the decoded duration, which is
     what counts (a header may claim anything). Stops as soon as it is over the limit."""
+    import av  # noqa: PLC0415 — see clean_voice
+
     limit = VOICE_MAX_SECONDS + _VOICE_GRACE_SECONDS
     seconds = Fraction(0)  # exact: a sum of floats drifts across thousands of frames
     written = 0

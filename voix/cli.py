@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -45,6 +46,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def server_options() -> tuple[str, str]:
+    """uvicorn's event loop and HTTP parser: uvloop and httptools (requirements.txt), said
+    explicitly, so that a missing one is a choice seen here rather than uvicorn's silent
+    fallback; asyncio's loop and h11 where they are not installed. Granian was measured
+    against them (bench/servers.py) and not kept: within a few per cent on the app's pages,
+    where the app's own Python is the cost, and `voix serve`'s stop (event streams ended on
+    SIGTERM, graceful timeout, log configuration) is uvicorn's."""
+    return (
+        "uvloop" if _installed("uvloop") else "asyncio",
+        "httptools" if _installed("httptools") else "h11",
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -57,6 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cmd_migrate(args)
         cmd_demo(args)
     check_key()
+    loop, http = server_options()
     if get_settings().log_format == "text":  # for a person at a terminal; JSON logs stay JSON
         print(f"Voix des Quartiers: http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(
@@ -64,6 +83,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         factory=True,
         host=args.host,
         port=args.port,
+        loop=loop,
+        http=http,
         log_level="info",
         # One line per request comes from voix.logs (redacted, timed to a stream's end), in
         # VOIX_LOG_FORMAT like every other record; uvicorn's own access line would repeat it.

@@ -34,13 +34,18 @@ T = TypeVar("T")
 BUSY = N_("The server is busy preparing other documents. Please try again in a minute.")
 RETRY_AFTER_SECONDS = 60
 
-# Imported by each worker as it starts (see warm_up), so the first PDF or map it makes does not
-# also pay for loading WeasyPrint, its fonts or folium.
+# Imported by each worker as it starts (see warm_up), so the first PDF, map or voice note it
+# makes does not also pay for loading WeasyPrint, its fonts, folium or PyAV. The web process
+# imports none of these: its modules import them when first needed (exports.pdf_engine), so
+# naming them here is what loads them ahead.
 PRELOAD = (
     "exports.pdf",
+    "exports.pdf_engine",
     "maps.interactive",
+    "folium",
     "meetings.services",
     "proposals.media",
+    "av",
     "votes.sealing",
 )
 
@@ -159,9 +164,17 @@ def shutdown() -> None:
     """Stops the pool (at app shutdown and exit); jobs still waiting are cancelled.
 
     It waits for the running ones: without waiting, the workers outlive the app (Python 3.11).
+    With no job running or waiting, the workers are stopped instead of waited for: they may
+    still be preloading (warm_up), and a stop soon after a start would wait out WeasyPrint's
+    and folium's imports, seconds, for nothing.
     """
     global _pool
     with _lock:
         pool, _pool = _pool, None
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+        idle = _in_flight == 0  # run() counts a job before it can reach this pool
+    if pool is None:
+        return
+    if idle:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
