@@ -7,8 +7,10 @@ its engine from voix.piccolo_conf at first use.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
@@ -19,6 +21,34 @@ DATABASE_KIND = os.environ.get("VOIX_TEST_DATABASE", "sqlite")
 POSTGRES_URL = os.environ.get(
     "VOIX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+# pytest-xdist's worker ("gw0", "gw1"…), or "" without -n: each worker has its own database.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+# Files in it are made by tempfile.mkdtemp and friends, private to the suite.
+MEMORY_FS = "/dev/shm"  # noqa: S108
+
+
+def _memory_temp_dir() -> str | None:
+    """Where the suite's files go: VOIX_TEST_TMPDIR if set, else /dev/shm when it is a writable
+    file system in memory with room to spare. The SQLite database, the uploads, the backups and
+    the servers' logs then live in memory: nothing the tests check depends on the disk, and each
+    commit's fsync costs nothing there (on a disk it is most of a small write's time)."""
+    if chosen := os.environ.get("VOIX_TEST_TMPDIR"):
+        return chosen
+    try:
+        room = os.statvfs(MEMORY_FS)
+    except OSError:
+        return None
+    if room.f_bavail * room.f_frsize < 2 * 1024**3 or not os.access(MEMORY_FS, os.W_OK):
+        return None
+    return MEMORY_FS
+
+
+if (_TEMP := _memory_temp_dir()) is not None:
+    # The environment too: the servers, `voix` commands and worker processes the tests start
+    # write their temporary files where the tests look for them.
+    os.environ["TMPDIR"] = tempfile.tempdir = _TEMP
 VAR_DIR = tempfile.mkdtemp(prefix="voix-test-")
 os.environ["VOIX_VAR_DIR"] = VAR_DIR
 os.environ["VOIX_ENV"] = "test"
@@ -28,7 +58,7 @@ os.environ["VOIX_BASE_URL"] = "http://testserver.local"  # where the test client
 
 def _postgres_database_url() -> str:
     parts = urlsplit(POSTGRES_URL)
-    return urlunsplit(parts._replace(path=f"/voix_test_{os.getpid()}"))
+    return urlunsplit(parts._replace(path=f"/voix_test_{os.getpid()}{WORKER}"))
 
 
 async def _postgres_admin(statement: str) -> None:
@@ -41,25 +71,37 @@ async def _postgres_admin(statement: str) -> None:
         await connection.close()
 
 
+async def _create_postgres_database(name: str) -> None:
+    await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}"')
+    await _postgres_admin(f'CREATE DATABASE "{name}"')
+    # A commit does not wait for its WAL to reach the disk: what another connection sees is
+    # unchanged; only a crash of the server could lose the last commits of a test database.
+    # (The tests' own clusters, tests/servers.py, run with fsync=off for the same reason.)
+    await _postgres_admin(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+
+
 if DATABASE_KIND == "postgres":
     os.environ["DATABASE_URL"] = _postgres_database_url()
-    _db_name = urlsplit(os.environ["DATABASE_URL"]).path.lstrip("/")
-    asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{_db_name}"'))
-    asyncio.run(_postgres_admin(f'CREATE DATABASE "{_db_name}"'))
 elif DATABASE_KIND == "sqlite":
     os.environ["DATABASE_URL"] = f"sqlite:///{VAR_DIR}/test.sqlite3"
 else:
     raise RuntimeError(f"VOIX_TEST_DATABASE must be sqlite or postgres, not {DATABASE_KIND!r}")
 
 import httpx  # noqa: E402
+from litestar import Litestar  # noqa: E402
 from litestar.channels import ChannelsPlugin  # noqa: E402
 
 from translations import services as content  # noqa: E402
-from voix import db  # noqa: E402
+from voix import db, live, logs  # noqa: E402
 from voix.app import create_app  # noqa: E402
+from voix.settings import Settings, get_settings  # noqa: E402
 
-# Children first, so foreign keys never block the clean-up.
+# Children first, so foreign keys never block the clean-up. Every table but Piccolo's
+# "migration" (tests/test_suite.py checks that none is missing).
 ALL_TABLES = [
+    "room_count_entry",
+    "room_count",
+    "tablet",
     "minutes_link",
     "minutes",
     "speaker",
@@ -117,24 +159,116 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"voix: database {DATABASE_KIND} ({os.environ['DATABASE_URL']})"
 
 
+def _runs_no_tests(config: pytest.Config) -> bool:
+    """pytest-xdist's controller (-n N): its workers run the tests, each on a database of its
+    own (their names end with the worker's id)."""
+    return not WORKER and bool(getattr(config.option, "numprocesses", None))
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
+    if _runs_no_tests(session.config):
+        return
+    if DATABASE_KIND == "postgres":
+        asyncio.run(_create_postgres_database(_database_name()))
     asyncio.run(db.migrate())
 
 
+def _database_name() -> str:
+    return urlsplit(os.environ["DATABASE_URL"]).path.lstrip("/")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if DATABASE_KIND == "postgres":
-        name = urlsplit(os.environ["DATABASE_URL"]).path.lstrip("/")
+    if DATABASE_KIND == "postgres" and not _runs_no_tests(session.config):
+        name = _database_name()
         asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     shutil.rmtree(VAR_DIR, ignore_errors=True)
 
 
+# One statement per table, sent at once: a single round trip and a single commit.
+_CLEAN_UP = "".join(f'DELETE FROM "{table}";' for table in ALL_TABLES)
+
+
+async def _delete_every_row() -> None:
+    engine = db.engine()
+    if isinstance(engine, db.SQLite):
+        path = engine.connection_kwargs["database"]
+        # Its own connection, as every SQLite write has, with foreign keys on as Piccolo's.
+        connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.executescript(f"BEGIN IMMEDIATE;{_CLEAN_UP}COMMIT;")
+        finally:
+            connection.close()
+    elif engine.pool is not None:
+        async with engine.pool.acquire() as connection:
+            # Without parameters: the simple protocol, where several statements are one
+            # implicit transaction.
+            await connection.execute(_CLEAN_UP)
+    else:
+        connection = await engine.get_new_connection()
+        try:
+            await connection.execute(_CLEAN_UP)
+        finally:
+            await connection.close()
+
+
 @pytest.fixture(autouse=True)
-async def clean_database() -> AsyncIterator[None]:
-    yield
-    content.forget_reads()  # counted in memory, not yet written: of this test's objects
-    async with db.engine().transaction():
-        for table in ALL_TABLES:
-            await db.engine().run_ddl(f'DELETE FROM "{table}"')
+async def clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Starts the database engine for each async test, in its event loop (on PostgreSQL, the
+    pool of connections a server has: without it, each query would open a connection of its
+    own), and empties every table after the test.
+
+    A synchronous test may run its own event loop (asyncio.run), where a pool made in this one
+    could not serve: there the engine stays unstarted, as the `voix` commands leave it.
+    """
+    started = (
+        inspect.iscoroutinefunction(request.function)
+        and "engine_left_unstarted" not in request.fixturenames
+        and not _pool_running()
+    )
+    if started:
+        await db.engine().start()
+    try:
+        yield
+    finally:
+        try:
+            content.forget_reads()  # counted in memory, not yet written: of this test's objects
+            await _delete_every_row()
+        finally:
+            if started and _pool_running():
+                await db.engine().stop()
+
+
+@pytest.fixture
+def engine_left_unstarted() -> None:
+    """For a test whose own code starts and stops the engine (an app's lifespan, as a server
+    runs it): clean_database leaves it unstarted."""
+
+
+def _pool_running() -> bool:
+    return getattr(db.engine(), "pool", None) is not None
+
+
+_APP: dict[Settings, Litestar] = {}
+
+
+def shared_app() -> Litestar:
+    """create_app() once per configuration: assembling the app (Litestar checks every handler's
+    signature, Jinja compiles the templates it renders) costs more than most tests. The app
+    keeps no state of its own between requests but its live channels, made anew for each test;
+    a test that changes the settings (get_settings.cache_clear) gets an app made with them."""
+    settings = get_settings()
+    application = _APP.get(settings)
+    if application is None:
+        _APP.clear()
+        application = _APP[settings] = create_app()
+    else:
+        logs.install()  # as create_app does, should a test have taken the filters off
+    # A plugin as channels_plugin() makes, in place of the last test's (whose backend and
+    # subscribers belonged to that test's event loop): the app holds this very object.
+    plugin = application.plugins.get(ChannelsPlugin)
+    plugin.__dict__.update(live.channels_plugin().__dict__)
+    return application
 
 
 @pytest.fixture
@@ -144,14 +278,18 @@ async def app() -> AsyncIterator[object]:
     (Litestar's AsyncClient runs the app in another thread and loop, where a
     PostgreSQL pool made for one loop cannot serve the other.)
     """
-    await db.engine().start()
-    application = create_app()
+    # clean_database started the engine for async tests; a test that stopped it gets it back.
+    started = not _pool_running()
+    if started:
+        await db.engine().start()
+    application = shared_app()
     try:
         # The live channels start with the app's lifespan, which ASGITransport does not run.
         async with application.plugins.get(ChannelsPlugin):
             yield application
     finally:
-        await db.engine().stop()
+        if started:
+            await db.engine().stop()
 
 
 def make_client(app: object) -> httpx.AsyncClient:

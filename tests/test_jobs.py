@@ -314,7 +314,7 @@ async def test_stopping_interrupts_a_long_job_and_puts_it_back_in_the_queue() ->
 
 
 async def test_the_app_runs_the_queue_from_start_up_to_shutdown(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, engine_left_unstarted: None
 ) -> None:
     assert not jobs.enabled()  # the suite runs jobs itself
     monkeypatch.setenv("VOIX_JOBS", "1")
