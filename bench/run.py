@@ -15,8 +15,8 @@ For each database (SQLite, PostgreSQL) and each size N:
    URL http://127.0.0.1:8801 (production needs no TLS of the app itself: the proxy has it; the
    session cookie is only marked Secure, and wrk sends it as a header). Log level warning.
 3. Each page's body is fetched once (anonymous, and signed in as a demo resident), and the
-   floor (bench/floor.py: bare Litestar, same server settings, port 8802) serves bodies of the
-   same bytes from memory.
+   floor (bench/floor.py: bare Litestar, same server settings, port 8802) serves a page of the
+   same size rendered by Jinja from rows in memory (--floor bytes: the captured bytes as is).
 4. wrk loads each page of the app, then the floor's copy: 20 connections, 2 threads, a warm-up
    (2 s) then 8 s measured (--quick: 2 s and 4 s). Requests/s, p50 and p99.
 5. Queries per page through the ASGI app in process (bench/inproc.py queries; the warm count:
@@ -365,8 +365,9 @@ def measure(db: str, env: dict[str, str], info: dict[str, Any], args: Any) -> di
                 waited = app_server.wait_idle() + floor_server.wait_idle()
                 app_load = wrk(base + page["path"], headers, seconds, warm_up)
                 waited_after = app_server.wait_idle()
+                floor_path = f"/bytes/{number}" if args.floor == "bytes" else f"/{number}"
                 floor_load = wrk(
-                    f"http://127.0.0.1:{FLOOR_PORT}/{number}", headers, seconds, warm_up
+                    f"http://127.0.0.1:{FLOOR_PORT}{floor_path}", headers, seconds, warm_up
                 )
                 row = {
                     "name": page["name"],
@@ -495,6 +496,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter loads and fewer repeats")
     parser.add_argument("--runs", type=int, default=1, help="measure N times in a row")
     parser.add_argument("--skip-casting", action="store_true")
+    parser.add_argument(
+        "--floor",
+        choices=("rendered", "bytes"),
+        default="rendered",
+        help="the floor's page: Jinja from memory (the issue's), or the captured bytes as is",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     args = parser.parse_args()
     wrk_path()  # a clear message before anything starts
