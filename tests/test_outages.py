@@ -165,9 +165,9 @@ def test_postgresql_going_away_gives_503_logged_once(
 
 @pytest.mark.skipif(DATABASE_KIND != "sqlite", reason="a SQLite file of the test's own")
 def test_a_read_only_sqlite_file_reads_pages_and_refuses_writes_with_503(tmp_path: Path) -> None:
-    """The database file turns read-only under a running server (its write-ahead files still
-    writable): pages that only read still answer, a write answers 503 "try again", readiness
-    says read-only, and the log says it once, then once when writes work again."""
+    """The database's files turn read-only under a running server: pages that only read
+    still answer, a write answers 503 "try again", readiness says read-only, and the log says
+    it once, then once when writes work again."""
     var = tmp_path / "var"
     var.mkdir()
     database = var / "voix.sqlite3"
@@ -200,7 +200,12 @@ def test_a_read_only_sqlite_file_reads_pages_and_refuses_writes_with_503(tmp_pat
                 ((datetime.now(UTC) - timedelta(hours=1)).isoformat(),),
             )
 
-        database.chmod(0o444)
+        # The file and its write-ahead files: the server holds the file open (its reads share
+        # one connection: voix.db.SQLite), and SQLite hands a descriptor opened for writing
+        # before the chmod to the next connection of the process; the write-ahead log, which
+        # every write goes to first, is opened anew and refuses.
+        for path in var.iterdir():
+            path.chmod(0o444)
         try:
             ready = browser.get("/health/ready")
             assert ready.status_code == 503
@@ -234,9 +239,9 @@ def test_a_read_only_sqlite_file_reads_pages_and_refuses_writes_with_503(tmp_pat
 
 @pytest.mark.skipif(DATABASE_KIND != "sqlite", reason="a SQLite file of the test's own")
 def test_a_read_only_sqlite_disk_gives_503_on_every_page(tmp_path: Path) -> None:
-    """The whole disk turns read-only: a WAL database then cannot even be read (each query
-    opens the file, and the shared-memory index cannot be set up), so every page, the
-    anonymous home page too, answers the translated 503 instead of a 500."""
+    """The whole disk turns read-only: no page answers a 500. The server reads on through the
+    connection it holds open (voix.db.SQLite shares one for reads), so the anonymous home page
+    still shows; a write answers the translated 503, readiness says so, once in the log."""
     var = tmp_path / "var"
     var.mkdir()
     database = var / "voix.sqlite3"
@@ -249,8 +254,19 @@ def test_a_read_only_sqlite_disk_gives_503_on_every_page(tmp_path: Path) -> None
             path.chmod(0o444)
         var.chmod(0o555)
         try:
-            for _ in range(3):
-                assert_resting(httpx.get(url + "/", headers=FRENCH))
+            with httpx.Client(base_url=url, headers=FRENCH, timeout=30) as browser:
+                assert browser.get("/login").status_code == 200  # its CSRF cookie
+                for _ in range(3):
+                    assert browser.get("/").status_code == 200
+                    attempt = browser.post(
+                        "/login",
+                        data={
+                            "login": "someone@example.org",
+                            "password": "x",
+                            "_csrf_token": browser.cookies["csrftoken"],
+                        },
+                    )
+                    assert_resting(attempt)
             assert httpx.get(url + "/health/ready").status_code == 503
             assert httpx.get(url + "/health/live").status_code == 200
             assert _output(log).count(UNAVAILABLE) == 1, _output(log)

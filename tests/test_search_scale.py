@@ -191,9 +191,12 @@ async def test_search_and_lists_read_the_indexes() -> None:
         .limit(20)
     )
     assert "proposal_listed_recent_idx" in await _plan(newest)
-    # The page's count from the partial index alone (PostgreSQL: an index-only scan, since
-    # db.analyze() vacuumed; before, reading the whole table was cheaper).
-    assert "proposal_listed_" in await _plan(Proposal.count().where(listed))
+    # The page's count from the partial index alone. Not asked of PostgreSQL: it reads the
+    # index alone only while the visibility map is current (a vacuum that no older snapshot
+    # held back), and at this size a sequential scan is a fair choice too; bench/search.py
+    # measures the count at 100,000 proposals.
+    if DATABASE_KIND == "sqlite":
+        assert "proposal_listed_" in await _plan(Proposal.count().where(listed))
     supported = (
         Proposal.select(Proposal.id)
         .where(listed)
