@@ -123,14 +123,7 @@ async def proposal_page(
         )
     reader_language = current_language.get()
     public = await _public_part(proposal, table, reader_language)
-    proposal_votes = public["votes"]
-    voted: set[int] = set()
-    if open_ids := [v["id"] for v in proposal_votes if v["status"] == votes.OPEN]:
-        # The live turnout: ballots do not change the table's revision (tables/revision.py).
-        live, voted = await votes.turnout_and_voted(principal.user_id, open_ids)
-        proposal_votes = [
-            {**v, "turnout": live[v["id"]]} if v["id"] in live else v for v in proposal_votes
-        ]
+    proposal_votes, voted = await votes.with_live_turnout(public["votes"], principal.user_id)
     return page(
         request,
         "proposals/detail.html",

@@ -74,14 +74,7 @@ async def table_page(
     if (side := cache.pages.get(key)) is None:
         side = await _side(table, reader)
         cache.pages.put(key, side, seconds=_side_seconds(side))
-    table_votes = side["votes"]
-    voted: set[int] = set()
-    if open_ids := [v["id"] for v in table_votes if v["status"] == votes.OPEN]:
-        # The live turnout: ballots do not change the table's revision (tables/revision.py).
-        live, voted = await votes.turnout_and_voted(principal.user_id, open_ids)
-        table_votes = [
-            {**v, "turnout": live[v["id"]]} if v["id"] in live else v for v in table_votes
-        ]
+    table_votes, voted = await votes.with_live_turnout(side["votes"], principal.user_id)
     return page(
         request,
         "tables/table.html",

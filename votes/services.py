@@ -1016,3 +1016,16 @@ async def turnout_and_voted(
     turnout = dict.fromkeys(vote_ids, 0)
     turnout.update({row["vote"]: int(row["turnout"]) for row in rows})
     return turnout, {row["vote"] for row in rows if row["mine"]}
+
+
+async def with_live_turnout(
+    kept: list[dict[str, Any]], user_id: int | None
+) -> tuple[list[dict[str, Any]], set[int]]:
+    """Votes as a page keeps them (voix.cache), their open ones with the live turnout (ballots
+    do not change a table's revision: tables/revision.py), and those of them the reader voted
+    in. One query when a vote is open, none otherwise; the kept rows are left as they were."""
+    open_ids = [vote["id"] for vote in kept if vote["status"] == OPEN]
+    if not open_ids:
+        return kept, set()
+    live, voted = await turnout_and_voted(user_id, open_ids)
+    return [{**v, "turnout": live[v["id"]]} if v["id"] in live else v for v in kept], voted
