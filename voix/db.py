@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import aiosqlite
@@ -224,29 +224,43 @@ class SQLite(_QueryCounting, SQLiteEngine):
     # (a thread, a connection, two pragmas, a commit) for each query, 1.8 ms of CPU against 0.1.
     # In autocommit mode each read sees what was committed when it started, as before; writes
     # and transactions keep a connection of their own, so a writer waiting for the lock never
-    # holds the readers up.
-    _reader: aiosqlite.Connection | None = None
-    _reader_loop: asyncio.AbstractEventLoop | None = None
-
+    # holds the readers up. Each loop has its own (a test client's lifespan may run on another
+    # loop, in another thread, at the same time): a loop never closes another's. A connection
+    # that failed is retired: new reads open another, and it closes once the reads still
+    # running on it have ended (closing it under them made them fail with "Connection closed").
     async def _read_connection(self) -> aiosqlite.Connection:
         loop = asyncio.get_running_loop()
-        if self._reader is not None and self._reader_loop is loop:
-            return self._reader
+        readers = self._readers()
+        if (reader := readers.get(loop)) is not None:
+            return reader
+        for other, old in list(readers.items()):
+            if other.is_closed():  # a finished loop's: nothing runs on it any more
+                del readers[other]
+                old.stop()
         connection = aiosqlite.connect(**{**self.connection_kwargs, "isolation_level": None})
         connection._thread.daemon = True  # never holds the interpreter's exit
         await connection
         connection.row_factory = dict_factory  # type: ignore[assignment]
-        if self._reader is not None and self._reader_loop is loop:  # another read made one
+        if (reader := readers.get(loop)) is not None:  # another read made one meanwhile
             await connection.close()
-            return self._reader
-        self._close_reader()
-        self._reader, self._reader_loop = connection, loop
+            return reader
+        readers[loop] = connection
         return connection
 
-    def _close_reader(self) -> None:
-        if self._reader is not None:
-            self._reader.stop()  # its thread closes the connection and ends
-            self._reader = self._reader_loop = None
+    def _readers(self) -> dict[asyncio.AbstractEventLoop, aiosqlite.Connection]:
+        if (readers := self.__dict__.get("_reader_by_loop")) is None:
+            readers = self.__dict__["_reader_by_loop"] = {}
+        return readers
+
+    _in_use: ClassVar[dict[int, int]] = {}  # id(connection) -> reads running on it
+    _retired: ClassVar[set[int]] = set()
+
+    def _retire(self, connection: aiosqlite.Connection) -> None:
+        readers = self._readers()
+        for loop, reader in list(readers.items()):
+            if reader is connection:
+                del readers[loop]
+        self._retired.add(id(connection))
 
     async def _run_in_new_connection(
         self,
@@ -258,21 +272,35 @@ class SQLite(_QueryCounting, SQLiteEngine):
         if query.lstrip()[:6].upper() != "SELECT":  # piccolo says "generic" of every query
             return await super()._run_in_new_connection(query, args, query_type, table)
         reader = await self._read_connection()
+        key = id(reader)
+        self._in_use[key] = self._in_use.get(key, 0) + 1
         try:
             async with reader.execute(query, args or []) as cursor:
                 return await cursor.fetchall()
         except sqlite3.Error:
-            self._close_reader()  # the next read opens the file again
+            self._retire(reader)  # the next read opens the file again
             raise
+        finally:
+            self._in_use[key] -= 1
+            if not self._in_use[key]:
+                del self._in_use[key]
+                if key in self._retired:
+                    self._retired.discard(key)
+                    await reader.close()
 
     async def start(self) -> None:
-        """SQLite has no pool: writes open the file, reads share a connection (opened on the
-        first read)."""
+        """SQLite has no pool: writes open the file, reads share a connection per event loop
+        (opened on the loop's first read)."""
 
     async def stop(self) -> None:
-        reader, self._reader, self._reader_loop = self._reader, None, None
-        if reader is not None:
-            await reader.close()
+        loop = asyncio.get_running_loop()
+        readers = self._readers()
+        for other, reader in list(readers.items()):
+            del readers[other]
+            if other is loop:
+                await reader.close()
+            else:
+                reader.stop()  # its thread closes the connection and ends
 
 
 class _PooledConnection(asyncpg.Connection):
