@@ -215,16 +215,17 @@ _TABLE_FIELDS = {
 }
 
 
+_WITH_TABLE = db.Prepared(  # every proposal's page and action: compiled once
+    lambda proposal_id: Proposal.select(
+        *_COLUMNS, *(column.as_alias(f"table_{name}") for name, column in _TABLE_FIELDS.items())
+    ).where(Proposal.id == proposal_id)
+)
+
+
 async def get_with_table(proposal_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The proposal and the table it belongs to: what every permission check needs. One query
     (the table's districts are kept until its revision changes)."""
-    proposal = await (
-        Proposal.select(
-            *_COLUMNS, *(column.as_alias(f"table_{name}") for name, column in _TABLE_FIELDS.items())
-        )
-        .where(Proposal.id == proposal_id)
-        .first()
-    )
+    proposal = await _WITH_TABLE.first(proposal_id)
     if proposal is None:
         raise NotFoundException()
     table = {"id": proposal["table"]} | {

@@ -23,6 +23,7 @@ from proposals import discussion
 from proposals import services as proposals
 from proposals.themes import THEMES
 from tables import services
+from tables.services import organisation_scope
 from translations import services as content
 from voix import cache, db, workers
 from voix.forms import FormErrors, UserError
@@ -43,6 +44,14 @@ async def home(request: Request, principal: NamedDependency[Principal]) -> Templ
         request,
         "tables/home.html",
         organisations=organisations,
+        # The list of tables is rendered once for what it shows (voix.fragments): the tables,
+        # their revisions and organisations, and whose journals the reader may open.
+        tables_key=tuple((t["id"], t["revision"], t["organisation_name"]) for t in tables),
+        audited=tuple(
+            group[0]["organisation"]
+            for _, group in organisations
+            if can(principal, "audit.read", organisation_scope(group[0]["organisation"]))
+        ),
         my_meetings=await content.apply_all(
             "meeting",
             await meetings.upcoming_for_user(principal.table_roles),

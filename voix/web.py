@@ -23,6 +23,7 @@ from proposals.themes import THEMES
 from tables.services import organisation_scope
 from voix import i18n
 from voix.forms import Message, ascii_slug
+from voix.fragments import FragmentCache
 from voix.i18n import N_
 from voix.permissions import ANONYMOUS, Principal, can
 from voix.settings import PROJECT_ROOT, get_settings
@@ -162,7 +163,7 @@ def build_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader([PROJECT_ROOT / domain / "templates" for domain in DOMAINS]),
         autoescape=select_autoescape(["html", "svg"]),
-        extensions=["jinja2.ext.i18n"],
+        extensions=["jinja2.ext.i18n", FragmentCache],
         undefined=StrictUndefined,
         # Templates change with a deployment, which restarts the process; looking for changes
         # costs a stat() of each template at each page (a tenth of a page's time), so only
