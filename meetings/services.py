@@ -915,11 +915,16 @@ async def room(meeting: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def meetings_showing_vote(vote_id: int) -> list[int]:
-    """The open meetings whose agenda carries this vote: their screens show its count."""
-    rows = await AgendaItem.select(AgendaItem.meeting).where(
+_SHOWING_VOTE = db.Prepared(  # at each ballot: compiled once (voix.db.Prepared)
+    lambda vote_id: AgendaItem.select(AgendaItem.meeting).where(
         (AgendaItem.vote == vote_id) & (AgendaItem.meeting.status == OPEN)
     )
+)
+
+
+async def meetings_showing_vote(vote_id: int) -> list[int]:
+    """The open meetings whose agenda carries this vote: their screens show its count."""
+    rows = await _SHOWING_VOTE.rows(vote_id)
     return sorted({row["meeting"] for row in rows})
 
 

@@ -262,19 +262,21 @@ async def get_with_table(vote_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
     return vote, await get_table_by_id(vote["table"])
 
 
+# Read at each ballot: compiled to SQL once (voix.db.Prepared).
+_FOR_BALLOT = db.Prepared(
+    lambda vote_id: Vote.select(
+        *_COLUMNS,
+        Vote.table.slug.as_alias("table_slug"),
+        Vote.table.name.as_alias("table_name"),
+        Vote.table.organisation.as_alias("table_organisation"),
+    ).where(Vote.id == vote_id)
+)
+
+
 async def get_for_ballot(vote_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The vote (closed first if its time has come, as `get`) and what a ballot and its pages
     need of the table: its id, organisation (the scope), slug and name. One query."""
-    vote = await (
-        Vote.select(
-            *_COLUMNS,
-            Vote.table.slug.as_alias("table_slug"),
-            Vote.table.name.as_alias("table_name"),
-            Vote.table.organisation.as_alias("table_organisation"),
-        )
-        .where(Vote.id == vote_id)
-        .first()
-    )
+    vote = await _FOR_BALLOT.first(vote_id)
     if vote is None:
         raise NotFoundException()
     table = {
@@ -326,19 +328,31 @@ async def has_open_vote(proposal_id: int) -> bool:
     )
 
 
+def _options_query(where: Any) -> Any:
+    return (
+        VoteOption.select(
+            *_OPTION_COLUMNS,
+            VoteOption.proposal.supports.as_alias("supports"),
+            VoteOption.proposal.hidden_at.as_alias("hidden_at"),
+        )
+        .where(where)
+        .order_by(VoteOption.vote)
+        .order_by(VoteOption.position)
+    )
+
+
+# One vote's options (its page, each ballot): compiled once.
+_OPTIONS_OF_ONE = db.Prepared(lambda vote_id: _options_query(VoteOption.vote == vote_id))
+
+
 async def options(vote_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """Each vote's options in ballot order, with their stored results once closed."""
     found: dict[int, list[dict[str, Any]]] = {vote_id: [] for vote_id in vote_ids}
     if vote_ids:
-        rows = await (
-            VoteOption.select(
-                *_OPTION_COLUMNS,
-                VoteOption.proposal.supports.as_alias("supports"),
-                VoteOption.proposal.hidden_at.as_alias("hidden_at"),
-            )
-            .where(VoteOption.vote.is_in(vote_ids))
-            .order_by(VoteOption.vote)
-            .order_by(VoteOption.position)
+        rows = (
+            await _OPTIONS_OF_ONE.rows(vote_ids[0])
+            if len(vote_ids) == 1
+            else await _options_query(VoteOption.vote.is_in(vote_ids))
         )
         for row in rows:
             found[row["vote"]].append(_shape_option(row))
