@@ -64,15 +64,51 @@ SOURCES = (
     _through("brief_version", "brief", "brief"),
     _through("brief_sent", "brief", "brief"),
     _through("institution_response", "brief", "brief"),
-    Source("district", 'SELECT "table" FROM table_district WHERE district = R.id', ("name",)),
-    # Names shown beside proposals: their authors' and those who recorded them.
+    # A district's name and slug (the list's filter), and its boundary (imported again: the
+    # map and its "approximate" note). JSON has no equality on PostgreSQL: compared as text.
+    Source(
+        "district",
+        'SELECT "table" FROM table_district WHERE district = R.id',
+        ("name", "slug", "approximate", "boundary::text"),
+    ),
+    # An institution's name beside the briefs sent to it and their answers overdue.
+    Source(
+        "institution",
+        'SELECT "table" FROM brief WHERE id IN (SELECT brief FROM brief_sent WHERE institution = '
+        "R.id UNION SELECT brief FROM brief_addressee WHERE institution = R.id)",
+        ("name", "service"),
+    ),
+    # Names shown on a table's pages: its members, the authors of proposals and comments and
+    # those who recorded them for a resident, who changed a status, who decided without a vote.
     Source(
         "account",
         'SELECT "table" FROM membership WHERE "user" = R.id '
-        'UNION SELECT "table" FROM proposal WHERE author = R.id OR recorded_by = R.id',
+        'UNION SELECT "table" FROM proposal WHERE author = R.id OR recorded_by = R.id '
+        'UNION SELECT p."table" FROM proposal_comment c JOIN proposal p ON p.id = c.proposal '
+        "WHERE c.author = R.id OR c.recorded_by = R.id "
+        'UNION SELECT p."table" FROM proposal_status_change s JOIN proposal p ON p.id = s.proposal '
+        "WHERE s.actor = R.id "
+        'UNION SELECT p."table" FROM vote_decision d JOIN proposal p ON p.id = d.proposal '
+        "WHERE d.decided_by = R.id",
         ("display_name",),
     ),
 )
+# The table's own row: what its pages show of it (its name, its address, its organisation, how
+# long it waits for answers). Its revision moves with them; an update changing none of them
+# (exports.drafts locks the row that way) does not.
+OWN_COLUMNS = ("name", "slug", "postcode", "description", "organisation", "answer_delay_months")
+
+
+def _column(spec: str) -> str:
+    return spec.split("::", 1)[0]
+
+
+def _changed(columns: tuple[str, ...], different: str) -> str:
+    return " OR ".join(
+        f"OLD.{_column(c)}{c[len(_column(c)) :]} {different} NEW.{_column(c)}{c[len(_column(c)) :]}"
+        for c in columns
+    )
+
 
 _BUMP = f"UPDATE {TABLE} SET revision = revision + 1 WHERE id IN ({{tables}})"
 # A random start (below 2**31: the column is a 32-bit integer on PostgreSQL).
@@ -89,9 +125,15 @@ def _sqlite_statements() -> list[str]:
         f"CREATE TRIGGER {PREFIX}_start AFTER INSERT ON {TABLE} BEGIN "
         f"UPDATE {TABLE} SET revision = {_SQLITE_START} WHERE id = NEW.id; END"
     ]
+    own = ", ".join(OWN_COLUMNS)
+    statements.append(
+        f"CREATE TRIGGER {PREFIX}_own AFTER UPDATE OF {own} ON {TABLE} "
+        f"WHEN {_changed(OWN_COLUMNS, 'IS NOT')} "
+        f"BEGIN UPDATE {TABLE} SET revision = revision + 1 WHERE id = NEW.id; END"
+    )
     for source in SOURCES:
         events = [("insert", "INSERT", ["NEW"]), ("delete", "DELETE", ["OLD"])]
-        of = f" OF {', '.join(source.columns)}" if source.columns else ""
+        of = f" OF {', '.join(map(_column, source.columns))}" if source.columns else ""
         events.append(("update", f"UPDATE{of}", ["OLD", "NEW"]))
         if source.columns:
             events = events[2:]  # a change of these columns only: rows come and go elsewhere
@@ -110,6 +152,11 @@ def _postgres_statements() -> list[str]:
         f"BEGIN NEW.revision := {_PG_START}; RETURN NEW; END $$",
         f"CREATE TRIGGER {PREFIX} BEFORE INSERT ON {TABLE} "
         f"FOR EACH ROW EXECUTE FUNCTION {PREFIX}_start()",
+        f"CREATE OR REPLACE FUNCTION {PREFIX}_own() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        f"BEGIN NEW.revision := OLD.revision + 1; RETURN NEW; END $$",
+        f"CREATE TRIGGER {PREFIX}_own BEFORE UPDATE OF {', '.join(OWN_COLUMNS)} ON {TABLE} "
+        f"FOR EACH ROW WHEN ({_changed(OWN_COLUMNS, 'IS DISTINCT FROM')}) "
+        f"EXECUTE FUNCTION {PREFIX}_own()",
     ]
     for source in SOURCES:
         if source.name == "proposal":
@@ -124,8 +171,8 @@ def _postgres_statements() -> list[str]:
             f"IF TG_OP <> 'DELETE' THEN {new}; END IF; RETURN NULL; END $$"
         )
         if source.columns:
-            changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in source.columns)
-            event = f"UPDATE OF {', '.join(source.columns)}"
+            changed = _changed(source.columns, "IS DISTINCT FROM")
+            event = f"UPDATE OF {', '.join(map(_column, source.columns))}"
             when = f" WHEN ({changed})"
         else:
             event, when = "INSERT OR UPDATE OR DELETE", ""

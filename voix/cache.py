@@ -10,6 +10,7 @@ replicas, since a change shows as a new key in every one of them.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -17,21 +18,52 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-ENTRIES = 1024  # at most ~20 MB of pages per process
+ENTRIES = 1024
+BYTES = 20 * 1024 * 1024  # at most this much kept per process, as Python counts it
+LARGEST = BYTES // 16  # an entry bigger than this is not kept: it would push out dozens
+
+
+def size_of(value: Any) -> int:
+    """The bytes a value holds with everything it refers to (each object counted once), as
+    sys.getsizeof counts them: what keeping it costs."""
+    seen: set[int] = set()
+    stack = [value]
+    total = 0
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        total += sys.getsizeof(item)
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+        elif hasattr(item, "__dict__") and not isinstance(item, type):
+            stack.append(vars(item))
+    return total
 
 
 class Cache:
-    """Least recently used entries go first; each entry may expire."""
+    """Least recently used entries go first, when there are more than `size` of them or they
+    hold more than `budget` bytes; each entry may expire, and goes when found expired."""
 
-    def __init__(self, size: int = ENTRIES) -> None:
+    def __init__(self, size: int = ENTRIES, budget: int = BYTES) -> None:
         self.size = size
-        self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self.budget = budget
+        self._entries: OrderedDict[Hashable, tuple[float, Any, int]] = OrderedDict()
+        self.bytes = 0
         self.hits = 0
         self.misses = 0
 
     def get(self, key: Hashable) -> Any | None:
         found = self._entries.get(key)
-        if found is None or found[0] < time.monotonic():
+        if found is None:
+            self.misses += 1
+            return None
+        if found[0] < time.monotonic():
+            self._drop(key)
             self.misses += 1
             return None
         self._entries.move_to_end(key)
@@ -39,10 +71,22 @@ class Cache:
         return found[1]
 
     def put(self, key: Hashable, value: Any, seconds: float = 3600.0) -> None:
-        self._entries[key] = (time.monotonic() + seconds, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        if key in self._entries:
+            self._drop(key)
+        size = size_of(value)
+        if size > min(LARGEST, self.budget):
+            return  # served as built, not kept
+        self._entries[key] = (time.monotonic() + seconds, value, size)
+        self.bytes += size
+        now = time.monotonic()
+        for old in [k for k, (until, _, _) in self._entries.items() if until < now]:
+            self._drop(old)
+        while len(self._entries) > self.size or self.bytes > self.budget:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: Hashable) -> None:
+        _, _, size = self._entries.pop(key)
+        self.bytes -= size
 
     async def get_or_build(
         self, key: Hashable, build: Callable[[], Awaitable[T]], seconds: float = 3600.0
@@ -57,6 +101,7 @@ class Cache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self.bytes = 0
 
 
 pages = Cache()

@@ -116,7 +116,12 @@ def language_middleware(app: ASGIApp) -> ASGIApp:
             if message["type"] == "http.response.start" and not static:
                 headers = list(message.get("headers", []))
                 headers.append((b"content-language", lang.encode()))
-                merge_vary(headers, "Accept-Language", "Cookie")
+                # A page's address answers the page, or (htmx) a part of it: caches and the
+                # browser's history must keep them apart.
+                html = any(
+                    k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers
+                )
+                merge_vary(headers, "Accept-Language", "Cookie", *(("HX-Request",) if html else ()))
                 if chosen:
                     cookie = f"{LANGUAGE_COOKIE}={chosen}; Path=/; Max-Age={ONE_YEAR}; SameSite=Lax"
                     headers.append((b"set-cookie", cookie.encode()))
