@@ -189,6 +189,86 @@ def cmd_export_ballots(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_open_data(args: argparse.Namespace) -> int:
+    """`voix export proposals|votes|meetings|briefs`: the open data the site publishes, streamed
+    to a file (written aside, then renamed: a failed export leaves no partial file) or stdout."""
+    from exports import open_data
+    from tables.models import Organisation, Table
+
+    name = f"voix export {args.what}"
+    try:
+        open_data.media_type(args.format)
+        open_data.filename(args.what, args.format, "")
+    except ValueError:
+        print(f"{name}: no {args.format} format for {args.what}.", file=sys.stderr)
+        return 2
+
+    async def scope() -> tuple[open_data.Scope, str] | None:
+        if args.table:
+            table = await (
+                Table.select(Table.id, Table.organisation.licence.as_alias("licence"))
+                .where(Table.slug == args.table)
+                .first()
+            )
+            if table is None:
+                return None
+            return open_data.Scope(table_id=table["id"]), table["licence"]
+        if args.organisation:
+            organisation = await (
+                Organisation.select(Organisation.id, Organisation.licence)
+                .where(Organisation.slug == args.organisation)
+                .first()
+            )
+            if organisation is None:
+                return None
+            return open_data.Scope(organisation_id=organisation["id"]), organisation["licence"]
+        return open_data.Scope(), ""
+
+    async def run(out: Any) -> bool:
+        from voix import db
+
+        await db.engine().start()
+        try:
+            found = await scope()
+            if found is None:
+                return False
+            chosen, licence = found
+            async for chunk in open_data.stream(args.what, args.format, chosen, licence=licence):
+                out.write(chunk)
+            return True
+        finally:
+            await db.engine().stop()
+
+    check_key()  # a vote past its closing time is closed by reading it, as its page does
+    missing = f"no table {args.table!r}" if args.table else f"no organisation {args.organisation!r}"
+    if args.output == "-":
+        if not _run(run(sys.stdout.buffer)):
+            print(f"{name}: {missing}.", file=sys.stderr)
+            return 2
+        sys.stdout.buffer.flush()
+        return 0
+    target = Path(args.output)
+    aside = target.with_name(target.name + ".tmp")
+    try:
+        out = aside.open("wb")
+    except OSError as cannot:
+        print(f"{name}: cannot write {args.output}: {cannot.strerror}", file=sys.stderr)
+        return 2
+    try:
+        with out:
+            written = _run(run(out))
+    except BaseException:
+        aside.unlink(missing_ok=True)
+        raise
+    if not written:
+        aside.unlink(missing_ok=True)
+        print(f"{name}: {missing}.", file=sys.stderr)
+        return 2
+    aside.replace(target)
+    print(f"Wrote {args.output}")
+    return 0
+
+
 def cmd_close_due(args: argparse.Namespace) -> int:
     from votes import box, closing
 
@@ -355,6 +435,25 @@ def parser() -> argparse.ArgumentParser:
     ballots.set_defaults(handler=cmd_export_ballots)
     ballots.add_argument("ref", help="the vote's number, as in /votes/NUMBER")
     ballots.add_argument("--output", required=True)
+    for dataset, what in (
+        ("proposals", "the tables' proposals (listed ones), as open data"),
+        ("votes", "the votes and, once closed, their results, as open data"),
+        ("meetings", "the tables' meetings and their attendance counts, as open data"),
+        ("briefs", "the position documents sent, and the institutions' answers, as open data"),
+    ):
+        data = export.add_parser(dataset, help=what)
+        data.set_defaults(handler=cmd_export_open_data)
+        data.add_argument(
+            "--format",
+            choices=["csv", "csv-semicolon", "jsonl", "geojson"],
+            default="csv",
+            help="csv: UTF-8 with BOM; csv-semicolon: for French spreadsheets; jsonl: JSON Lines; "
+            "geojson: placed proposals only",
+        )
+        where = data.add_mutually_exclusive_group()
+        where.add_argument("--table", help="one table's (its slug); default: the whole site")
+        where.add_argument("--organisation", help="one organisation's tables (its slug)")
+        data.add_argument("--output", required=True, help="the file to write; - for stdout")
     command(
         "close-due",
         cmd_close_due,
