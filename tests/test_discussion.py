@@ -138,7 +138,7 @@ async def test_reports_once_then_hiding_with_a_reason_audited(client) -> None:
     assert "Texte injurieux" not in listing.text
     assert "Une vraie idée" in listing.text
     api = await client.get("/api/v1/tables/flamants-iris/proposals")
-    assert [p["id"] for p in api.json()] == [kept]
+    assert [p["id"] for p in api.json()["items"]] == [kept]
     detail = await client.get(f"/proposals/{proposal}")
     shown = re.sub(r"<[^>]+>", "", detail.text)  # the reason sits in a <bdi> isolate
     assert t("Hidden by the facilitators: %(reason)s", reason="Propos injurieux") in shown

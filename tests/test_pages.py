@@ -122,7 +122,7 @@ async def test_open_data_api_and_its_schema(client: AsyncClient) -> None:
     await add_proposal(world.table_a, "Réparer les ascenseurs de la tour G")
     tables = (await client.get("/api/v1/tables")).json()
     assert {t["slug"] for t in tables} == {"flamants-iris", "les-aygalades"}
-    proposals = (await client.get("/api/v1/tables/flamants-iris/proposals")).json()
+    proposals = (await client.get("/api/v1/tables/flamants-iris/proposals")).json()["items"]
     assert proposals[0]["title"] == "Réparer les ascenseurs de la tour G"
     assert "author" not in proposals[0]
     schema = (await client.get("/schema/openapi.json")).json()
