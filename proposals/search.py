@@ -20,8 +20,11 @@ query is one quoted phrase, so its own syntax (AND, OR, NEAR, `*`, `"`) is only 
 
 from __future__ import annotations
 
+from typing import Any
+
 from piccolo.query import WhereRaw
 
+from proposals.models import Proposal
 from voix.db import Postgres, engine
 
 # Shorter than a trigram: no index can look it up.
@@ -78,3 +81,65 @@ def condition(q: str) -> WhereRaw:
         pattern,
         pattern,
     )
+
+
+# How far a search counts on SQLite before it says "more than": counting every match of a
+# common word reads all of them (50 to 100 ms at 100,000 proposals), a page of them does not.
+COUNT_CAP = 1000
+
+
+def by_index_order(q: str, sort: str) -> bool:
+    """Whether a search reads its newest first in the order of SQLite's FTS5 index: rowids
+    (proposal ids, given in the order proposals are made) from the highest down, stopping at
+    the page, instead of sorting every match by date (0.2 to 0.7 ms against 50 to 70 ms at
+    100,000 proposals). Proposals keep the date they were made at, so the order is the same
+    but for proposals imported with an older date, which come in the order they were added."""
+    return bool(q) and sort == "recent" and len(q) >= INDEXED_LENGTH and not _postgres()
+
+
+def _postgres() -> bool:
+    return isinstance(engine(), Postgres)
+
+
+async def newest_matching(
+    table_id: int, q: str, size: int, offset: int, *, theme: str, status: str, district: str
+) -> tuple[list[int], int, bool]:
+    """The ids of a page of the table's listed proposals matching `q`, newest first, and how
+    many there are (at most COUNT_CAP, and whether there are more): SQLite, FTS5."""
+    where = [
+        "proposal_fts MATCH ?",
+        'proposal."table" = ?',
+        LISTED_SQL,
+    ]
+    args: list[Any] = [fts_phrase(q), table_id]
+    for column, value in (("theme", theme), ("status", status)):
+        if value:
+            where.append(f"proposal.{column} = ?")
+            args.append(value)
+    if district:
+        where.append("proposal.district IN (SELECT id FROM district WHERE slug = ?)")
+        args.append(district)
+    found = (
+        "FROM proposal_fts JOIN proposal ON proposal.id = proposal_fts.rowid "
+        f"WHERE {' AND '.join(where)}"
+    )
+    rows = await Proposal.raw(
+        _braces(
+            f"SELECT proposal.id AS id {found} ORDER BY proposal_fts.rowid DESC LIMIT ? OFFSET ?"
+        ),
+        *args,
+        size,
+        offset,
+    )
+    counted = await Proposal.raw(
+        _braces(f"SELECT count(*) AS n FROM (SELECT 1 {found} LIMIT ?)"),  # noqa: S608 — constants
+        *args,
+        COUNT_CAP + 1,
+    )
+    total = int(counted[0]["n"])
+    return [int(row["id"]) for row in rows], min(total, COUNT_CAP), total > COUNT_CAP
+
+
+def _braces(sql: str) -> str:
+    """piccolo's raw queries take their values at `{}`."""
+    return sql.replace("?", "{}")

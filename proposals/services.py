@@ -72,6 +72,8 @@ class Page:
     number: int
     total: int
     size: int
+    # The search found more than `total`, which is as far as it counted (proposals/search.py).
+    capped: bool = False
 
     @property
     def count(self) -> int:
@@ -167,10 +169,31 @@ def _ordered(query: Any, filters: Filters) -> Any:
 
 async def page_for_table(table_id: int, filters: Filters, size: int = PAGE_SIZE) -> Page:
     """One page of the table's proposals, filtered, searched and sorted in the database."""
+    if search.by_index_order(filters.q, filters.sort):
+        return await _searched_page(table_id, filters, size)
     condition = _listed(table_id, filters)
     query = _ordered(Proposal.select(*_COLUMNS).where(condition), filters)
     items = await query.limit(size).offset((filters.page - 1) * size)
+    if filters.q:  # a search counts as far as its cap (proposals/search.py)
+        matches = await Proposal.select(Proposal.id).where(condition).limit(search.COUNT_CAP + 1)
+        total = len(matches)
+        return Page(
+            items, filters.page, min(total, search.COUNT_CAP), size, total > search.COUNT_CAP
+        )
     return Page(items, filters.page, await Proposal.count().where(condition), size)
+
+
+async def _searched_page(table_id: int, filters: Filters, size: int) -> Page:
+    """A search's newest first, read in the order of the search index (proposals/search.py),
+    then the page's rows as every list reads them."""
+    offset = (filters.page - 1) * size
+    ids, total, capped = await search.newest_matching(
+        table_id, filters.q, size, offset, theme=filters.theme, status=filters.status,
+        district=filters.district,
+    )  # fmt: skip
+    rows = await Proposal.select(*_COLUMNS).where(Proposal.id.is_in(ids)) if ids else []
+    by_id = {row["id"]: row for row in rows}
+    return Page([by_id[i] for i in ids if i in by_id], filters.page, total, size, capped)
 
 
 async def votable(

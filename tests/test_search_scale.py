@@ -229,3 +229,44 @@ async def test_analyze_runs_after_an_import_and_inside_a_transaction() -> None:
         await add_proposal(world.table_a, "Des jardins")
         await db.analyze()  # ANALYZE alone there, instead of failing the transaction
     assert await Proposal.count().where(Proposal.table == world.table_a["id"]) == 2
+
+
+async def test_a_search_page_is_the_newest_matches_and_counts_as_far_as_its_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQLite reads a search's newest first in the index's order and counts up to a cap; the
+    page holds the same proposals as sorting every match would, on both engines."""
+    from proposals import services
+
+    world = await build_world()
+    made = [
+        await add_proposal(world.table_a, f"Jardin partagé numéro {n}", body="Des légumes.")
+        for n in range(9)
+    ]
+    await add_proposal(world.table_a, "Un banc", body="Rien à voir.")
+    await add_proposal(world.table_b, "Jardin des Aygalades")  # another table
+    hidden = made[4]
+    await Proposal.update({Proposal.hidden_at: datetime.now(UTC)}).where(Proposal.id == hidden)
+    expected = [p for p in reversed(made) if p != hidden]  # newest first, the hidden one out
+    pages = []
+    for number in (1, 2, 3):
+        filters = services.Filters(q="jardin", page=number)
+        pages.append(await services.page_for_table(world.table_a["id"], filters, size=3))
+    assert [row["id"] for page in pages for row in page.items] == expected
+    assert {page.total for page in pages} == {8}
+    assert not any(page.capped for page in pages)
+    assert search.by_index_order("jardin", "recent") == (DATABASE_KIND == "sqlite")
+    assert not search.by_index_order("jardin", "supports")
+    assert not search.by_index_order("ja", "recent")
+
+    monkeypatch.setattr(search, "COUNT_CAP", 5)
+    page = await services.page_for_table(world.table_a["id"], services.Filters(q="jardin"), size=3)
+    assert [row["id"] for row in page.items] == expected[:3]
+    assert (page.total, page.capped) == (5, True)
+    # Short searches too (LIKE on SQLite, the table's scan on PostgreSQL).
+    short = await services.page_for_table(world.table_a["id"], services.Filters(q="ja"), size=3)
+    assert (short.total, short.capped) == (5, True)
+    # Lists without a search count every row.
+    monkeypatch.setattr(search, "COUNT_CAP", 2)
+    listed = await services.page_for_table(world.table_a["id"], services.Filters(), size=3)
+    assert (listed.total, listed.capped) == (9, False)
