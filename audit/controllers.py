@@ -45,6 +45,7 @@ ACTIONS = {
     "support.withdrawn_on_behalf": N_("Support withdrawn on a resident's behalf"),
     "comment.recorded_on_behalf": N_("Comment recorded on a resident's behalf"),
     "meeting.scheduled": N_("Meeting scheduled"),
+    "organisation.licence": N_("Open-data licence changed"),
     "meeting.opened": N_("Meeting started"),
     "meeting.entered_after_the_fact": N_("Meeting entered after the fact"),
     "meeting.closed": N_("Meeting closed"),

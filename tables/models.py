@@ -10,10 +10,17 @@ FACILITATOR = "facilitator"
 TABLE_ROLES = (RESIDENT, FACILITATOR)
 
 
+# The licences an organisation may publish its open data under (exports.data_controllers),
+# by key; the first is the default: the French administration's own open licence.
+LICENCES = ("etalab-2.0", "odbl-1.0", "cc-by-4.0")
+
+
 class Organisation(Model, tablename="organisation"):
     id: Serial
     slug = Varchar(length=64, unique=True)
     name = Varchar(length=160)
+    # The open-data licence its tables' exports are published under: a key of LICENCES.
+    licence = Varchar(length=32, default=LICENCES[0])
 
 
 class Table(Model, tablename="neighbourhood_table"):

@@ -139,6 +139,7 @@ ALLOWED = {
     },
     "audit.read": {"coordinator of the organisation", "administrator"},
     "pages.edit": {"coordinator of the organisation", "administrator"},
+    "organisation.settings": {"coordinator of the organisation", "administrator"},
     "institutions.manage": {"coordinator of the organisation", "administrator"},
     "members.change_role": {"coordinator of the organisation", "administrator"},
 }

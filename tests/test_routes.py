@@ -180,6 +180,26 @@ ROWS: list[Row] = [
     get("/api/v1/tables/{slug:str}/proposals", PUBLIC),
     get("/api/v1/votes/{vote_id:int}", PUBLIC, variant="open vote"),
     get("/api/v1/votes/{vote_id:int}", PUBLIC, url="/api/v1/votes/{vote_closed}", variant="closed"),
+    # open data (exports.data_controllers) and the organisation's settings (its licence)
+    get("/data", PUBLIC),
+    get("/data/{file:str}", PUBLIC, url="/data/proposals.csv"),
+    get("/tables/{slug:str}/data/{file:str}", PUBLIC, url="/tables/{slug}/data/votes.jsonl"),
+    get(
+        "/organisations/{slug:str}/data/{file:str}",
+        PUBLIC,
+        url="/organisations/{organisation}/data/proposals.geojson",
+    ),
+    get(
+        "/organisations/{slug:str}/settings",
+        COORDINATOR,
+        url="/organisations/{organisation}/settings",
+    ),
+    post(
+        "/organisations/{slug:str}/settings",
+        COORDINATOR,
+        {"licence": "odbl-1.0"},
+        url="/organisations/{organisation}/settings",
+    ),
     get("/static/{file_path:path}", PUBLIC, url="/static/app.css"),
     Row("HEAD", "/static/{file_path:path}", PUBLIC, url="/static/app.css"),
     get("/schema", PUBLIC),

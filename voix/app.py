@@ -28,6 +28,7 @@ from audit.controllers import ROUTES as AUDIT_ROUTES
 from audit.keys import check_key
 from exports.compose import ROUTES as COMPOSE_ROUTES
 from exports.controllers import ROUTES as EXPORT_ROUTES
+from exports.data_controllers import ROUTES as DATA_ROUTES
 from followup.controllers import ROUTES as FOLLOWUP_ROUTES
 from help.controllers import ROUTES as HELP_ROUTES
 from maps.controllers import ROUTES as MAP_ROUTES
@@ -36,6 +37,7 @@ from meetings.room_controllers import ROUTES as ROOM_ROUTES
 from proposals.controllers import ROUTES as PROPOSAL_ROUTES
 from tables.controllers import ROUTES as TABLE_ROUTES
 from tables.institutions import ROUTES as INSTITUTION_ROUTES
+from tables.settings_controllers import ROUTES as SETTINGS_ROUTES
 from translations import services as content
 from translations.controllers import ROUTES as TRANSLATION_ROUTES
 from voix import db, jobs, live, logs, metrics, opendata, workers
@@ -247,6 +249,8 @@ def create_app() -> Litestar:
                     *COMPOSE_ROUTES,
                     *INSTITUTION_ROUTES,
                     *FOLLOWUP_ROUTES,
+                    *DATA_ROUTES,
+                    *SETTINGS_ROUTES,
                 ],
                 include_in_schema=False,
             ),

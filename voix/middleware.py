@@ -375,6 +375,7 @@ COMPRESSIBLE_TYPES = frozenset(
         "application/javascript",
         "application/json",
         "application/geo+json",
+        "application/x-ndjson",  # the open data as JSON Lines
         "application/problem+json",
         "application/xml",
         "image/svg+xml",

@@ -129,6 +129,7 @@ RULES: dict[str, Rule] = {
     "audit.read": _coordinator,
     "members.change_role": _coordinator,
     "pages.edit": _coordinator,  # the organisation's wording of the legal pages
+    "organisation.settings": _coordinator,  # its open-data licence
     "content.translate": _manager,  # votes, agendas, minutes and briefs in other languages
 }
 
