@@ -13,7 +13,7 @@ The licence is chosen by the organisation's coordinators (tables.settings_contro
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from tables.models import LICENCES, Organisation
 from voix.i18n import N_
 from voix.permissions import Principal
 from voix.web import Slug, page
+from voix.workers import Busy
 
 # One path segment, "proposals.csv": whatever it holds, what is not offered is a 404 (_parse).
 DataFile = FromPath[str]
@@ -131,10 +132,29 @@ def _parse(file: str) -> tuple[str, str]:
     return dataset, fmt
 
 
+# Downloads running at once in this process: each holds a batch of rows while its client reads
+# (a stalled client holds it longest). Past this, a 503 asks to come back shortly.
+MAX_DOWNLOADS = 16
+_downloads = 0
+
+
+async def _counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Counted from its first chunk to its end, however it ends (a client gone included)."""
+    global _downloads  # noqa: PLW0603 — this process's count
+    _downloads += 1
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        _downloads -= 1
+
+
 def _download(
     file: str, scope: open_data.Scope, scope_slug: str, licences: Iterable[Licence]
 ) -> Stream:
     dataset, fmt = _parse(file)
+    if _downloads >= MAX_DOWNLOADS:
+        raise Busy
     chosen = {item.key: item for item in licences}
     # One licence for all the rows, or the page says which organisation's applies to which.
     named = next(iter(chosen.values())) if len(chosen) == 1 else None
@@ -149,7 +169,7 @@ def _download(
     # Litestar adds "; charset=utf-8" to a text/ type itself: given it too, it says it twice.
     kind = open_data.media_type(fmt)
     return Stream(
-        open_data.stream(dataset, fmt, scope, licence=named.url if named else ""),
+        _counted(open_data.stream(dataset, fmt, scope, licence=named.url if named else "")),
         media_type=kind.split(";")[0] if kind.startswith("text/") else kind,
         headers=headers,
     )

@@ -67,7 +67,7 @@ from votes.models import CLOSED, Vote, VoteOption
 
 DATASETS = ("proposals", "votes", "meetings", "briefs")  # briefs: sent, and the answers
 FORMATS = ("csv", "csv-semicolon", "jsonl", "geojson")  # geojson: placed proposals only
-BATCH = 1000
+BATCH = 250  # rows held per download while its client reads: ~2 MB at most
 CHUNK_BYTES = 64 * 1024
 
 _MEDIA_TYPES = {
@@ -341,6 +341,9 @@ async def rows(dataset: str, scope: Scope) -> AsyncIterator[dict[str, Any]]:
 
 
 async def _proposals(scope: Scope, placed_only: bool = False) -> AsyncIterator[dict[str, Any]]:
+    # As the pages read them: a vote past its closing time is closed first (its result moves
+    # its proposals' statuses).
+    await votes.close_due(_scoped(Vote.table, scope))
     condition: Any = search.listed()  # what lists show: neither hidden nor merged
     if (scoped := _scoped(Proposal.table, scope)) is not None:
         condition = scoped & condition
@@ -743,8 +746,13 @@ def csv_cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+# Line ends that JSON leaves as they are but that split a JSON Lines record for some readers
+# (Python's str.splitlines, JavaScript before ES2019): written escaped.
+_LINE_ENDS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_LINE_ENDS)
 
 
 async def _csv_parts(dataset: str, scope: Scope, delimiter: str) -> AsyncIterator[str]:

@@ -39,7 +39,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
-import brotli  # type: ignore[import-untyped]
+import brotli
 
 from proposals.models import MERGED, Proposal
 from proposals.themes import THEMES

@@ -46,9 +46,7 @@ async def test_every_change_a_table_page_shows_moves_its_revision() -> None:
         "proposal edited",
         lambda: Proposal.update({Proposal.title: "Deux bancs"}).where(Proposal.id == proposal),
     )
-    await changed(
-        "support", lambda: Support.insert(Support(proposal=proposal, user=resident))
-    )
+    await changed("support", lambda: Support.insert(Support(proposal=proposal, user=resident)))
     await changed(
         "comment",
         lambda: Comment.insert(Comment(proposal=proposal, author=resident, body="Oui !")),
@@ -72,9 +70,11 @@ async def test_every_change_a_table_page_shows_moves_its_revision() -> None:
             )
         ),
     )
-    district = await TableDistrict.select(TableDistrict.district).where(
-        TableDistrict.table == table["id"]
-    ).first()
+    district = (
+        await TableDistrict.select(TableDistrict.district)
+        .where(TableDistrict.table == table["id"])
+        .first()
+    )
     await changed(
         "district renamed",
         lambda: District.update({District.name: "Les Flamants"}).where(

@@ -31,7 +31,7 @@ async def test_two_event_loops_read_at_once_without_closing_each_others_connecti
     def other_loop() -> None:
         try:
             counts.extend(asyncio.run(_loop_reads()))
-        except BaseException as error:  # noqa: BLE001 — reported below
+        except BaseException as error:  # reported below
             errors.append(error)
 
     async def _loop_reads() -> list[int]:
@@ -68,7 +68,8 @@ async def test_a_failed_read_does_not_fail_the_reads_running_beside_it() -> None
         return_exceptions=True,
     )
     failed = [r for r in results if isinstance(r, BaseException)]
-    assert len(failed) == 1 and isinstance(failed[0], sqlite3.OperationalError)
+    assert len(failed) == 1
+    assert isinstance(failed[0], sqlite3.OperationalError)
     assert [r for r in results if not isinstance(r, BaseException)] == [1] * 20
     # The failed connection was retired: the next read opens another, and reads on.
     assert await Organisation.count() == 1

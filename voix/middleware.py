@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import zlib
 from http.cookies import SimpleCookie
 from typing import cast
@@ -109,8 +110,10 @@ def language_middleware(app: ASGIApp) -> ASGIApp:
             or i18n.negotiate(_header(scope, b"accept-language"))
         )
 
-        # A static file is the same in every language: no Vary on the language, no cookie.
-        static = str(scope.get("path", "")).startswith(STATIC_PREFIX)
+        # A static file or an open-data download is the same in every language: no Vary on the
+        # language, no cookie.
+        path = str(scope.get("path", ""))
+        static = path.startswith(STATIC_PREFIX) or bool(DOWNLOAD_PATH.fullmatch(path))
 
         async def send_with_language(message: Message) -> None:
             if message["type"] == "http.response.start" and not static:
@@ -162,12 +165,21 @@ def security_headers_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+# The open data's downloads (exports/data_controllers.py): the same file for everyone, kept by
+# shared caches (Cache-Control: public).
+DOWNLOAD_PATH = re.compile(r"/(?:(?:tables|organisations)/[^/]+/)?data/[^/]+")
+
+
 def static_cookies_middleware(app: ASGIApp) -> ASGIApp:
-    """No cookie on a static file, whoever tried to set one (CSRF, a language chosen): a
-    response that sets a cookie is not shared by caches, and a file is the same for all."""
+    """No cookie on a static file or an open-data download, whoever tried to set one (CSRF, a
+    language chosen): a response a shared cache may keep must not hand a cookie (a CSRF token)
+    to everyone, and such a file is the same for all."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(STATIC_PREFIX):
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not (
+            path.startswith(STATIC_PREFIX) or DOWNLOAD_PATH.fullmatch(path)
+        ):
             await app(scope, receive, send)
             return
 

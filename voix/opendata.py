@@ -39,7 +39,7 @@ from voix.i18n import N_
 from voix.web import ObjectId, Slug, absolute_url
 from votes import box
 from votes import services as votes
-from votes.models import CLOSED
+from votes.models import CLOSED, Vote
 from votes.scales import YES_NO_ABSTAIN
 
 BAD_REQUEST = N_("Something in the request was not understood.")
@@ -297,6 +297,7 @@ async def table_proposals(
             after = feed.decode_cursor(cursor, filters.sort)
         except feed.BadCursor:
             raise UserError(BAD_CURSOR, 400) from None
+    await votes.close_due(Vote.table == table["id"])  # as the table's pages read it
     found = await feed.page(table["id"], filters, after, limit)
     following = None
     if found.after is not None:
@@ -423,6 +424,12 @@ InstitutionId = Annotated[int | None, Parameter(ge=1, le=2**31 - 1)]
 def _filters(
     page: int | None, institution: int | None, theme: str | None, status: str | None
 ) -> followup.Filters:
+    # What the follow-up page would silently drop is refused here, as for the proposals.
+    if theme and theme not in THEMES:
+        raise UserError(UNKNOWN_THEME, 400, value=_echo(theme), known=", ".join(THEMES))
+    if status and status not in followup.FOLLOWED:
+        known = ", ".join(followup.FOLLOWED)
+        raise UserError(UNKNOWN_STATUS, 400, value=_echo(status), known=known)
     given = {"page": page, "institution": institution, "theme": theme, "status": status}
     return followup.Filters.from_query({k: str(v) for k, v in given.items() if v is not None})
 

@@ -243,6 +243,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+async def close_due(where: Any = None) -> None:
+    """Closes the open votes past their closing time (among those `where` selects): before a
+    reader sees proposals whose status a vote's closing changes (the open data)."""
+    due = (Vote.status == OPEN) & (Vote.closes_at <= _now())
+    rows = await Vote.select(*_COLUMNS).where(due if where is None else due & where)
+    await _close_due_among([_shape(row) for row in rows])
+
+
 async def get(vote_id: int) -> dict[str, Any]:
     """A vote, closed first if its time has come: the first reader closes it."""
     vote = await Vote.select(*_COLUMNS).where(Vote.id == vote_id).first()
