@@ -184,12 +184,15 @@ class _QueryCounting:
                 outage.failed(cause)
             raise
         if outage.since is not None:  # rare: the statement's text is worth reading then
-            outage.answered(wrote=_writes(str(querystring)))
+            # Compiled: a prepared query (Prepared) carries its SQL only there.
+            sql, _ = querystring.compile_string(engine_type=self.engine_type)  # type: ignore[attr-defined]
+            outage.answered(wrote=_writes(sql))
         return result
 
 
 def _writes(sql: str) -> bool:
-    return sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "REPLACE")
+    words = sql.lstrip().split(None, 1)
+    return bool(words) and words[0].upper() in ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
 class SQLite(_QueryCounting, SQLiteEngine):
