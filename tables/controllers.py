@@ -52,14 +52,29 @@ async def home(request: Request, principal: NamedDependency[Principal]) -> Templ
             for _, group in organisations
             if can(principal, "audit.read", organisation_scope(group[0]["organisation"]))
         ),
-        my_meetings=await content.apply_all(
-            "meeting",
-            await meetings.upcoming_for_user(principal.table_roles),
-            current_language.get(),
-        ),
+        my_meetings=await _my_meetings(principal, {t["id"]: t["revision"] for t in tables}),
         # For those who manage tables: the institutions late with an answer to their briefs.
         overdue=await followup.overdue(managed),
     )
+
+
+async def _my_meetings(principal: Principal, revisions: dict[int, int]) -> list[dict[str, Any]]:
+    """The next meetings of the reader's tables, in their language: kept (voix.cache) under
+    those tables' revisions (home has just read them) until one of the meetings starts or ends,
+    or SIDE_SECONDS pass."""
+    if not principal.table_roles:
+        return []
+    reader = current_language.get()
+    mine = sorted(principal.table_roles)
+    key = ("my-meetings", tuple((i, revisions.get(i)) for i in mine), reader)
+    if (kept := cache.pages.get(key)) is not None:
+        return [dict(meeting) for meeting in kept]
+    found = await content.apply_all("meeting", await meetings.upcoming_for_user(mine), reader)
+    now = datetime.now(UTC)
+    moments = [m[k] for m in found for k in ("starts_at", "ends_at") if m[k] > now]
+    seconds = min([SIDE_SECONDS, *((moment - now).total_seconds() for moment in moments)])
+    cache.pages.put(key, found, seconds=max(0.0, seconds))
+    return [dict(meeting) for meeting in found]
 
 
 # What a table's page shows to everyone is kept (voix.cache) until the table's revision changes
