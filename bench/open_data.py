@@ -38,13 +38,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from run import environment as served_environment  # bench/run.py
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench"
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_DATABASE = "voix_bench_open_data"
 PORT = 8831
-# A key for a throw-away database, never for a site.
-SECRET_KEY = "voix-bench-only-secret-key-for-a-throwaway-database-0123456789"  # noqa: S105
 TIME_MAX_S = 10.0  # 12,000 proposals to CSV
 GROWTH_MAX_MB = 100.0
 TIMED_ROWS = 12_000
@@ -255,19 +257,8 @@ def fresh_database(kind: str, count: int) -> str:
 
 
 def environment(database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOIX_")}
-    env.update(
-        DATABASE_URL=database_url,
-        PICCOLO_CONF="voix.piccolo_conf",
-        VOIX_ENV="production",
-        VOIX_SECRET_KEY=SECRET_KEY,
-        VOIX_ALLOWED_HOSTS="127.0.0.1,localhost",
-        VOIX_BASE_URL=f"http://127.0.0.1:{PORT}",
-        VOIX_VAR_DIR=str(OUT / "var"),
-        VOIX_LOG_FORMAT="text",
-        PYTHONPATH=str(ROOT),
-    )
-    return env
+    """As bench/run.py serves the app, on this benchmark's port."""
+    return served_environment(database_url, port=PORT)
 
 
 def verdict(count: int, figures: dict[str, Any]) -> str:

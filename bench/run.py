@@ -135,7 +135,8 @@ def targets(info: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def environment(database_url: str) -> dict[str, str]:
+def environment(database_url: str, port: int = APP_PORT) -> dict[str, str]:
+    """The environment of the app served as in production on `port`, on that database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOIX_")}
     env.update(
         DATABASE_URL=database_url,
@@ -143,7 +144,7 @@ def environment(database_url: str) -> dict[str, str]:
         VOIX_ENV="production",
         VOIX_SECRET_KEY=SECRET_KEY,
         VOIX_ALLOWED_HOSTS="127.0.0.1,localhost",
-        VOIX_BASE_URL=f"http://127.0.0.1:{APP_PORT}",
+        VOIX_BASE_URL=f"http://127.0.0.1:{port}",
         VOIX_VAR_DIR=str(OUT / "var"),
         VOIX_LOG_FORMAT="text",
         PYTHONPATH=str(ROOT),
