@@ -24,7 +24,7 @@ from voix.forms import NUMBER_RANGE, UNKNOWN_CHOICE, FormErrors, UserError, pars
 from voix.permissions import Principal, can, require
 from voix.web import ObjectId, Slug, form_data, page, redirect
 from votes import box, closing, decisions, services, views
-from votes.models import CLOSED, ONLINE, OPEN
+from votes.models import CLOSED, OPEN
 from votes.scales import MAJORITY_JUDGMENT, METHOD_LABELS, SCALES, THRESHOLD_LABELS
 
 logger = logging.getLogger("voix")
@@ -37,29 +37,16 @@ async def _vote_page(
     status_code: int = 200,
     *,
     table: dict | None = None,
-    vote_options: list[dict] | None = None,
     **context: Any,
 ) -> Template:
-    """The vote's page. `table` and `vote_options` (as with_results shapes them) spare reading
-    them again when the caller has just read them."""
+    """The vote's page. `table` spares reading it again when the caller has just read it."""
     if table is None or table["id"] != vote["table"]:
         table = await tables.get_table_by_id(vote["table"])
-    if vote_options is None:
-        (vote,) = await services.with_results([vote])
-    else:
-        vote = {
-            **vote,
-            "options": vote_options,
-            "turnout": (await services.turnout([vote["id"]]))[vote["id"]],
-            "grades": services.grades_of(vote),
-        }
+    (vote,) = await services.with_results([vote])
     shown = await content.on_its_page("vote", vote, request.query_params)
     proposal_ids = [o["proposal"] for o in vote["options"] if o["proposal"]]
     scope = tables.scope_of(table)
-    # Just cast (a receipt to show): the voter is on the roll online, and no ballot form is
-    # shown, so neither its media nor its summaries are read.
-    cast_now = "receipt" in context
-    ballot_form = vote["status"] == OPEN and not cast_now
+    ballot_form = vote["status"] == OPEN  # its media and summaries are read for it only
     return page(
         request,
         "votes/vote.html",
@@ -72,10 +59,8 @@ async def _vote_page(
         summaries=await services.summaries(proposal_ids, i18n.current_language.get())
         if ballot_form
         else {},
-        voted=cast_now or vote["id"] in await services.voted_in(principal.user_id, [vote["id"]]),
-        my_channel=ONLINE
-        if cast_now
-        else await services.on_roll(vote["id"], f"user:{principal.user_id}")
+        voted=vote["id"] in await services.voted_in(principal.user_id, [vote["id"]]),
+        my_channel=await services.on_roll(vote["id"], f"user:{principal.user_id}")
         if principal.authenticated
         else None,
         chart=views.chart_for_screens(vote) if vote["status"] == CLOSED else "",
@@ -228,11 +213,7 @@ async def cast(
                 values=data,
             )
         )
-    return _private(
-        await _after_casting(
-            request, principal, vote, table, receipt, vote_options=shown["options"]
-        )
-    )
+    return _private(await _after_casting(request, principal, vote, table, receipt))
 
 
 async def _after_casting(
@@ -241,8 +222,6 @@ async def _after_casting(
     vote: dict,
     table: dict,
     receipt: str,
-    *,
-    vote_options: list[dict] | None = None,
 ) -> Template:
     """The ballot is stored: from here on nothing may answer with an error, or the voter would
     believe it lost (sending the same form again gets the same receipt, but they should not
