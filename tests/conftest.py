@@ -99,6 +99,12 @@ from voix.settings import Settings, get_settings  # noqa: E402
 # Children first, so foreign keys never block the clean-up. Every table but Piccolo's
 # "migration" (tests/test_suite.py checks that none is missing).
 ALL_TABLES = [
+    "notification_delivery",
+    "notification",
+    "notification_event",
+    "rsvp",
+    "follow",
+    "notification_preference",
     "room_count_entry",
     "room_count",
     "tablet",

@@ -21,5 +21,6 @@ APP_REGISTRY = AppRegistry(
         "translations.piccolo_app",
         "followup.piccolo_app",
         "jobs.piccolo_app",
+        "notifications.piccolo_app",
     ]
 )

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -51,12 +52,29 @@ class Settings:
     log_format: str = "text"
     # /metrics answers to this bearer token only; unset, it does not exist (voix.metrics).
     metrics_token: str | None = None
+    # SMS (notifications.providers): "brevo" (Brevo's transactional SMS API, a French
+    # provider), "webhook" (a JSON POST to sms_url, for any other gateway), "log" (development:
+    # written to the log, never sent). Unset: "log" in development, no SMS in production.
+    sms_provider: str | None = None
+    sms_url: str | None = None  # Brevo's API address (overridable) or the webhook's
+    sms_api_key: str | None = None  # Brevo's api-key, or the webhook's bearer token
+    sms_sender: str = "VoixQuart"  # the alphanumeric sender (11 characters at most)
+    # The provider posts received SMS ("STOP") to /notifications/sms/inbound/<this token>.
+    sms_inbound_token: str | None = None
+    sms_segment_price: float = 0.045  # euros per SMS segment, for the facilitator's estimate
 
     @property
     def mail_mode(self) -> str | None:
         """ "smtp" when configured; "log" in development; None (no e-mail features) otherwise."""
         if self.smtp_url:
             return "smtp"
+        return None if self.production else "log"
+
+    @property
+    def sms_mode(self) -> str | None:
+        """The SMS provider in use, or None: SMS is then not offered to residents."""
+        if self.sms_provider:
+            return self.sms_provider
         return None if self.production else "log"
 
     @property
@@ -181,7 +199,42 @@ def get_settings() -> Settings:
         tile_attribution=os.environ.get("VOIX_TILE_ATTRIBUTION") or Settings.tile_attribution,
         log_format=_log_format(env),
         metrics_token=_metrics_token(),
+        **_sms_settings(),
     )
+
+
+SMS_PROVIDERS = ("brevo", "webhook", "log")
+BREVO_URL = "https://api.brevo.com/v3/transactionalSMS/sms"
+
+
+def _sms_settings() -> dict[str, Any]:
+    provider = os.environ.get("VOIX_SMS_PROVIDER", "").strip().lower() or None
+    if provider is not None and provider not in SMS_PROVIDERS:
+        raise ConfigurationError(f"VOIX_SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}.")
+    url = os.environ.get("VOIX_SMS_URL") or (BREVO_URL if provider == "brevo" else None)
+    api_key = os.environ.get("VOIX_SMS_API_KEY") or None
+    if provider == "webhook" and not url:
+        raise ConfigurationError("VOIX_SMS_PROVIDER=webhook needs VOIX_SMS_URL.")
+    if provider == "brevo" and not api_key:
+        raise ConfigurationError("VOIX_SMS_PROVIDER=brevo needs VOIX_SMS_API_KEY.")
+    sender = os.environ.get("VOIX_SMS_SENDER", "VoixQuart")
+    if not 1 <= len(sender) <= 11:
+        raise ConfigurationError("VOIX_SMS_SENDER must be 1 to 11 characters long.")
+    token = os.environ.get("VOIX_SMS_INBOUND_TOKEN") or None
+    if token is not None and len(token) < 16:
+        raise ConfigurationError("VOIX_SMS_INBOUND_TOKEN must be at least 16 characters long.")
+    try:
+        price = float(os.environ.get("VOIX_SMS_SEGMENT_PRICE", "0.045"))
+    except ValueError:
+        raise ConfigurationError("VOIX_SMS_SEGMENT_PRICE must be a number of euros.") from None
+    return {
+        "sms_provider": provider,
+        "sms_url": url,
+        "sms_api_key": api_key,
+        "sms_sender": sender,
+        "sms_inbound_token": token,
+        "sms_segment_price": price,
+    }
 
 
 LOG_FORMATS = ("json", "text")
