@@ -63,7 +63,7 @@ class Follow(Model, tablename="follow"):
 
 
 class Rsvp(Model, tablename="rsvp"):
-    """"I'll come" / "I can't" for a meeting (unique per meeting and person), said by the
+    """ "I'll come" / "I can't" for a meeting (unique per meeting and person), said by the
     person or recorded on their behalf by a facilitator."""
 
     id: Serial

@@ -80,7 +80,7 @@ async def emit(
     when it had been emitted already. Call it inside the change's transaction."""
     at = now()
     rows = await _run(
-        "INSERT INTO notification_event (key, kind, \"table\", params, path, urgent_until,"
+        'INSERT INTO notification_event (key, kind, "table", params, path, urgent_until,'
         " created_at) VALUES ({}, {}, {}, {}, {}, {}, {}) ON CONFLICT DO NOTHING RETURNING id",
         key,
         kind,
@@ -117,7 +117,7 @@ async def emit(
         )
         args += [audience.not_declined, False]
     await _run(
-        'INSERT INTO notification (event, "user", created_at)'
+        'INSERT INTO notification (event, "user", created_at)'  # noqa: S608 - no input in it
         f" SELECT DISTINCT CAST({{}} AS INTEGER), a.u, {_ts()} FROM ("
         + " UNION ".join(sources)
         + f") a WHERE {condition} ON CONFLICT DO NOTHING",
@@ -128,7 +128,7 @@ async def emit(
         (EMAIL, "a.email", "p.email_consent_at"),
     ):
         await _run(
-            "INSERT INTO notification_delivery (notification, \"user\", channel, status, due_at,"
+            'INSERT INTO notification_delivery (notification, "user", channel, status, due_at,'  # noqa: S608
             " attempts, last_error, segments, created_at)"
             f' SELECT n.id, n."user", CAST({{}} AS TEXT), CAST({{}} AS TEXT), {_ts()}, 0,'
             f" CAST({{}} AS TEXT), 0, {_ts()} FROM notification n"
@@ -186,7 +186,7 @@ async def follow_all(user_ids: Iterable[int], kind: str, target: int) -> None:
 
 
 async def set_rsvp(meeting_id: int, user_id: int, coming: bool, recorded_by: int | None) -> None:
-    """"I'll come" follows the meeting; "I can't" stops following it (the table's news still
+    """ "I'll come" follows the meeting; "I can't" stops following it (the table's news still
     reaches them, but not this meeting's reminder). Call it inside a transaction."""
     at = now()
     await Rsvp.insert(
@@ -212,9 +212,11 @@ async def rsvp_of(meeting_id: int, user_id: int | None) -> bool | None:
     """True "I'll come", False "I can't", None not said."""
     if user_id is None:
         return None
-    row = await Rsvp.select(Rsvp.coming).where(
-        (Rsvp.meeting == meeting_id) & (Rsvp.user == user_id)
-    ).first()
+    row = (
+        await Rsvp.select(Rsvp.coming)
+        .where((Rsvp.meeting == meeting_id) & (Rsvp.user == user_id))
+        .first()
+    )
     return None if row is None else bool(row["coming"])
 
 
