@@ -34,6 +34,8 @@ from help.controllers import ROUTES as HELP_ROUTES
 from maps.controllers import ROUTES as MAP_ROUTES
 from meetings.controllers import ROUTES as MEETING_ROUTES
 from meetings.room_controllers import ROUTES as ROOM_ROUTES
+from notifications.controllers import ROUTES as NOTIFICATION_ROUTES
+from notifications.inbound import ROUTES as INBOUND_ROUTES
 from proposals.controllers import ROUTES as PROPOSAL_ROUTES
 from tables.controllers import ROUTES as TABLE_ROUTES
 from tables.institutions import ROUTES as INSTITUTION_ROUTES
@@ -251,6 +253,8 @@ def create_app() -> Litestar:
                     *FOLLOWUP_ROUTES,
                     *DATA_ROUTES,
                     *SETTINGS_ROUTES,
+                    *NOTIFICATION_ROUTES,
+                    *INBOUND_ROUTES,
                 ],
                 include_in_schema=False,
             ),
