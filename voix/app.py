@@ -36,6 +36,7 @@ from meetings.controllers import ROUTES as MEETING_ROUTES
 from meetings.room_controllers import ROUTES as ROOM_ROUTES
 from notifications.controllers import ROUTES as NOTIFICATION_ROUTES
 from notifications.inbound import ROUTES as INBOUND_ROUTES
+from notifications.message_controllers import ROUTES as MESSAGE_ROUTES
 from proposals.controllers import ROUTES as PROPOSAL_ROUTES
 from tables.controllers import ROUTES as TABLE_ROUTES
 from tables.institutions import ROUTES as INSTITUTION_ROUTES
@@ -255,6 +256,7 @@ def create_app() -> Litestar:
                     *SETTINGS_ROUTES,
                     *NOTIFICATION_ROUTES,
                     *INBOUND_ROUTES,
+                    *MESSAGE_ROUTES,
                 ],
                 include_in_schema=False,
             ),
