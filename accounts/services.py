@@ -208,7 +208,8 @@ async def close_all_sessions(user_id: int) -> None:
 
 # Who asks, in one query (every page asks it): the session, its account, the account's roles
 # at tables and in organisations, and the shared tablet the session may be (with what
-# meetings.room.still_runs asks of it). Roles travel as "table:role" and organisation ids
+# meetings.room.still_runs asks of it), and how many notifications wait unread (the header's
+# count, up to 100: "99+" past that, so the count stays an index probe). Roles travel as "table:role" and organisation ids
 # joined by commas: ids are digits, roles are words, neither holds a comma.
 _PRINCIPAL = """
 SELECT s.id AS session_id, s.last_seen_at, s.verified_at, s.by_card,
@@ -216,6 +217,8 @@ SELECT s.id AS session_id, s.last_seen_at, s.verified_at, s.by_card,
        u.password_hash <> '' AS has_password,
        (SELECT {joined_roles} FROM membership m WHERE m."user" = u.id) AS roles,
        (SELECT {joined_organisations} FROM coordinator c WHERE c."user" = u.id) AS coordinated,
+       (SELECT count(*) FROM (SELECT 1 FROM notification n
+         WHERE n."user" = u.id AND n.read_at IS NULL LIMIT 100) unread) AS unread,
        t.vote AS tablet_vote, v."table" AS tablet_table, nt.organisation AS tablet_organisation,
        v.status AS vote_status, v.closes_at AS closes_at, mt.status AS meeting_status
 FROM login_session s
@@ -297,6 +300,7 @@ async def load_principal(token: str | None) -> Principal:
         verified=verified,
         totp_enabled=row["totp_enabled_at"] is not None,
         tablet_vote=tablet["vote"] if tablet else None,
+        unread=int(row["unread"] or 0),
     )
     if tablet is not None and not room.still_runs(principal, tablet):
         # The tablet's owner may no longer run this room (their code lapsed, their rights on

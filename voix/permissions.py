@@ -34,6 +34,7 @@ class Principal:
     totp_enabled: bool = False
     # This session is a shared tablet for this vote (meetings.room): it reaches nothing else.
     tablet_vote: int | None = None
+    unread: int = 0  # notifications not yet read (up to 100), for the header
 
     @property
     def privileged(self) -> bool:
