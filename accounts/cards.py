@@ -22,7 +22,7 @@ from accounts.services import close_all_sessions, create_user
 from accounts.totp import normalise_code
 from audit import services as audit
 from tables.models import FACILITATOR, RESIDENT, Coordinator, Membership
-from tables.services import NOT_A_MEMBER, is_member, scope_of
+from tables.services import NOT_A_MEMBER, follow_table, is_member, scope_of
 from voix import crypto, db
 from voix.forms import REQUIRED, Form, UserError
 from voix.i18n import LANGUAGES, N_
@@ -89,6 +89,7 @@ async def register_resident(
             }
         ).where(User.id == user.id)
         await Membership.insert(Membership(user=user.id, table=table["id"], role=RESIDENT))
+        await follow_table(user.id, table["id"])
         await audit.record(who, "resident.registered", scope_of(table), subject=f"user:{user.id}")
         await _issue(who, table, user.id, code)
     return user.id, card

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from audit import services as audit
 from audit.models import AuditEntry
 from exports.services import forget_signatory
 from meetings.models import Attendance, Meeting, Speaker
+from notifications.models import Delivery, Event, Follow, Notification, Preference, Rsvp
 from proposals.discussion import recount_supports
 from proposals.models import Comment, Report, Support
 from tables.models import Coordinator, Membership
@@ -48,7 +50,74 @@ async def export(who: Principal) -> dict[str, Any]:
             key: [{k: _plain(v) for k, v in row.items()} for row in rows]
             for key, rows in lists.items()
         },
+        **{
+            key: [{k: _plain(v) for k, v in row.items()} for row in rows]
+            for key, rows in (await _notifications(user_id)).items()
+        },
         "note": EXPORT_NOTE,
+    }
+
+
+async def _notifications(user_id: int) -> dict[str, list[dict[str, Any]]]:
+    """How the person hears of things (channels, consents and who recorded them, STOP), what
+    they follow, what they said of meetings, and what was sent to them and how: their own
+    rows only (who recorded a consent or an answer is named, nothing else of them)."""
+    preference = await (
+        Preference.select(
+            Preference.sms_consent_at,
+            Preference.sms_consent_by.display_name.as_alias("sms_consent_recorded_by"),
+            Preference.email_consent_at,
+            Preference.email_consent_by.display_name.as_alias("email_consent_recorded_by"),
+            Preference.email_digest,
+            Preference.sms_stopped_at,
+            Preference.updated_at,
+        )
+        .where(Preference.user == user_id)
+        .first()
+    )
+    follows = await (
+        Follow.select(Follow.kind, Follow.target, Follow.created_at)
+        .where(Follow.user == user_id)
+        .order_by(Follow.id)
+    )
+    rsvps = await (
+        Rsvp.select(
+            Rsvp.meeting,
+            Rsvp.meeting.title.as_alias("meeting_title"),
+            Rsvp.meeting.starts_at.as_alias("meeting_starts_at"),
+            Rsvp.coming,
+            Rsvp.recorded_by.display_name.as_alias("recorded_by"),
+            Rsvp.updated_at,
+        )
+        .where(Rsvp.user == user_id)
+        .order_by(Rsvp.id)
+    )
+    received = await (
+        Notification.select(
+            Notification.id,
+            Notification.event.kind.as_alias("kind"),
+            Notification.event.path.as_alias("path"),
+            Notification.created_at,
+            Notification.read_at,
+        )
+        .where(Notification.user == user_id)
+        .order_by(Notification.id)
+    )
+    deliveries: dict[int, list[dict[str, Any]]] = {row["id"]: [] for row in received}
+    for row in await (
+        Delivery.select(Delivery.notification, Delivery.channel, Delivery.status, Delivery.sent_at)
+        .where(Delivery.user == user_id)
+        .order_by(Delivery.id)
+    ):
+        if row["notification"] in deliveries:
+            deliveries[row.pop("notification")].append({k: _plain(v) for k, v in row.items()})
+    for row in received:
+        row["deliveries"] = deliveries[row.pop("id")]
+    return {
+        "notification_preferences": [preference] if preference else [],
+        "follows": follows,
+        "meeting_answers": rsvps,
+        "notifications": received,
     }
 
 
@@ -77,6 +146,7 @@ async def erase(who: Principal, password: str | None, confirmed: bool) -> None:
         if user is not None:
             await _forget_traces(user_id, user)
         await Coordinator.delete().where(Coordinator.user == user_id)
+        await _forget_notifications(user_id)
         # Foreign keys do the rest: proposals and participations keep their rows, without
         # the person (set null), and so do the proposals, supports and comments a facilitator
         # recorded for residents; memberships, cards, codes and sessions go (cascade).
@@ -133,6 +203,27 @@ async def _forget_traces(user_id: int, user: dict[str, Any]) -> None:
     if user["email"]:
         keys.append(f"reset:email:{user['email']}")
     await Throttle.delete().where(Throttle.key.is_in([storage_key(key) for key in keys]))
+
+
+async def _forget_notifications(user_id: int) -> None:
+    """Consents, follows, answers, notifications and what was (or was still to be) sent go
+    with the account; said here, not only left to its foreign keys."""
+    await Delivery.delete().where(Delivery.user == user_id)
+    await Notification.delete().where(Notification.user == user_id)
+    await Rsvp.delete().where(Rsvp.user == user_id)
+    await Follow.delete().where(Follow.user == user_id)
+    await Preference.delete().where(Preference.user == user_id)
+    # Messages they sent to a table's members keep their text, not their author's name.
+    sent = await Event.select(Event.id, Event.params).where(
+        (Event.kind == "message") & Event.params.like(f'%"author_id": {int(user_id)}%')
+    )
+    for row in sent:
+        params = json.loads(row["params"])
+        if params.get("author_id") == user_id:
+            params.update(author=ERASED_NAME, author_id=None)
+            await Event.update({Event.params: json.dumps(params, ensure_ascii=False)}).where(
+                Event.id == row["id"]
+            )
 
 
 async def has_password(user_id: int) -> bool:

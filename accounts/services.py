@@ -334,6 +334,9 @@ async def sign_up(data: Mapping[str, Any], table_ids: Mapping[str, int]) -> tupl
         await Membership.insert(
             Membership(user=user.id, table=table_ids[table_slug], role=RESIDENT)
         )
+        from tables.services import follow_table  # noqa: PLC0415 (tables build on accounts)
+
+        await follow_table(user.id, table_ids[table_slug])
     return user.id, table_slug
 
 

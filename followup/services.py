@@ -28,6 +28,9 @@ from audit import services as audit
 from exports import services as exports
 from exports.models import Brief, BriefSent, SentProposal
 from followup.models import Response, ResponseItem
+from notifications import services as notify
+from notifications.models import PROPOSAL as FOLLOWS_PROPOSAL
+from notifications.models import TABLE as FOLLOWS_TABLE
 from proposals import discussion, media
 from proposals.discussion import STATUS_CHANGED, STATUS_LABELS, TRANSITIONS, record_change
 from proposals.models import ANSWERED, DONE, REFUSED, TRANSMITTED, Proposal
@@ -397,6 +400,20 @@ async def record_answer(
             received_on=answer.received_on.isoformat(),
             moved=moved,
             letter_sha256=hashlib.sha256(kept).hexdigest() if kept else "",
+        )
+        follows = [(FOLLOWS_TABLE, table["id"])]
+        follows += [(FOLLOWS_PROPOSAL, row["id"]) for row in carried]
+        await notify.emit(
+            "institution.answer",
+            f"institution.answer:{response_id}",
+            audience=notify.Audience(follows=notify.followers(*follows)),
+            params={
+                "table": table["name"],
+                "institution": institution["name"],
+                "brief": brief["title"],
+            },
+            path=f"/tables/{table['slug']}/follow-up",
+            table_id=table["id"],
         )
     return response_id
 

@@ -8,6 +8,7 @@ same write transaction, so a check-in and the closing of the meeting cannot inte
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -33,6 +34,9 @@ from meetings.models import (
     Speaker,
 )
 from meetings.room import electorate_size
+from notifications import services as notify
+from notifications.models import MEETING as FOLLOWS_MEETING
+from notifications.models import TABLE as FOLLOWS_TABLE
 from proposals.models import Proposal
 from tables.models import Membership
 from tables.services import NOT_A_MEMBER, get_table_by_id, scope_of
@@ -208,6 +212,68 @@ _UPCOMING_AT_ONE = db.Prepared(lambda table_id, now: _upcoming(Meeting.table == 
 
 # Scheduling
 
+# An event about a meeting this close may pass the daily SMS limit (notifications.delivery).
+URGENT_WITHIN = timedelta(days=2)
+EVENT_KEY_MAX = 160  # notifications.models.Event.key
+
+
+def event_key(*parts: object) -> str:
+    """An event's key from its parts; a long one (a place's name) ends in a digest instead."""
+    key = ":".join(str(part) for part in parts)
+    if len(key) <= EVENT_KEY_MAX:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    return f"{key[: EVENT_KEY_MAX - len(digest) - 1]}:{digest}"
+
+
+def iso(moment: datetime) -> str:
+    """A time in an event's parameters: ISO-8601, UTC."""
+    return utc(moment).astimezone(UTC).isoformat()
+
+
+def event_params(table: dict[str, Any], meeting: dict[str, Any]) -> dict[str, Any]:
+    """What a message about the meeting says (notifications.messages renders it)."""
+    return {
+        "table": table["name"],
+        "title": meeting["title"],
+        "starts_at": iso(meeting["starts_at"]),
+        "place": meeting["place"],
+        "address": meeting["address"],
+    }
+
+
+def _urgent(*starts: datetime) -> datetime | None:
+    """The soonest of these start times that is within two days, if any."""
+    now = notify.now()
+    soon = [utc(at) for at in starts if now < utc(at) <= now + URGENT_WITHIN]
+    return min(soon) if soon else None
+
+
+async def _tell(
+    kind: str,
+    key: str,
+    who: Principal,
+    table: dict[str, Any],
+    meeting: dict[str, Any],
+    *,
+    urgent_until: datetime | None = None,
+    meeting_followers: bool = True,
+) -> None:
+    """Inside the change's transaction: the table's followers (and the meeting's) hear of it,
+    not the person who made it."""
+    follows = [(FOLLOWS_TABLE, table["id"])]
+    if meeting_followers:
+        follows.append((FOLLOWS_MEETING, meeting["id"]))
+    await notify.emit(
+        kind,
+        key,
+        audience=notify.Audience(follows=notify.followers(*follows), exclude=who.user_id),
+        params=event_params(table, meeting),
+        path=f"/meetings/{meeting['id']}",
+        table_id=table["id"],
+        urgent_until=urgent_until,
+    )
+
 
 def _read_meeting(data: dict[str, Any]) -> dict[str, Any]:
     form = Form(data)
@@ -274,6 +340,15 @@ async def schedule(who: Principal, table: dict[str, Any], data: dict[str, Any]) 
         await audit.record(
             who, "meeting.scheduled", scope_of(table), subject=f"meeting:{meeting_id}"
         )
+        if values["starts_at"] > datetime.now(UTC):  # not one entered after it was held
+            await _tell(
+                "meeting.scheduled",
+                f"meeting.scheduled:{meeting_id}",
+                who,
+                table,
+                {"id": meeting_id, **values},
+                meeting_followers=False,
+            )
     return meeting_id
 
 
@@ -285,13 +360,29 @@ async def update(
     read = _read_meeting({**data, "agenda": ""})
     values: dict[Column | str, Any] = {k: v for k, v in read.items() if k != "agenda"}
     async with db.write_transaction():
+        before = (
+            await Meeting.select(Meeting.starts_at, Meeting.place)
+            .where((Meeting.id == meeting["id"]) & (Meeting.status == SCHEDULED))
+            .first()
+        )
         changed = await (
             Meeting.update(values)
             .where((Meeting.id == meeting["id"]) & (Meeting.status == SCHEDULED))
             .returning(Meeting.id)
         )
-        if not changed:
+        if not changed or before is None:
             raise UserError(NOT_SCHEDULED)
+        starts_at = read["starts_at"]
+        if utc(before["starts_at"]) != starts_at or before["place"] != read["place"]:
+            # Those who follow it hear of a new time or place; a new title or language, not.
+            await _tell(
+                "meeting.changed",
+                event_key("meeting.changed", meeting["id"], iso(starts_at), read["place"]),
+                who,
+                table,
+                {"id": meeting["id"], **read},
+                urgent_until=_urgent(starts_at, before["starts_at"]),
+            )
 
 
 def form_values(meeting: dict[str, Any]) -> dict[str, Any]:
@@ -332,6 +423,14 @@ async def cancel(who: Principal, table: dict[str, Any], meeting: dict[str, Any])
             raise UserError(NOT_SCHEDULED)
         await audit.record(
             who, "meeting.cancelled", scope_of(table), subject=f"meeting:{meeting['id']}"
+        )
+        await _tell(
+            "meeting.cancelled",
+            f"meeting.cancelled:{meeting['id']}",
+            who,
+            table,
+            meeting,
+            urgent_until=_urgent(meeting["starts_at"]),
         )
 
 
@@ -1091,6 +1190,23 @@ async def save_minutes(
                 scope_of(table),
                 subject=f"meeting:{meeting['id']}",
                 version=version,
+            )
+            await notify.emit(
+                "minutes.published",
+                f"minutes.published:{meeting['id']}:{version}",
+                audience=notify.Audience(
+                    follows=notify.followers(
+                        (FOLLOWS_TABLE, table["id"]), (FOLLOWS_MEETING, meeting["id"])
+                    ),
+                    exclude=who.user_id,
+                ),
+                params={
+                    "table": table["name"],
+                    "title": meeting["title"],
+                    "starts_at": iso(meeting["starts_at"]),
+                },
+                path=f"/meetings/{meeting['id']}/minutes",
+                table_id=table["id"],
             )
     return int(version)
 

@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit import services as audit
+from notifications import services as notify
+from notifications.models import PROPOSAL as FOLLOWS_PROPOSAL
+from notifications.models import Follow
 from proposals.models import (
     ADOPTED,
     ANSWERED,
@@ -166,6 +169,27 @@ async def change_status(
             subject=f"proposal:{proposal['id']}",
             status=target,
         )
+        await tell_status(who, table, proposal["id"], proposal["title"], target)
+
+
+async def tell_status(
+    who: Principal, table: dict[str, Any], proposal_id: int, title: str, target: str
+) -> None:
+    """Tells the proposal's followers of its new status: inside the change's transaction,
+    after its StatusChange row (a status moved by hand here, or decided after a vote)."""
+    # The n-th move of its history: a proposal may come back to a status it had.
+    moves = await StatusChange.count().where(StatusChange.proposal == proposal_id)
+    await notify.emit(
+        "proposal.status",
+        f"proposal.status:{proposal_id}:{target}:{moves}",
+        audience=notify.Audience(
+            follows=notify.followers((FOLLOWS_PROPOSAL, proposal_id)),
+            exclude=who.user_id,
+        ),
+        params={"table": table["name"], "title": title, "status": target},
+        path=f"/proposals/{proposal_id}",
+        table_id=table["id"],
+    )
 
 
 def _open_to_discussion(proposal: dict[str, Any]) -> None:
@@ -211,6 +235,7 @@ async def _add_support(
     if not inserted:
         raise UserError(already)
     await recount_supports(proposal_id)
+    await notify.follow(user_id, FOLLOWS_PROPOSAL, proposal_id)  # supporters hear of it
 
 
 async def _remove_support(proposal_id: int, condition: Any, missing: str) -> None:
@@ -556,6 +581,17 @@ async def merge(
                 *[Support(proposal=kept_id, **row) for row in supporters]
             ).on_conflict(action="DO NOTHING")
         await Support.delete().where(Support.proposal == duplicate["id"])
+        # Who followed the duplicate (its author, its supporters) follows the one kept.
+        await notify.follow_all(
+            [
+                row["user"]
+                for row in await Follow.select(Follow.user).where(
+                    (Follow.kind == FOLLOWS_PROPOSAL) & (Follow.target == duplicate["id"])
+                )
+            ],
+            FOLLOWS_PROPOSAL,
+            kept_id,
+        )
         await recount_supports(kept_id)
         await recount_supports(duplicate["id"])
         await Comment.update({Comment.proposal: kept_id}).where(Comment.proposal == duplicate["id"])

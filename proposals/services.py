@@ -14,6 +14,8 @@ from litestar.exceptions import NotFoundException
 from audit import services as audit
 from maps.services import district_at, places_for_table, table_districts
 from maps.svg import MAX_POINTS
+from notifications import services as notify
+from notifications.models import PROPOSAL as FOLLOWS_PROPOSAL
 from proposals import search
 from proposals.media import Source, clean_uploads, store
 from proposals.models import (
@@ -322,6 +324,8 @@ async def create(
         proposal_id = int(inserted[0]["id"])
         for upload in uploads:
             await store(proposal_id, upload)
+        if author is not None:  # its author hears of it (not the facilitator who wrote it)
+            await notify.follow(author, FOLLOWS_PROPOSAL, proposal_id)
         if recorded_by is not None:  # as supports and comments recorded for someone are
             await audit.record(
                 who,

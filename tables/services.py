@@ -13,7 +13,7 @@ from tables.models import RESIDENT, TABLE_ROLES, Membership, Organisation, Table
 from voix import cache, db
 from voix.forms import Form, FormErrors, Message, UserError
 from voix.i18n import N_
-from voix.permissions import Principal, Scope, require
+from voix.permissions import Principal, Scope, require, signed_in
 
 CARD_ONLY_CANNOT_RUN = N_(
     "This resident signs in with a login card only. To help run a table, they first need an "
@@ -95,9 +95,19 @@ async def get_table_by_id(table_id: int) -> dict[str, Any]:
 
 async def join(who: Principal, table: dict[str, Any]) -> None:
     require(who, "tables.join", scope_of(table))
-    await Membership.insert(
-        Membership(user=who.user_id, table=table["id"], role=RESIDENT)
-    ).on_conflict(action="DO NOTHING")
+    user_id = signed_in(who)
+    async with db.write_transaction():
+        await Membership.insert(
+            Membership(user=user_id, table=table["id"], role=RESIDENT)
+        ).on_conflict(action="DO NOTHING")
+        await follow_table(user_id, table["id"])
+
+
+async def follow_table(user_id: int, table_id: int) -> None:
+    """A member hears of their table's news (every way a seat is given calls it)."""
+    from notifications import services as notify  # noqa: PLC0415 (notifications build on tables)
+
+    await notify.follow(user_id, notify.TABLE, table_id)
 
 
 async def residents(table_id: int, role: str | None = None) -> list[dict[str, Any]]:

@@ -33,6 +33,8 @@ from meetings.models import (
     RoomCountEntry,
 )
 from meetings.models import CLOSED as CLOSED_MEETING
+from meetings.models import SCHEDULED as SCHEDULED_MEETING
+from notifications import services as notify
 from proposals.models import (
     ADOPTED,
     ANSWERED,
@@ -333,6 +335,7 @@ async def add_user(email: str, name: str, password: str, role: str, table_slug: 
         user = await create_user(email, name, password_hash, email=email, is_admin=role == "admin")
         if table is not None:
             await Membership.insert(Membership(user=user.id, table=table["id"], role=role))
+            await notify.follow(user.id, notify.TABLE, table["id"])
     return user.id
 
 
@@ -459,6 +462,49 @@ async def _seed() -> None:
     await _seed_translations(tables["flamants-iris"], facilitator, open_vote_id)
 
     await _seed_brief(flamants, organisations, users, facilitator, proposals, now)
+    await _seed_notifications(flamants, users, facilitator)
+
+
+# How the Flamants residents hear of their table: (login, phone, e-mail, SMS, e-mail, digest).
+# The numbers are fictitious (+33 6 00 00 00 xx); the SMS consents were recorded with them by
+# the facilitator, at a meeting.
+CHANNELS = [
+    ("samira", "+33600000001", None, True, False, False),
+    ("youssef", "+33600000002", None, True, False, False),  # in Arabic
+    ("nadia", None, "nadia.b@example.org", False, True, False),
+    ("josiane", None, "josiane@example.org", False, True, True),  # one e-mail a day
+]
+
+
+async def _seed_notifications(flamants: int, users: dict[str, int], facilitator: int) -> None:
+    """Members follow their tables and authors their proposals (as joining and proposing do
+    on the site); four Flamants residents chose SMS or e-mail; two answered for the next
+    meeting, one through the facilitator."""
+    for row in await Membership.select(Membership.user, Membership.table):
+        await notify.follow(row["user"], notify.TABLE, row["table"])
+    for row in await Proposal.select(Proposal.id, Proposal.author).where(
+        Proposal.author.is_not_null()
+    ):
+        await notify.follow(row["author"], notify.PROPOSAL, row["id"])
+    for login, phone, email, sms, by_email, digest in CHANNELS:
+        user_id = users[login]
+        await User.update({User.phone: phone, User.email: email}).where(User.id == user_id)
+        await notify.set_channels(
+            user_id,
+            sms=sms,
+            email=by_email,
+            email_digest=digest,
+            recorded_by=facilitator if sms else None,
+        )
+    following = (
+        await Meeting.select(Meeting.id)
+        .where((Meeting.table == flamants) & (Meeting.status == SCHEDULED_MEETING))
+        .order_by(Meeting.starts_at)
+        .first()
+    )
+    if following is not None:
+        await notify.set_rsvp(following["id"], users["samira"], True, recorded_by=facilitator)
+        await notify.set_rsvp(following["id"], users["karim"], False, recorded_by=None)
 
 
 # Each organisation's institutions: who its tables write to.
@@ -1075,6 +1121,12 @@ def print_logins() -> None:
     print(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
     for login, name, _, role, place in PEOPLE:
         print(f"  {login:<50} {role:<12} {place:<22} {name}")
+    print("\nNotifications of the Flamants residents (fictitious numbers and addresses):")
+    for login, phone, email, sms, _by_email, digest in CHANNELS:
+        chosen = (
+            f"SMS {phone}" if sms else f"e-mail {email}" + (" (daily digest)" if digest else "")
+        )
+        print(f"  {login:<50} {chosen}")
     print("\nDemo TOTP secrets of those who manage tables (add them to an authenticator app):")
     for login, secret in DEMO_TOTP_SECRETS.items():
         print(f"  {login:<50} {secret}")

@@ -21,6 +21,7 @@ from typing import Any
 
 from audit import services as audit
 from meetings.models import MISMATCH, PAPER_COUNT, PENDING, RECORDED, RoomCount, RoomCountEntry
+from notifications import schedule  # noqa: F401 (the day-before reminders' job, beside closings)
 from proposals.discussion import record_change
 from proposals.models import ADOPTED, REJECTED, VOTING, Proposal
 from tables.services import get_table_by_id, scope_of
@@ -39,7 +40,7 @@ from votes.models import (
     Vote,
 )
 from votes.scales import APPROVAL
-from votes.services import grades_of, options
+from votes.services import grades_of, options, tell_about_vote
 
 ALREADY_CLOSED = N_("This vote is already closed.")
 COUNT_PENDING = N_(
@@ -99,6 +100,14 @@ async def _close(vote_id: int, who: Principal, condition: Any, by_hand: bool = F
             scope_of(table),
             subject=f"vote:{vote_id}",
             by="facilitator" if who.authenticated else "closing time",
+        )
+        await tell_about_vote(
+            "vote.result",
+            vote_id,
+            table,
+            [option["proposal"] for option in vote_options],
+            {"question": vote["question"]},
+            exclude=who.user_id,
         )
     await db.scrub("sealed_ballot")
     return True

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit import services as audit
-from proposals.discussion import record_change
+from proposals.discussion import record_change, tell_status
 from proposals.models import ADOPTED, DISCUSSION, REJECTED, SUBMITTED, Proposal
 from tables.services import scope_of
 from voix import db
@@ -60,7 +60,7 @@ async def decide(
         locked = (
             await Proposal.update({Proposal.table: table["id"]})
             .where(mine)
-            .returning(Proposal.status)
+            .returning(Proposal.status, Proposal.title)
         )
         # The open vote first: its proposals are "voting", which would read as "decided".
         if locked and await has_open_vote(proposal_id):
@@ -75,6 +75,7 @@ async def decide(
         before = locked[0]["status"]
         await Proposal.update({Proposal.status: outcome}).where(mine)
         await record_change(proposal_id, before, outcome, who, reason)
+        await tell_status(who, table, proposal_id, locked[0]["title"], outcome)
         await Decision.insert(
             Decision(
                 proposal=proposal_id,

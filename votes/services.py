@@ -25,6 +25,9 @@ from audit import services as audit
 from meetings.models import OPEN as OPEN_MEETING
 from meetings.models import SCHEDULED as SCHEDULED_MEETING
 from meetings.models import AgendaItem, Attendance, Meeting
+from notifications import services as notify
+from notifications.models import PROPOSAL as FOLLOWS_PROPOSAL
+from notifications.models import TABLE as FOLLOWS_TABLE
 from proposals.discussion import record_change
 from proposals.models import DISCUSSION, SUBMITTED, VOTING, Proposal, Translation
 from tables.models import Membership
@@ -578,7 +581,39 @@ async def open_vote(
         await audit.record(
             who, "vote.opened", scope_of(table), subject=f"vote:{vote_id}", method=method
         )
+        await tell_about_vote(
+            "vote.opened",
+            vote_id,
+            table,
+            ids,
+            {"question": question, "closes_at": closes_at.isoformat() if closes_at else None},
+            exclude=who.user_id,
+        )
     return vote_id
+
+
+async def tell_about_vote(
+    kind: str,
+    vote_id: int,
+    table: Mapping[str, Any],
+    proposal_ids: Sequence[int | None],
+    params: Mapping[str, Any],
+    *,
+    exclude: int | None = None,
+) -> int | None:
+    """An event about a vote (opened, closing tomorrow, its result), in the caller's
+    transaction: to those who follow its table or one of its proposals. The event's id, or
+    None when it had been emitted already."""
+    follows = [(FOLLOWS_TABLE, table["id"])]
+    follows += [(FOLLOWS_PROPOSAL, pid) for pid in dict.fromkeys(proposal_ids) if pid]
+    return await notify.emit(
+        kind,
+        f"{kind}:{vote_id}",
+        audience=notify.Audience(follows=notify.followers(*follows), exclude=exclude),
+        params={"table": table["name"], **params},
+        path=f"/votes/{vote_id}",
+        table_id=table["id"],
+    )
 
 
 async def _put_on_agenda(meeting_id: int, vote_id: int, question: str) -> None:
