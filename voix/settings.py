@@ -204,7 +204,7 @@ def get_settings() -> Settings:
 
 
 SMS_PROVIDERS = ("brevo", "webhook", "log")
-BREVO_URL = "https://api.brevo.com/v3/transactionalSMS/sms"
+BREVO_URL = "https://api.brevo.com/v3/transactionalSMS/send"  # "/sms" is deprecated
 
 
 def _sms_settings() -> dict[str, Any]:
