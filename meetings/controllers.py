@@ -17,6 +17,7 @@ from markupsafe import Markup
 from exports import stored
 from exports.pdf import render_minutes, render_poster, render_sign_in_sheet
 from meetings import calendar, services
+from notifications import controllers as notification_pages
 from tables import services as tables
 from translations import services as content
 from voix import i18n, live, workers
@@ -192,6 +193,7 @@ async def _meeting_page(
         checked_in=await services.is_present(principal.user_id, meeting_id),
         minutes=await services.published_minutes(meeting_id),
         choices=await services.agenda_choices(table["id"]) if manager else None,
+        rsvp=await notification_pages.rsvp_context(principal, meeting, table),
         **context,
     )
 

@@ -18,6 +18,7 @@ from litestar.response import Redirect, Template
 
 from maps.interactive import page_policy_with_tiles
 from maps.services import places_for_table
+from notifications import controllers as notification_pages
 from proposals import discussion, media, services
 from proposals.themes import THEMES
 from tables import services as tables
@@ -124,6 +125,7 @@ async def proposal_page(
     reader_language = current_language.get()
     public = await _public_part(proposal, table, reader_language)
     proposal_votes, voted = await votes.with_live_turnout(public["votes"], principal.user_id)
+    supported, following = await notification_pages.proposal_reader(principal.user_id, proposal_id)
     return page(
         request,
         "proposals/detail.html",
@@ -136,7 +138,8 @@ async def proposal_page(
         voted=voted,
         scope=scope,
         supports=public["supports"],
-        supported=await discussion.supports(principal.user_id, proposal_id),
+        supported=supported,
+        following=following,
         comments=public["comments"],
         history=public["history"],
         transitions=discussion.TRANSITIONS.get(proposal["status"], ()),

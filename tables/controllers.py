@@ -19,6 +19,7 @@ from followup import services as followup
 from maps import services as maps
 from maps import svg
 from meetings import services as meetings
+from notifications import services as notifications
 from proposals import discussion
 from proposals import services as proposals
 from proposals.themes import THEMES
@@ -117,6 +118,7 @@ async def table_page(
         map=side["map"],
         map_html=side["map_html"],
         overdue=side["overdue"],
+        following=await notifications.follows(principal.user_id, notifications.TABLE, table["id"]),
     )
 
 

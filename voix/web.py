@@ -96,7 +96,7 @@ async def before_every_route(request: Request) -> Redirect | None:
 
 DOMAINS = (
     "voix", "accounts", "tables", "maps", "proposals", "votes", "meetings", "exports", "audit",
-    "help", "translations", "followup",
+    "help", "translations", "followup", "notifications",
 )  # fmt: skip
 SESSION_COOKIE = "voix_session"
 FLASH_COOKIE = "voix_flash"
