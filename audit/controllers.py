@@ -53,6 +53,11 @@ ACTIONS = {
     "meeting.cancelled": N_("Meeting cancelled"),
     "minutes.published": N_("Minutes published"),
     "content.translated": N_("Translation saved"),
+    "channels.changed": N_("Notification channels changed"),
+    "channels.recorded_on_behalf": N_("Notification channels recorded on a resident's behalf"),
+    "rsvp.recorded_on_behalf": N_("Answer to a meeting recorded on a resident's behalf"),
+    "notification.message": N_("Message sent to a table's members"),
+    "notification.retry": N_("Notification sent again by a coordinator"),
 }
 
 

@@ -26,6 +26,8 @@ from followup import services as followup
 from meetings import room as in_room
 from meetings import services as meetings
 from meetings.models import Attendance
+from notifications import delivery as notification_delivery
+from notifications.models import FAILED, SMS, Delivery, Event, Notification
 from proposals import media
 from proposals.models import ADOPTED, Media
 from tests.factories import (
@@ -123,6 +125,39 @@ class RouteWorld:
         figures = one_paper_ballot(self.objects["room_option"])
         await in_room.enter_count(self.manager, self.table_a, vote_id, count_id, figures)
         return count_id
+
+    async def failed_delivery(self) -> int:
+        """A new SMS to resident A that failed (a message to table A): one for a coordinator
+        to send again."""
+        self._votables += 1
+        now = datetime.now(UTC)
+        event = await Event.insert(
+            Event(
+                key=f"message:walk-{self._votables}",
+                kind="message",
+                table=self.table_a["id"],
+                params='{"table": "A", "author": "A", "text": "Bonjour"}',
+                path=f"/tables/{self.table_a['slug']}",
+                created_at=now,
+            )
+        ).returning(Event.id)
+        resident = self.users["resident_a"]
+        notification = await Notification.insert(
+            Notification(event=event[0]["id"], user=resident, created_at=now)
+        ).returning(Notification.id)
+        delivery = await Delivery.insert(
+            Delivery(
+                notification=notification[0]["id"],
+                user=resident,
+                channel=SMS,
+                status=FAILED,
+                due_at=now,
+                attempts=5,
+                last_error="HTTP 500",
+                created_at=now,
+            )
+        ).returning(Delivery.id)
+        return int(delivery[0]["id"])
 
 
 def one_paper_ballot(option_id: int) -> dict[str, str]:
@@ -333,4 +368,5 @@ async def build_route_world() -> RouteWorld:
     )
     # A draft not yet published, for the composer's rows.
     objects["draft"] = (await add_draft(table, "En préparation", slug="en-preparation"))["slug"]
+    objects["stop_token"] = notification_delivery.stop_token(users["resident_a"], "email")
     return world
