@@ -4,6 +4,7 @@ what was sent (and how); nobody else's. Erasing the account takes all of it away
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from httpx import AsyncClient
@@ -15,6 +16,7 @@ from notifications.models import (
     SENT,
     SMS,
     Delivery,
+    Event,
     Follow,
     Notification,
     Preference,
@@ -117,3 +119,39 @@ async def test_erasing_the_account_takes_its_notification_data_away(client: Asyn
     for model in (Preference, Follow, Rsvp, Notification, Delivery):
         assert not await model.exists().where(model.user == resident), model
         assert await model.exists().where(model.user == neighbour), model
+
+
+async def test_erasing_a_facilitator_takes_their_name_off_the_messages_they_sent(
+    client: AsyncClient,
+) -> None:
+    world = await build_world()
+    facilitator = world.users["facilitator_a"]
+    await User.update({User.display_name: "Fatou Animatrice"}).where(User.id == facilitator)
+    other = world.users["facilitator_b"]
+    for author_id, key in ((facilitator, "message:mine"), (other, "message:theirs")):
+        async with db.write_transaction():
+            await notify.emit(
+                "message",
+                key,
+                audience=notify.Audience(members_of=world.table_a["id"], exclude=author_id),
+                params={
+                    "table": "A",
+                    "author": "Fatou Animatrice" if author_id == facilitator else "Autre",
+                    "author_id": author_id,
+                    "text": "Réunion demain",
+                },
+                path="/tables/a",
+                table_id=world.table_a["id"],
+            )
+    await sign_in(client, facilitator)
+    erased = await post_form(
+        client, "/account/erase", {"password": PASSWORD, "confirm": "yes"}, follow_redirects=False
+    )
+    assert erased.status_code == 303
+    params = {
+        row["key"]: json.loads(row["params"]) for row in await Event.select(Event.key, Event.params)
+    }
+    assert "Fatou" not in json.dumps(params, ensure_ascii=False)
+    assert params["message:mine"]["text"] == "Réunion demain"  # the residents keep the message
+    assert params["message:mine"]["author_id"] is None
+    assert params["message:theirs"]["author"] == "Autre"
