@@ -28,7 +28,7 @@ from tables import services as tables
 from tables.models import RESIDENT
 from voix import db
 from voix.forms import UNKNOWN_CHOICE, FormErrors, Message, UserError, parse_int
-from voix.i18n import N_, current_language
+from voix.i18n import N_, current_language, gettext
 from voix.permissions import Principal, Scope, can, require, signed_in
 from voix.settings import get_settings
 from voix.web import MAX_ID, ObjectId, Slug, form_data, page, redirect
@@ -39,6 +39,7 @@ PAGE_SIZE = 30
 # behalf at the table (the rule the proposals' on-behalf forms ask).
 ON_BEHALF = "proposals.discuss_on_behalf"
 
+WITHDRAWN = N_("A proposal you followed was withdrawn by moderation.")
 NO_PHONE = N_("SMS needs a phone number, and none is on file.")
 NO_EMAIL = N_("E-mail needs an address, and none is on file.")
 NOT_AGREED = N_("Tick this box once the resident has agreed to these choices.")
@@ -87,9 +88,13 @@ async def notifications_page(request: Request, principal: NamedDependency[Princi
     rows = await _notifications(user_id, before)
     reader = current_language.get()
     items = []
+    hidden = await services.withdrawn(rows[:PAGE_SIZE])
     for row in rows[:PAGE_SIZE]:
         event = {"kind": row["kind"], "params": _decoded(row["params"]), "path": row["path"]}
         shown = messages.render(event, reader, "site")
+        if services.is_withdrawn(event, hidden):
+            # Moderation hid the proposal since: its title goes from here too.
+            shown = messages.Rendered(subject=gettext(WITHDRAWN), text="", path="/notifications")
         items.append(
             {
                 "id": row["id"],
@@ -335,8 +340,12 @@ async def unfollow_proposal(
 ) -> Redirect:
     user_id = signed_in(principal)
     await form_data(request)
-    await _visible_proposal(principal, proposal_id)
+    # Anyone may stop following, even a proposal hidden since (its news must be stoppable).
     await services.unfollow(user_id, PROPOSAL, proposal_id)
+    try:
+        await _visible_proposal(principal, proposal_id)
+    except NotFoundException:
+        return redirect("/notifications")
     return redirect(f"/proposals/{proposal_id}#follow")
 
 

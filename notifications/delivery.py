@@ -38,6 +38,7 @@ from typing import Any
 
 from piccolo.querystring import QueryString
 
+from accounts.models import User
 from notifications import messages, providers, services
 from notifications.models import (
     BUNDLED,
@@ -72,6 +73,7 @@ CLAIM_LOCK = 0x766F6978
 LEASE_EXPIRED = "the dispatcher sending it stopped before it ended (lease expired)"
 NO_CONSENT = "consent withdrawn before sending"
 NO_ADDRESS = "no valid address"
+WITHDRAWN = "the proposal was hidden by moderation"
 
 
 def _now() -> datetime:
@@ -96,18 +98,29 @@ def _at(day: date, clock: time) -> datetime:
 STOP_PURPOSE = "notifications-stop"
 
 
-def _stop_signature(user_id: int, channel: str) -> str:
-    return crypto.keyed_hash(f"{user_id}.{channel}", STOP_PURPOSE)[:32]
+def _stop_signature(user_id: int, channel: str, created_at: datetime) -> str:
+    # The account's creation time is signed too: on SQLite an erased account's id may be given
+    # to the next account, whose e-mails an old link must not stop.
+    moment = db.utc(created_at).isoformat(timespec="microseconds")
+    return crypto.keyed_hash(f"{user_id}.{channel}.{moment}", STOP_PURPOSE)[:32]
 
 
-def stop_token(user_id: int, channel: str) -> str:
+async def _created_at(user_id: int) -> datetime | None:
+    row = await User.select(User.created_at).where(User.id == user_id).first()
+    return None if row is None else row["created_at"]
+
+
+async def stop_token(user_id: int, channel: str) -> str:
     """The opt-out link's token: who, which channel, signed with the secret key; no expiry
     (an old e-mail's link must still work)."""
-    return f"{user_id}.{channel}.{_stop_signature(user_id, channel)}"
+    created_at = await _created_at(user_id)
+    if created_at is None:
+        raise LookupError(user_id)
+    return f"{user_id}.{channel}.{_stop_signature(user_id, channel, created_at)}"
 
 
-def read_stop_token(token: str) -> tuple[int, str] | None:
-    """(user id, channel) of a token `stop_token` made, or None."""
+async def read_stop_token(token: str) -> tuple[int, str] | None:
+    """(user id, channel) of a token `stop_token` made for an account that still exists."""
     try:
         user_text, channel, signature = token.split(".")
         user_id = int(user_text)
@@ -115,12 +128,15 @@ def read_stop_token(token: str) -> tuple[int, str] | None:
         return None
     if channel not in (SMS, EMAIL) or not 0 < user_id <= 2**31 - 1:
         return None
-    expected = _stop_signature(user_id, channel)
+    created_at = await _created_at(user_id)
+    if created_at is None:
+        return None
+    expected = _stop_signature(user_id, channel, created_at)
     return (user_id, channel) if hmac.compare_digest(expected, signature) else None
 
 
-def stop_path(user_id: int, channel: str) -> str:
-    return f"/notifications/stop/{stop_token(user_id, channel)}"
+async def stop_path(user_id: int, channel: str) -> str:
+    return f"/notifications/stop/{await stop_token(user_id, channel)}"
 
 
 # Deciding --------------------------------------------------------------------------------
@@ -274,10 +290,12 @@ class _Dispatcher:
             if self.postgres:
                 await self.sql("SELECT pg_advisory_xact_lock({})", CLAIM_LOCK)
             expired = await self.sql(
-                "UPDATE notification_delivery SET status = {}, last_error = {}"
-                " WHERE status = {} AND locked_until < {} RETURNING id",
+                # sent_at: when it may have gone (it counts in that day's SMS).
+                "UPDATE notification_delivery SET status = {}, last_error = {},"
+                " sent_at = {} WHERE status = {} AND locked_until < {} RETURNING id",
                 UNCERTAIN,
                 LEASE_EXPIRED,
+                now,
                 SENDING,
                 now,
             )
@@ -336,14 +354,12 @@ class _Dispatcher:
         rows = await self.sql(
             'SELECT "user", COUNT(*) AS n FROM notification_delivery'  # noqa: S608
             f' WHERE channel = {{}} AND "user" IN ({self.marks(users)})'
-            " AND (status = {} OR (status = {} AND sent_at >= {})"
-            " OR (status = {} AND locked_until >= {}))"
+            " AND (status = {} OR (status IN ({}, {}) AND sent_at >= {}))"
             ' GROUP BY "user"',
             SMS,
             *users,
             SENDING,
             SENT,
-            day_start,
             UNCERTAIN,
             day_start,
         )
@@ -445,14 +461,41 @@ class _Dispatcher:
         )
         return bool(done)
 
-    async def send(self, row: dict[str, Any], carried: list[dict[str, Any]]) -> bool:
-        """Sends one claimed delivery; True when it went."""
+    async def _still_to_send(
+        self, row: dict[str, Any], carried: list[dict[str, Any]]
+    ) -> list[dict[str, Any]] | None:
+        """What this message still carries; None when it must not go (cancelled here): the
+        consent was withdrawn, or moderation hid the proposal it is about."""
         delivery, channel = int(row["id"]), str(row["channel"])
         consent = _utc(row["sms_consent_at"] if channel == SMS else row["email_consent_at"])
         stopped = _utc(row["sms_stopped_at"]) if channel == SMS else None
         if consent is None or (stopped is not None and stopped >= consent):
             await self.finish(delivery, CANCELLED, NO_CONSENT)
+            return None
+        hidden = await services.withdrawn([row, *carried])
+        if not hidden:
+            return carried
+        # A hidden proposal's title is not sent. What this message was to carry besides goes
+        # back to the queue, to go on its own.
+        if services.is_withdrawn(row, hidden):
+            await self.sql(
+                "UPDATE notification_delivery SET status = {}, bundle = NULL"
+                " WHERE bundle = {} AND status = {}",
+                QUEUED,
+                delivery,
+                BUNDLED,
+            )
+            await self.finish(delivery, CANCELLED, WITHDRAWN)
+            return None
+        return [c for c in carried if not services.is_withdrawn(c, hidden)]
+
+    async def send(self, row: dict[str, Any], carried: list[dict[str, Any]]) -> bool:
+        """Sends one claimed delivery; True when it went."""
+        delivery, channel = int(row["id"]), str(row["channel"])
+        kept = await self._still_to_send(row, carried)
+        if kept is None:
             return False
+        carried = kept
         language = row["language"] or "fr"
         try:
             if channel == SMS:
@@ -462,7 +505,8 @@ class _Dispatcher:
                 await self._send_email(row, carried, language)
         except providers.Uncertain as error:
             logger.warning("Delivery %s is uncertain: %s", delivery, error)
-            await self.finish(delivery, UNCERTAIN, str(error))
+            # sent_at: when it may have gone, so that it counts in the day's SMS.
+            await self.finish(delivery, UNCERTAIN, str(error), sent_at=_now())
             return False
         except providers.NotConfigured as error:
             await self.finish(delivery, CANCELLED, str(error))
@@ -518,7 +562,7 @@ class _Dispatcher:
             rendered = messages.render_digest([row, *carried], language)
         else:
             rendered = messages.render(row, language, messages.EMAIL)
-        stop = stop_path(int(row["user"]), EMAIL)
+        stop = await stop_path(int(row["user"]), EMAIL)
         await providers.send_email(
             to,
             rendered.subject,

@@ -59,10 +59,11 @@ async def stop_sms(phone: str) -> int:
     number = providers.e164(phone)
     if number is None:
         return 0
-    # Numbers are kept as typed ("06 12 34 56 78"): the database narrows by the last two
-    # digits, which any way of typing keeps together; the comparison is on the E.164 form.
+    # Numbers may be kept as typed ("06 12 34 56 78", "0 6 1 2 …"): every number on file is
+    # compared in its E.164 form. A STOP is rare and the accounts with a phone are an
+    # association's residents (thousands at most): a scan, not an index, and never a miss.
     candidates = await User.select(User.id, User.phone, User.display_name).where(
-        User.phone.like(f"%{number[-2:]}%")
+        User.phone.is_not_null() & (User.phone != "")
     )
     users = [row for row in candidates if providers.e164(row["phone"]) == number]
     for user in users:
@@ -124,7 +125,7 @@ async def inbound_sms(request: Request, token: InboundToken) -> Response[dict[st
 
 async def _holder(token: str) -> tuple[dict[str, Any], str]:
     """The account and channel a link stops; 404 for a forged link or an erased account."""
-    holder = delivery.read_stop_token(token)
+    holder = await delivery.read_stop_token(token)
     user = None
     if holder is not None:
         user = await User.select(User.id, User.display_name).where(User.id == holder[0]).first()

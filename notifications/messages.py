@@ -32,6 +32,9 @@ EMAIL = "email"
 
 # The site's page of notifications: where a bundled SMS leads.
 NOTIFICATIONS_PATH = "/notifications"
+# A meeting's time and place are what its SMS is for: rather than cut the place (an Arabic
+# SMS has 70 characters, the link included), they may take two segments.
+KEEP_WHOLE = {"meeting.reminder": 2, "meeting.changed": 2}
 # A facilitator's message (<= 300 characters) is not cut: at most this many segments.
 MESSAGE_SEGMENTS = 5
 # The date in an SMS (a Babel skeleton): "mer. 9 déc.", "Wed, Dec 9"; shorter in Arabic.
@@ -329,7 +332,7 @@ def render(event: Mapping[str, Any], language: str, channel: str) -> Rendered:
         # With its table's name if that fits one segment; else without, cut if it must be.
         whole = sms_text(named, path, segments=0)
         if sms.segments(whole) > 1:
-            whole = sms_text(short, path)
+            whole = sms_text(short, path, KEEP_WHOLE.get(kind, 1))
         return Rendered(subject=subject, text=whole, path=path)
     if channel == EMAIL:
         body = f"{text}\n\n{link(path)}" if text else link(path)

@@ -43,6 +43,16 @@ CONNECT_SECONDS = 5.0
 TOTAL_SECONDS = 15.0
 
 
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_NUMBER = re.compile(r"\+?\d[\d .()/-]{4,}\d")
+
+
+def redact(text: str) -> str:
+    """An error as coordinators may read it: a provider or mail server that echoes a phone
+    number or an address back has it masked (the error is kept, the person is not)."""
+    return _NUMBER.sub("[number]", _ADDRESS.sub("[address]", text))
+
+
 class SendError(Exception):
     """The message did not surely go."""
 
@@ -166,12 +176,12 @@ async def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> None
                     url, json=body, headers=headers, extensions={"trace": trace}
                 )
     except (TimeoutError, httpx.TransportError) as error:
-        what = f"{type(error).__name__}: {error}".rstrip(": ")
+        what = redact(f"{type(error).__name__}: {error}".rstrip(": "))
         if written and not isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
             raise Uncertain(f"sent, no answer ({what})") from error
         raise DefiniteFailure(f"not sent ({what})") from error
     if response.status_code >= 400:
-        raise DefiniteFailure(f"HTTP {response.status_code}: {response.text[:300]}")
+        raise DefiniteFailure(f"HTTP {response.status_code}: {redact(response.text[:300])}")
 
 
 # E-mail ----------------------------------------------------------------------------------
@@ -205,8 +215,8 @@ async def send_email(
         await anyio.to_thread.run_sync(mail._send_smtp, settings.smtp_url, message)
     except (TimeoutError, ConnectionResetError, smtplib.SMTPServerDisconnected) as error:
         # No answer, or the line cut: the server may have taken the message.
-        raise Uncertain(f"{type(error).__name__}: {error}") from error
+        raise Uncertain(redact(f"{type(error).__name__}: {error}")) from error
     except OSError as error:
         # Refused, unknown host, or the server answered with an error code
         # (smtplib.SMTPResponseException): it did not take the message.
-        raise DefiniteFailure(f"{type(error).__name__}: {error}") from error
+        raise DefiniteFailure(redact(f"{type(error).__name__}: {error}")) from error

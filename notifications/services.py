@@ -151,6 +151,37 @@ async def emit(
     return event_id
 
 
+# Moderation ------------------------------------------------------------------------------
+
+PROPOSAL_EVENT = "proposal.status"
+
+
+def _proposal_of(kind: str, path: str) -> int | None:
+    """The proposal a "proposal.status" event is about (its path is /proposals/ID)."""
+    if kind != PROPOSAL_EVENT or not path.startswith("/proposals/"):
+        return None
+    tail = path.removeprefix("/proposals/").split("/", 1)[0]
+    return int(tail) if tail.isdigit() else None
+
+
+async def withdrawn(events: Iterable[Mapping[str, Any]]) -> set[int]:
+    """The proposals of these events that moderation has hidden since: their title is no
+    longer shown on the site nor sent (one query)."""
+    from proposals.models import Proposal  # noqa: PLC0415 (proposals import notifications)
+
+    ids = {i for e in events if (i := _proposal_of(str(e["kind"]), str(e["path"]))) is not None}
+    if not ids:
+        return set()
+    rows = await Proposal.select(Proposal.id).where(
+        Proposal.id.is_in(sorted(ids)) & Proposal.hidden_at.is_not_null()
+    )
+    return {row["id"] for row in rows}
+
+
+def is_withdrawn(event: Mapping[str, Any], hidden: set[int]) -> bool:
+    return _proposal_of(str(event["kind"]), str(event["path"])) in hidden
+
+
 # Following -------------------------------------------------------------------------------
 
 

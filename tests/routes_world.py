@@ -368,5 +368,5 @@ async def build_route_world() -> RouteWorld:
     )
     # A draft not yet published, for the composer's rows.
     objects["draft"] = (await add_draft(table, "En préparation", slug="en-preparation"))["slug"]
-    objects["stop_token"] = notification_delivery.stop_token(users["resident_a"], "email")
+    objects["stop_token"] = await notification_delivery.stop_token(users["resident_a"], "email")
     return world

@@ -142,7 +142,7 @@ async def test_the_opt_out_link_asks_first_then_stops_e_mails(
 ) -> None:
     user = await resident("samira", phone="06 12 34 56 78", email="s@example.org")
     await emit([user], "vote.opened:1")
-    link = delivery.stop_path(user, EMAIL)
+    link = await delivery.stop_path(user, EMAIL)
 
     shown = await client.get(link)
     assert shown.status_code == 200
@@ -173,7 +173,7 @@ async def test_the_opt_out_link_asks_first_then_stops_e_mails(
 
 async def test_the_opt_out_needs_the_form_s_csrf_token(client: AsyncClient, clock: Clock) -> None:
     user = await resident("samira", email="s@example.org")
-    link = delivery.stop_path(user, EMAIL)
+    link = await delivery.stop_path(user, EMAIL)
     refused = await client.post(link, data={})
     assert refused.status_code == 403
     assert (await preference(user))["email_consent_at"] is not None
@@ -181,7 +181,7 @@ async def test_the_opt_out_needs_the_form_s_csrf_token(client: AsyncClient, cloc
 
 async def test_a_forged_or_foreign_link_is_not_found(client: AsyncClient, clock: Clock) -> None:
     user = await resident("samira", email="s@example.org")
-    token = delivery.stop_token(user, EMAIL)
+    token = await delivery.stop_token(user, EMAIL)
     user_id, channel, signature = token.split(".")
     forged = [
         f"{user_id}.{channel}.{'0' * 32}",
@@ -193,13 +193,13 @@ async def test_a_forged_or_foreign_link_is_not_found(client: AsyncClient, clock:
         assert (await client.get(f"/notifications/stop/{bad}")).status_code == 404
         assert (await post_form(client, f"/notifications/stop/{bad}", {})).status_code == 404
     assert (await preference(user))["email_consent_at"] is not None
-    assert delivery.read_stop_token(token) == (user, EMAIL)
+    assert await delivery.read_stop_token(token) == (user, EMAIL)
 
 
 async def test_the_sms_opt_out_link_stops_sms(client: AsyncClient, clock: Clock) -> None:
     user = await resident("samira", phone="06 12 34 56 78", email="s@example.org")
     await emit([user], "vote.opened:1")
-    link = delivery.stop_path(user, SMS)
+    link = await delivery.stop_path(user, SMS)
     assert t("Stop the text messages") in (await client.get(link)).text
     assert (await post_form(client, link, {})).status_code == 303
     assert (await preference(user))["sms_consent_at"] is None
