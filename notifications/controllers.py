@@ -16,18 +16,19 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
 
+from accounts.cards import PHONE_INVALID
 from accounts.controllers import safe_next
 from accounts.models import User
 from audit import services as audit
 from meetings import services as meetings
 from meetings.models import SCHEDULED
-from notifications import messages, services
+from notifications import messages, providers, services
 from notifications.models import EMAIL, PROPOSAL, SMS, TABLE, Notification, Rsvp
 from proposals import services as proposals
 from tables import services as tables
 from tables.models import RESIDENT
 from voix import db
-from voix.forms import UNKNOWN_CHOICE, FormErrors, Message, UserError, parse_int
+from voix.forms import UNKNOWN_CHOICE, Form, FormErrors, Message, UserError, parse_int
 from voix.i18n import N_, current_language, gettext
 from voix.permissions import Principal, Scope, can, require, signed_in
 from voix.settings import get_settings
@@ -209,6 +210,23 @@ async def _channels_page(
     return response
 
 
+def _contacts(data: dict[str, Any], person: dict[str, Any]) -> dict[str, str | None]:
+    """The phone number and e-mail address as the form changes them (a field the form does
+    not send stays as it is); the number kept in its international form (+33…)."""
+    form = Form(data)
+    changed: dict[str, str | None] = {}
+    if "phone" in data:
+        typed = form.text("phone", max_length=32, required=False)
+        number = providers.e164(typed) if typed else None
+        if typed and number is None:
+            form.error("phone", PHONE_INVALID)
+        changed["phone"] = number
+    if "address" in data:
+        changed["email"] = form.email("address")
+    form.validate()
+    return {k: v for k, v in changed.items() if v != (person.get(k) or None)}
+
+
 def _chosen(
     data: dict[str, Any], person: dict[str, Any], current: dict[str, Any], on_behalf: bool
 ) -> dict[str, bool]:
@@ -239,8 +257,13 @@ async def _save_channels(
     on_behalf: bool,
 ) -> None:
     current = await services.preference(person["id"])
-    chosen = _chosen(data, person, current, on_behalf)
+    changed = _contacts(data, person)
+    chosen = _chosen(data, {**person, **changed}, current, on_behalf)
     async with db.write_transaction():
+        if changed:
+            await User.update({getattr(User, k): v for k, v in changed.items()}).where(
+                User.id == person["id"]
+            )
         await services.set_channels(person["id"], recorded_by=principal.user_id, **chosen)
         await audit.record(
             principal,
@@ -248,6 +271,9 @@ async def _save_channels(
             scope,
             subject=f"user:{person['id']}",
             **chosen,
+            # That they changed, not what to: the journal holds no number or address.
+            phone_changed="phone" in changed,
+            email_changed="email" in changed,
         )
 
 

@@ -418,6 +418,7 @@ class _Dispatcher:
         rows = await self.sql(
             'SELECT d.id, d."user", d.channel, d.attempts, a.phone, a.email, a.language,'  # noqa: S608
             " p.sms_consent_at, p.email_consent_at, p.sms_stopped_at,"
+            " p.sms_consent_phone, p.email_consent_address,"
             " e.kind, e.params, e.path FROM notification_delivery d"
             ' JOIN account a ON a.id = d."user"'
             " JOIN notification n ON n.id = d.notification"
@@ -469,7 +470,13 @@ class _Dispatcher:
         delivery, channel = int(row["id"]), str(row["channel"])
         consent = _utc(row["sms_consent_at"] if channel == SMS else row["email_consent_at"])
         stopped = _utc(row["sms_stopped_at"]) if channel == SMS else None
-        if consent is None or (stopped is not None and stopped >= consent):
+        # Consent counts for the number or address it was given for, not for one typed since.
+        given_for, address = (
+            (row["sms_consent_phone"], row["phone"])
+            if channel == SMS
+            else (row["email_consent_address"], row["email"])
+        )
+        if consent is None or (stopped is not None and stopped >= consent) or given_for != address:
             await self.finish(delivery, CANCELLED, NO_CONSENT)
             return None
         hidden = await services.withdrawn([row, *carried])

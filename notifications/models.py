@@ -47,6 +47,9 @@ class Preference(Model, tablename="notification_preference"):
     sms_consent_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
     email_consent_at = Timestamptz(null=True, default=None)
     email_consent_by = ForeignKey(User, null=True, on_delete=OnDelete.set_null)
+    # The number and address each consent was given for: a new one needs consent again.
+    sms_consent_phone = Varchar(length=32, null=True, default=None)
+    email_consent_address = Varchar(length=254, null=True, default=None)
     email_digest = Boolean(default=False)  # one e-mail a day rather than one per event
     sms_stopped_at = Timestamptz(null=True, default=None)  # last "STOP" received
     updated_at = Timestamptz()

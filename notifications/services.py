@@ -123,9 +123,10 @@ async def emit(
         + f") a WHERE {condition} ON CONFLICT DO NOTHING",
         *args,
     )
-    for channel, address, consent in (
-        (SMS, "a.phone", "p.sms_consent_at"),
-        (EMAIL, "a.email", "p.email_consent_at"),
+    # Consent counts for the number or address it was given for, not for one typed since.
+    for channel, address, consent, given_for in (
+        (SMS, "a.phone", "p.sms_consent_at", "p.sms_consent_phone"),
+        (EMAIL, "a.email", "p.email_consent_at", "p.email_consent_address"),
     ):
         await _run(
             'INSERT INTO notification_delivery (notification, "user", channel, status, due_at,'  # noqa: S608
@@ -135,7 +136,7 @@ async def emit(
             ' JOIN notification_preference p ON p."user" = n."user"'
             ' JOIN account a ON a.id = n."user"'
             f" WHERE n.event = {{}} AND {consent} IS NOT NULL"
-            f" AND {address} IS NOT NULL AND {address} <> {{}}"
+            f" AND {address} IS NOT NULL AND {address} <> {{}} AND {given_for} = {address}"
             " ON CONFLICT DO NOTHING",
             channel,
             QUEUED,
@@ -267,6 +268,8 @@ async def preference(user_id: int) -> dict[str, Any]:
         "sms_consent_by": None,
         "email_consent_at": None,
         "email_consent_by": None,
+        "sms_consent_phone": None,
+        "email_consent_address": None,
         "email_digest": False,
         "sms_stopped_at": None,
     }
@@ -275,20 +278,32 @@ async def preference(user_id: int) -> dict[str, Any]:
 async def set_channels(
     user_id: int, *, sms: bool, email: bool, email_digest: bool, recorded_by: int | None
 ) -> None:
-    """Records the channels a resident chose (consent given or withdrawn, now, by whom).
-    A channel withdrawn cancels what was still waiting to go by it. Inside a transaction."""
+    """Records the channels a resident chose (consent given or withdrawn, now, by whom, for
+    the number and address on file now: a new number needs consent again). A channel withdrawn
+    cancels what was still waiting to go by it. Inside a transaction."""
+    from accounts.models import User  # noqa: PLC0415 (accounts build on nothing of ours)
+
     at = now()
     by = recorded_by if recorded_by != user_id else None
     current = await preference(user_id)
+    person = await User.select(User.phone, User.email).where(User.id == user_id).first()
+    phone = (person or {}).get("phone") or None
+    address = (person or {}).get("email") or None
     values: dict[Any, Any] = {Preference.email_digest: email_digest, Preference.updated_at: at}
-    if sms and current["sms_consent_at"] is None:
+    if sms and (current["sms_consent_at"] is None or current["sms_consent_phone"] != phone):
         values[Preference.sms_consent_at], values[Preference.sms_consent_by] = at, by
+        values[Preference.sms_consent_phone] = phone
     elif not sms:
         values[Preference.sms_consent_at], values[Preference.sms_consent_by] = None, None
-    if email and current["email_consent_at"] is None:
+        values[Preference.sms_consent_phone] = None
+    if email and (
+        current["email_consent_at"] is None or current["email_consent_address"] != address
+    ):
         values[Preference.email_consent_at], values[Preference.email_consent_by] = at, by
+        values[Preference.email_consent_address] = address
     elif not email:
         values[Preference.email_consent_at], values[Preference.email_consent_by] = None, None
+        values[Preference.email_consent_address] = None
     await Preference.insert(
         Preference(user=user_id, email_digest=email_digest, updated_at=at)
     ).on_conflict(action="DO NOTHING")

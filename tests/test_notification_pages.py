@@ -260,7 +260,14 @@ async def test_a_resident_chooses_sms_with_its_consent_recorded(client: AsyncCli
     assert stored["email_consent_at"] is None
     entries = await audit_entries("channels.changed")
     assert [(e["actor"], e["subject"]) for e in entries] == [(me, f"user:{me}")]
-    assert entries[0]["details"] == {"sms": True, "email": False, "email_digest": False}
+    assert entries[0]["details"] == {
+        "sms": True,
+        "email": False,
+        "email_digest": False,
+        "phone_changed": False,
+        "email_changed": False,
+    }
+    assert stored["sms_consent_phone"] == "06 12 34 56 78"  # the number it was given for
 
     page = await client.get(saved.headers["location"] + "&lang=fr")
     assert t("The choices are saved.") in page.text
@@ -554,3 +561,71 @@ async def test_channels_the_site_cannot_send_are_not_offered(
     account = await client.get("/account")
     assert 'href="/account/notifications"' in account.text
     assert 'href="/notifications"' in account.text
+
+
+async def test_a_new_number_needs_consent_again_and_a_bad_one_changes_nothing(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Consent to SMS is for the number it was given for: a number typed since (here, or by
+    anyone) receives nothing until its channel is ticked again with it on file."""
+    from datetime import UTC, datetime
+
+    from notifications.models import SMS, Delivery
+
+    afternoon = datetime.now(LOCAL_TIMEZONE).replace(hour=14).astimezone(UTC)
+    monkeypatch.setattr(services, "now", lambda: afternoon)  # not in the quiet hours
+
+    world = await build_world()
+    me = world.users["resident_a"]
+    await sign_in(client, me)
+    saved = await post_form(
+        client,
+        "/account/notifications",
+        {"phone": "06 12 34 56 78", "address": "", "sms": "yes", "rhythm": "each"},
+    )
+    assert saved.status_code == 303
+    person = await one(User.select(User.phone, User.email).where(User.id == me))
+    assert person == {"phone": "+33612345678", "email": None}
+    stored = await one(Preference.select().where(Preference.user == me))
+    assert stored["sms_consent_phone"] == "+33612345678"
+
+    refused = await post_form(
+        client,
+        "/account/notifications?lang=fr",
+        {"phone": "not a number", "address": "nope", "sms": "yes", "rhythm": "each"},
+    )
+    assert refused.status_code == 400
+    assert t("This phone number does not look right.") in refused.text
+    assert await one(User.select(User.phone, User.email).where(User.id == me)) == person
+
+    async def emitted(key: str) -> int:
+        async with db.write_transaction():
+            await services.emit(
+                "proposal.status",
+                key,
+                audience=services.Audience(users=(me,)),
+                params={"table": "A", "title": "Un banc", "status": "adopted"},
+                path="/proposals/1",
+            )
+        return await Delivery.count().where((Delivery.user == me) & (Delivery.channel == SMS))
+
+    assert await emitted("one") == 1
+    # Someone types another number on the account (no page of ours asked for consent).
+    await User.update({User.phone: "+33699999999"}).where(User.id == me)
+    assert await emitted("two") == 1  # nothing for a number nobody consented for
+    # And the SMS queued before the change does not go to the new number either.
+    from notifications import delivery
+    from notifications.models import CANCELLED
+
+    assert await delivery.dispatch() == 0
+    (queued,) = await Delivery.select(Delivery.status).where(Delivery.user == me)
+    assert queued["status"] == CANCELLED
+    # The resident ticks SMS again with the new number on file: consent, for that number.
+    await post_form(
+        client,
+        "/account/notifications",
+        {"phone": "+33699999999", "sms": "yes", "rhythm": "each"},
+    )
+    stored = await one(Preference.select().where(Preference.user == me))
+    assert stored["sms_consent_phone"] == "+33699999999"
+    assert await emitted("three") == 2
