@@ -82,6 +82,21 @@ async def _notifications(user_id: int, before: int | None) -> list[dict[str, Any
     )
 
 
+def _isolate(value: Any) -> Any:
+    if isinstance(value, str) and value and not value[:1].isdigit():
+        return f"\u2068{value}\u2069"
+    if isinstance(value, list):
+        return [_isolate(item) for item in value]
+    return value
+
+
+def _isolated(params: dict[str, Any]) -> dict[str, Any]:
+    """What people typed (a French title in an Arabic sentence) isolated (U+2068 … U+2069), so
+    that it does not reorder the words around it on the page. Times (ISO, from a digit) and
+    status keys stay as they are: the messages read and translate them."""
+    return {k: v if k == "status" else _isolate(v) for k, v in params.items()}
+
+
 @get("/notifications", name="notifications")
 async def notifications_page(request: Request, principal: NamedDependency[Principal]) -> Template:
     user_id = signed_in(principal)
@@ -92,7 +107,7 @@ async def notifications_page(request: Request, principal: NamedDependency[Princi
     hidden = await services.withdrawn(rows[:PAGE_SIZE])
     for row in rows[:PAGE_SIZE]:
         event = {"kind": row["kind"], "params": _decoded(row["params"]), "path": row["path"]}
-        shown = messages.render(event, reader, "site")
+        shown = messages.render({**event, "params": _isolated(event["params"])}, reader, "site")
         if services.is_withdrawn(event, hidden):
             # Moderation hid the proposal since: its title goes from here too.
             shown = messages.Rendered(subject=gettext(WITHDRAWN), text="", path="/notifications")
