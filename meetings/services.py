@@ -258,6 +258,7 @@ async def _tell(
     *,
     urgent_until: datetime | None = None,
     meeting_followers: bool = True,
+    path: str = "",
 ) -> None:
     """Inside the change's transaction: the table's followers (and the meeting's) hear of it,
     not the person who made it."""
@@ -269,7 +270,7 @@ async def _tell(
         key,
         audience=notify.Audience(follows=notify.followers(*follows), exclude=who.user_id),
         params=event_params(table, meeting),
-        path=f"/meetings/{meeting['id']}",
+        path=path or f"/meetings/{meeting['id']}",
         table_id=table["id"],
         urgent_until=urgent_until,
     )
@@ -1191,22 +1192,13 @@ async def save_minutes(
                 subject=f"meeting:{meeting['id']}",
                 version=version,
             )
-            await notify.emit(
+            await _tell(
                 "minutes.published",
                 f"minutes.published:{meeting['id']}:{version}",
-                audience=notify.Audience(
-                    follows=notify.followers(
-                        (FOLLOWS_TABLE, table["id"]), (FOLLOWS_MEETING, meeting["id"])
-                    ),
-                    exclude=who.user_id,
-                ),
-                params={
-                    "table": table["name"],
-                    "title": meeting["title"],
-                    "starts_at": iso(meeting["starts_at"]),
-                },
+                who,
+                table,
+                meeting,
                 path=f"/meetings/{meeting['id']}/minutes",
-                table_id=table["id"],
             )
     return int(version)
 

@@ -7,7 +7,6 @@ Every form is a plain POST followed by a redirect; htmx only swaps a block in pl
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -49,17 +48,6 @@ RSVP_CLOSED = N_("Answers are taken before the meeting only.")
 
 
 # One's notifications ---------------------------------------------------------------------
-
-
-def _decoded(params: Any) -> dict[str, Any]:
-    """Event.params: JSON text on both databases (a Text column)."""
-    if isinstance(params, dict):
-        return params
-    try:
-        found = json.loads(params or "{}")
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}
 
 
 async def _notifications(user_id: int, before: int | None) -> list[dict[str, Any]]:
@@ -106,7 +94,7 @@ async def notifications_page(request: Request, principal: NamedDependency[Princi
     items = []
     hidden = await services.withdrawn(rows[:PAGE_SIZE])
     for row in rows[:PAGE_SIZE]:
-        event = {"kind": row["kind"], "params": _decoded(row["params"]), "path": row["path"]}
+        event = {"kind": row["kind"], "params": messages.params_of(row), "path": row["path"]}
         shown = messages.render({**event, "params": _isolated(event["params"])}, reader, "site")
         if services.is_withdrawn(event, hidden):
             # Moderation hid the proposal since: its title goes from here too.

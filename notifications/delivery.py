@@ -32,6 +32,7 @@ import socket
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -110,13 +111,17 @@ async def _created_at(user_id: int) -> datetime | None:
     return None if row is None else row["created_at"]
 
 
+def signed_stop_path(user_id: int, channel: str, created_at: datetime) -> str:
+    """The opt-out link's path: who, which channel, signed with the secret key; no expiry (an
+    old e-mail's link must still work)."""
+    return (
+        f"/notifications/stop/{user_id}.{channel}.{_stop_signature(user_id, channel, created_at)}"
+    )
+
+
 async def stop_token(user_id: int, channel: str) -> str:
-    """The opt-out link's token: who, which channel, signed with the secret key; no expiry
-    (an old e-mail's link must still work)."""
-    created_at = await _created_at(user_id)
-    if created_at is None:
-        raise LookupError(user_id)
-    return f"{user_id}.{channel}.{_stop_signature(user_id, channel, created_at)}"
+    """The opt-out link's token, for an account by its id."""
+    return (await stop_path(user_id, channel)).removeprefix("/notifications/stop/")
 
 
 async def read_stop_token(token: str) -> tuple[int, str] | None:
@@ -136,7 +141,10 @@ async def read_stop_token(token: str) -> tuple[int, str] | None:
 
 
 async def stop_path(user_id: int, channel: str) -> str:
-    return f"/notifications/stop/{await stop_token(user_id, channel)}"
+    created_at = await _created_at(user_id)
+    if created_at is None:
+        raise LookupError(user_id)
+    return signed_stop_path(user_id, channel, created_at)
 
 
 # Deciding --------------------------------------------------------------------------------
@@ -417,6 +425,7 @@ class _Dispatcher:
         events the bundles carry, in one more."""
         rows = await self.sql(
             'SELECT d.id, d."user", d.channel, d.attempts, a.phone, a.email, a.language,'  # noqa: S608
+            " a.created_at AS account_created_at,"
             " p.sms_consent_at, p.email_consent_at, p.sms_stopped_at,"
             " p.sms_consent_phone, p.email_consent_address,"
             " e.kind, e.params, e.path FROM notification_delivery d"
@@ -463,23 +472,15 @@ class _Dispatcher:
         return bool(done)
 
     async def _still_to_send(
-        self, row: dict[str, Any], carried: list[dict[str, Any]]
+        self, row: dict[str, Any], carried: list[dict[str, Any]], hidden: AbstractSet[int]
     ) -> list[dict[str, Any]] | None:
         """What this message still carries; None when it must not go (cancelled here): the
         consent was withdrawn, or moderation hid the proposal it is about."""
         delivery, channel = int(row["id"]), str(row["channel"])
-        consent = _utc(row["sms_consent_at"] if channel == SMS else row["email_consent_at"])
-        stopped = _utc(row["sms_stopped_at"]) if channel == SMS else None
-        # Consent counts for the number or address it was given for, not for one typed since.
-        given_for, address = (
-            (row["sms_consent_phone"], row["phone"])
-            if channel == SMS
-            else (row["email_consent_address"], row["email"])
-        )
-        if consent is None or (stopped is not None and stopped >= consent) or given_for != address:
+        # The row carries the preference's columns under their own names.
+        if not services.consented(channel, row, row["phone" if channel == SMS else "email"]):
             await self.finish(delivery, CANCELLED, NO_CONSENT)
             return None
-        hidden = await services.withdrawn([row, *carried])
         if not hidden:
             return carried
         # A hidden proposal's title is not sent. What this message was to carry besides goes
@@ -496,10 +497,16 @@ class _Dispatcher:
             return None
         return [c for c in carried if not services.is_withdrawn(c, hidden)]
 
-    async def send(self, row: dict[str, Any], carried: list[dict[str, Any]]) -> bool:
-        """Sends one claimed delivery; True when it went."""
+    async def send(
+        self,
+        row: dict[str, Any],
+        carried: list[dict[str, Any]],
+        hidden: AbstractSet[int] = frozenset(),
+    ) -> bool:
+        """Sends one claimed delivery; True when it went. `hidden`: the proposals, among those
+        the batch's events are about, that moderation has hidden since."""
         delivery, channel = int(row["id"]), str(row["channel"])
-        kept = await self._still_to_send(row, carried)
+        kept = await self._still_to_send(row, carried, hidden)
         if kept is None:
             return False
         carried = kept
@@ -569,7 +576,7 @@ class _Dispatcher:
             rendered = messages.render_digest([row, *carried], language)
         else:
             rendered = messages.render(row, language, messages.EMAIL)
-        stop = await stop_path(int(row["user"]), EMAIL)
+        stop = signed_stop_path(int(row["user"]), EMAIL, _utc(row["account_created_at"]) or _now())
         await providers.send_email(
             to,
             rendered.subject,
@@ -580,11 +587,13 @@ class _Dispatcher:
 
     async def send_all(self, ids: list[int]) -> int:
         rows, carried = await self.load(ids)
+        # Hidden since by moderation, among the proposals the batch is about: one query.
+        hidden = await services.withdrawn([*rows, *(c for cs in carried.values() for c in cs)])
         gate = asyncio.Semaphore(CONCURRENCY)
 
         async def one(row: dict[str, Any]) -> bool:
             async with gate:
-                return await self.send(row, carried.get(int(row["id"]), []))
+                return await self.send(row, carried.get(int(row["id"]), []), hidden)
 
         return sum(await asyncio.gather(*(one(row) for row in rows)))
 

@@ -28,7 +28,7 @@ from litestar.response import Redirect, Template
 from accounts.models import User
 from audit import services as audit
 from notifications import delivery, providers, services  # delivery: its job handlers register
-from notifications.models import EMAIL, SMS, Preference
+from notifications.models import EMAIL, SMS
 from voix import db
 from voix.permissions import Principal
 from voix.settings import get_settings
@@ -69,19 +69,7 @@ async def stop_sms(phone: str) -> int:
     for user in users:
         user_id = user["id"]
         async with db.write_transaction():
-            at = services.now()
-            await Preference.insert(Preference(user=user_id, updated_at=at)).on_conflict(
-                action="DO NOTHING"
-            )
-            await Preference.update(
-                {
-                    Preference.sms_consent_at: None,
-                    Preference.sms_consent_by: None,
-                    Preference.sms_stopped_at: at,
-                    Preference.updated_at: at,
-                }
-            ).where(Preference.user == user_id)
-            cancelled = await services.cancel_pending(user_id, [SMS])
+            cancelled = await services.withdraw(user_id, SMS, stop=True)
             await audit.record(
                 Principal(user_id=user_id, display_name=user["display_name"]),
                 "channels.changed",
@@ -151,12 +139,13 @@ async def stop(token: StopToken) -> Redirect:
     user_id = user["id"]
     async with db.write_transaction():
         current = await services.preference(user_id)
+        # This channel only: the other is left as it is (its consent is not given again).
+        await services.withdraw(user_id, channel)
         chosen = {
             "sms": channel != SMS and current["sms_consent_at"] is not None,
             "email": channel != EMAIL and current["email_consent_at"] is not None,
             "email_digest": bool(current["email_digest"]),
         }
-        await services.set_channels(user_id, recorded_by=user_id, **chosen)
         await audit.record(
             Principal(user_id=user_id, display_name=user["display_name"]),
             "channels.changed",

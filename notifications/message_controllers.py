@@ -50,7 +50,6 @@ from notifications.models import (
 from tables import services as tables
 from tables.models import Membership
 from voix import db, i18n, jobs
-from voix.db import utc
 from voix.forms import Form, FormErrors, Message, parse_int
 from voix.i18n import N_
 from voix.permissions import Principal, Scope, require
@@ -166,14 +165,6 @@ def sms_sample(event: Mapping[str, Any], language: str) -> SmsSample:
     )
 
 
-def _sms_allowed(preference: Mapping[str, Any] | None, phone: str | None) -> bool:
-    if not preference or not phone or preference["sms_consent_at"] is None:
-        return False
-    stopped = preference["sms_stopped_at"]
-    # A STOP withdraws the consent; only a consent given again after it counts.
-    return stopped is None or utc(stopped) < utc(preference["sms_consent_at"])
-
-
 async def recipients(table_id: int, actor: int | None) -> list[dict[str, Any]]:
     """The table's members but the sender, with the channels a message would reach them by."""
     condition: Any = Membership.table == table_id
@@ -192,8 +183,10 @@ async def recipients(table_id: int, actor: int | None) -> list[dict[str, Any]]:
             await Preference.select(
                 Preference.user,
                 Preference.sms_consent_at,
+                Preference.sms_consent_phone,
                 Preference.sms_stopped_at,
                 Preference.email_consent_at,
+                Preference.email_consent_address,
                 Preference.email_digest,
             ).where(Preference.user.is_in(ids))
             if ids
@@ -207,10 +200,8 @@ async def recipients(table_id: int, actor: int | None) -> list[dict[str, Any]]:
             {
                 "id": member["id"],
                 "language": _language(member["language"]),
-                "sms": _sms_allowed(preference, member["phone"]),
-                "email": bool(
-                    preference and member["email"] and preference["email_consent_at"] is not None
-                ),
+                "sms": services.consented(SMS, preference, member["phone"]),
+                "email": services.consented(EMAIL, preference, member["email"]),
                 "digest": bool(preference and preference["email_digest"]),
             }
         )

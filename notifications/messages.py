@@ -308,7 +308,8 @@ def sms_text(body: str, path: str, segments: int = 1) -> str:
     return sms.shorten(whole, segments) if segments else whole
 
 
-def _params(event: Mapping[str, Any]) -> dict[str, Any]:
+def params_of(event: Mapping[str, Any]) -> dict[str, Any]:
+    """An event's parameters, decoded from the JSON text the database holds."""
     params = event.get("params") or {}
     if isinstance(params, str):
         try:
@@ -319,7 +320,11 @@ def _params(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def render(event: Mapping[str, Any], language: str, channel: str) -> Rendered:
-    kind, path, params = str(event.get("kind") or ""), str(event.get("path") or "/"), _params(event)
+    kind, path, params = (
+        str(event.get("kind") or ""),
+        str(event.get("path") or "/"),
+        params_of(event),
+    )
     with speaking(language):
         subject, text, short = _body(kind, params, channel)
         table = " ".join(str(params.get("table") or "").split())

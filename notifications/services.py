@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -179,7 +180,7 @@ async def withdrawn(events: Iterable[Mapping[str, Any]]) -> set[int]:
     return {row["id"] for row in rows}
 
 
-def is_withdrawn(event: Mapping[str, Any], hidden: set[int]) -> bool:
+def is_withdrawn(event: Mapping[str, Any], hidden: AbstractSet[int]) -> bool:
     return _proposal_of(str(event["kind"]), str(event["path"])) in hidden
 
 
@@ -252,12 +253,6 @@ async def rsvp_of(meeting_id: int, user_id: int | None) -> bool | None:
     return None if row is None else bool(row["coming"])
 
 
-async def rsvp_counts(meeting_id: int) -> dict[str, int]:
-    rows = await Rsvp.select(Rsvp.coming).where(Rsvp.meeting == meeting_id)
-    coming = sum(1 for row in rows if row["coming"])
-    return {"coming": coming, "not_coming": len(rows) - coming}
-
-
 # Channels --------------------------------------------------------------------------------
 
 
@@ -311,6 +306,51 @@ async def set_channels(
     withdrawn = [channel for channel, kept in ((SMS, sms), (EMAIL, email)) if not kept]
     if withdrawn:
         await cancel_pending(user_id, withdrawn)
+
+
+def consented(channel: str, preference: Mapping[str, Any] | None, address: str | None) -> bool:
+    """Whether a message may go by this channel to this number or address: consent recorded,
+    for that very number or address (a new one needs consent again), and no STOP since. The
+    same rule as `emit`'s SQL; read again before sending and for the facilitator's preview."""
+    if not preference or not address:
+        return False
+    consent = preference["sms_consent_at" if channel == SMS else "email_consent_at"]
+    given_for = preference["sms_consent_phone" if channel == SMS else "email_consent_address"]
+    if consent is None or given_for != address:
+        return False
+    stopped = preference.get("sms_stopped_at") if channel == SMS else None
+    return stopped is None or _moment(stopped) < _moment(consent)
+
+
+def _moment(value: datetime | str) -> datetime:
+    """A time as a row holds it (a raw SQLite row may hold its text)."""
+    return db.utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
+async def withdraw(user_id: int, channel: str, *, stop: bool = False) -> int:
+    """Consent to one channel withdrawn, the other left as it is (an opt-out link, a STOP:
+    `stop` records when); what was waiting to go by it is cancelled. How many were. Inside a
+    transaction."""
+    at = now()
+    if channel == SMS:
+        values: dict[Any, Any] = {
+            Preference.sms_consent_at: None,
+            Preference.sms_consent_by: None,
+            Preference.sms_consent_phone: None,
+        }
+        if stop:
+            values[Preference.sms_stopped_at] = at
+    else:
+        values = {
+            Preference.email_consent_at: None,
+            Preference.email_consent_by: None,
+            Preference.email_consent_address: None,
+        }
+    await Preference.insert(Preference(user=user_id, updated_at=at)).on_conflict(
+        action="DO NOTHING"
+    )
+    await Preference.update({**values, Preference.updated_at: at}).where(Preference.user == user_id)
+    return await cancel_pending(user_id, [channel])
 
 
 async def cancel_pending(user_id: int, channels: Iterable[str]) -> int:

@@ -9,6 +9,7 @@ import json
 import pytest
 from httpx import AsyncClient
 
+from accounts.models import User
 from audit.models import AuditEntry
 from notifications import delivery, inbound, services
 from notifications.models import CANCELLED, EMAIL, QUEUED, SMS, Preference
@@ -207,3 +208,19 @@ async def test_the_sms_opt_out_link_stops_sms(client: AsyncClient, clock: Clock)
     assert (await only(user, SMS))["status"] == CANCELLED
     assert (await only(user, EMAIL))["status"] == QUEUED
     assert services.now() == clock()
+
+
+async def test_an_e_mail_opt_out_gives_no_sms_consent_to_a_number_typed_since(
+    client: AsyncClient, clock: Clock
+) -> None:
+    """Stopping e-mails leaves SMS as it is: it does not give again, for a number typed since,
+    a consent that was given for another."""
+    user = await resident("samira", phone="06 12 34 56 78", email="s@example.org")
+    before = await preference(user)
+    await User.update({User.phone: "07 00 00 00 00"}).where(User.id == user)
+    link = await delivery.stop_path(user, EMAIL)
+    assert (await post_form(client, link, {})).status_code == 303
+    after = await preference(user)
+    assert after["email_consent_at"] is None
+    assert after["sms_consent_at"] == before["sms_consent_at"]
+    assert after["sms_consent_phone"] == before["sms_consent_phone"] == "06 12 34 56 78"
