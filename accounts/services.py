@@ -229,16 +229,18 @@ LEFT JOIN neighbourhood_table nt ON nt.id = v."table"
 LEFT JOIN meeting mt ON mt.id = t.meeting
 WHERE s.token_hash = {{}} AND s.created_at > {{}} AND s.last_seen_at > {{}}
 """
-_PRINCIPAL_SQL = {
-    "postgres": _PRINCIPAL.format(
-        joined_roles="string_agg(m.\"table\"::text || ':' || m.role, ',')",
-        joined_organisations="string_agg(c.organisation::text, ',')",
-    ),
-    "sqlite": _PRINCIPAL.format(
-        joined_roles="group_concat(m.\"table\" || ':' || m.role, ',')",
-        joined_organisations="group_concat(c.organisation, ',')",
-    ),
-}
+_PRINCIPAL_SQL = db.Statement(
+    {
+        "postgres": _PRINCIPAL.format(
+            joined_roles="string_agg(m.\"table\"::text || ':' || m.role, ',')",
+            joined_organisations="string_agg(c.organisation::text, ',')",
+        ),
+        "sqlite": _PRINCIPAL.format(
+            joined_roles="group_concat(m.\"table\" || ':' || m.role, ',')",
+            joined_organisations="group_concat(c.organisation, ',')",
+        ),
+    }
+)
 
 
 def _split(joined: str | None) -> list[str]:
@@ -249,8 +251,7 @@ async def load_principal(token: str | None) -> Principal:
     if not token or len(token) > 100:
         return ANONYMOUS
     now = datetime.now(UTC)
-    sql = _PRINCIPAL_SQL["sqlite" if isinstance(db.engine(), db.SQLite) else "postgres"]
-    rows = await Session.raw(sql, _token_hash(token), now - SESSION_MAX, now - SESSION_IDLE)
+    rows = await _PRINCIPAL_SQL.rows(_token_hash(token), now - SESSION_MAX, now - SESSION_IDLE)
     if not rows:
         return ANONYMOUS
     row = rows[0]
