@@ -41,6 +41,7 @@ async def home(request: Request, principal: NamedDependency[Principal]) -> Templ
     organisations = [
         (name, list(group)) for name, group in groupby(tables, key=lambda t: t["organisation_name"])
     ]
+    my_meetings = await _my_meetings(principal, {t["id"]: t["revision"] for t in tables})
     return page(
         request,
         "tables/home.html",
@@ -53,7 +54,12 @@ async def home(request: Request, principal: NamedDependency[Principal]) -> Templ
             for _, group in organisations
             if can(principal, "audit.read", organisation_scope(group[0]["organisation"]))
         ),
-        my_meetings=await _my_meetings(principal, {t["id"]: t["revision"] for t in tables}),
+        my_meetings=my_meetings,
+        # The meetings shown and their tables' revisions: what the rendered list depends on.
+        meetings_key=(
+            tuple((t["id"], t["revision"]) for t in tables if t["id"] in principal.table_roles),
+            tuple(m["id"] for m in my_meetings),
+        ),
         # For those who manage tables: the institutions late with an answer to their briefs.
         overdue=await followup.overdue(managed),
     )

@@ -105,3 +105,6 @@ class Cache:
 
 
 pages = Cache()
+# What one reader alone sees (their header: their name, their unread count), apart from `pages`
+# so that many readers cannot push out what everyone shares.
+personal = Cache(size=512, budget=2 * 1024 * 1024)

@@ -10,7 +10,9 @@ shows that person's own things.
 
 A part holding forms holds the reader's CSRF token: it is kept with a placeholder in its place
 and each reader gets their own back, so a kept part never carries another person's token.
-Entries expire after SECONDS at most, like the rest of voix.cache: time alone moves some things
+`{% cache_personal … %}` is the same for a part one reader alone sees (named by what shows it:
+their id, their name, their count), kept apart (voix.cache.personal) so that many readers do not
+push out what everyone shares. Entries expire after SECONDS at most, like the rest of voix.cache: time alone moves some things
 on (a vote closes).
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 from jinja2 import nodes
 from jinja2.ext import Extension
 from jinja2.parser import Parser
-from jinja2.runtime import Context
+from jinja2.runtime import Context, Undefined
 from litestar.template.base import csrf_token
 from markupsafe import Markup
 
@@ -42,25 +44,33 @@ def _token(context: Context) -> str:
 
 
 class FragmentCache(Extension):
-    tags = {"cache"}  # noqa: RUF012 — as jinja2.ext.Extension declares it
+    tags = {"cache", "cache_personal"}  # noqa: RUF012 — as jinja2.ext.Extension declares it
 
     def parse(self, parser: Parser) -> nodes.Node:
-        lineno = next(parser.stream).lineno
+        tag = next(parser.stream)
         parts = [parser.parse_expression()]
         while parser.stream.skip_if("comma"):
             parts.append(parser.parse_expression())
-        body = parser.parse_statements(("name:endcache",), drop_needle=True)
-        call = self.call_method("_cached", [nodes.List(parts), nodes.ContextReference()])
-        return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
+        body = parser.parse_statements((f"name:end{tag.value}",), drop_needle=True)
+        call = self.call_method(
+            "_cached",
+            [nodes.List(parts), nodes.ContextReference(), nodes.Const(tag.value == "cache")],
+        )
+        return nodes.CallBlock(call, [], [], body).set_lineno(tag.lineno)
 
-    def _cached(self, parts: list[Hashable], context: Context, caller: Callable[[], str]) -> Any:
+    def _cached(
+        self, parts: list[Hashable], context: Context, shared: bool, caller: Callable[[], str]
+    ) -> Any:
+        if any(isinstance(part, Undefined) for part in parts):  # not named: not kept
+            return Markup(caller())  # noqa: S704 — rendered by Jinja, escaped
         key = ("fragment", context.name, *parts, current_language.get())
         token = _token(context)
-        kept = cache.pages.get(key)
+        kept_in = cache.pages if shared else cache.personal
+        kept = kept_in.get(key)
         if kept is None:
             rendered = str(caller())
             if TOKEN_PLACEHOLDER in rendered:  # a reader wrote it (forms strip NUL): not kept
                 return Markup(rendered)  # noqa: S704 — rendered by Jinja, escaped
             kept = rendered.replace(token, TOKEN_PLACEHOLDER) if token else rendered
-            cache.pages.put(key, kept, seconds=SECONDS)
+            kept_in.put(key, kept, seconds=SECONDS)
         return Markup(kept.replace(TOKEN_PLACEHOLDER, token))  # noqa: S704 — as above

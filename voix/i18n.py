@@ -12,7 +12,7 @@ import io
 import unicodedata
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,6 +41,7 @@ class Language:
     direction: str
 
 
+@lru_cache(maxsize=64)  # every page asks it of its reader's language: built once per code
 def language(code: str) -> Language:
     name = Locale.parse(code).get_display_name(code) or code
     return Language(code, name[:1].upper() + name[1:], "rtl" if code in RTL_LANGUAGES else "ltr")
@@ -48,10 +49,21 @@ def language(code: str) -> Language:
 
 def language_name(code: str) -> str:
     """The name of a language in the reader's language: "arabe", "Arabic", "العربية"."""
+    return _language_name(code, current_language.get())
+
+
+@lru_cache(maxsize=256)
+def _language_name(code: str, reader: str) -> str:
     try:
-        return Locale.parse(code).get_display_name(current_language.get()) or code
+        return Locale.parse(code).get_display_name(reader) or code
     except (ValueError, TypeError):
         return code
+
+
+@lru_cache(maxsize=64)
+def _locale(code: str) -> Locale:
+    """Babel's locale of a reader's language, parsed once (each date formatted parsed it)."""
+    return Locale.parse(code)
 
 
 @cache
@@ -108,15 +120,15 @@ def _local(value: Any) -> Any:
 
 
 def date(value: Any, form: str = "long") -> str:
-    return format_date(_local(value), format=form, locale=current_language.get())
+    return format_date(_local(value), format=form, locale=_locale(current_language.get()))
 
 
 def datetime(value: Any, form: str = "medium") -> str:
-    return format_datetime(_local(value), format=form, locale=current_language.get())
+    return format_datetime(_local(value), format=form, locale=_locale(current_language.get()))
 
 
 def time(value: Any, form: str = "short") -> str:
-    return format_time(_local(value), format=form, locale=current_language.get())
+    return format_time(_local(value), format=form, locale=_locale(current_language.get()))
 
 
 def direction(text: object) -> str:

@@ -236,6 +236,10 @@ def page(
             "principal": getattr(request.state, "principal", ANONYMOUS),
             "lang": lang,
             "language_url": lambda code: language_url(request, code),
+            # What the language links depend on (language_url), for the header kept in cache.
+            "here": request.scope["query_string"]
+            if request.method in ("GET", "HEAD")
+            else ("referer", request.headers.get("referer")),
             "flash": Message(flash) if flash else None,
             "errors": {},
             "values": {},
