@@ -12,9 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shapely.geometry import Point, shape
-from shapely.validation import explain_validity
-
 from maps.models import District, Place
 from tables.models import TableDistrict
 from voix import db
@@ -66,6 +63,9 @@ def _in_wgs84(geometry: Any) -> bool:
 
 def read_contours(text: str) -> list[Contour]:
     """Every feature of a GeoJSON FeatureCollection, checked; raises with all the problems."""
+    from shapely.geometry import shape  # noqa: PLC0415 — with numpy, 0.2 s at start-up
+    from shapely.validation import explain_validity  # noqa: PLC0415
+
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
@@ -154,6 +154,8 @@ async def import_contours(path: Path, text: str) -> ImportReport:
 
 def contains(boundary: Any, latitude: float, longitude: float) -> bool:
     """Whether a point lies within a district's boundary (GeoJSON, WGS 84)."""
+    from shapely.geometry import Point, shape  # noqa: PLC0415 — as read_contours
+
     geometry = boundary if isinstance(boundary, dict) else json.loads(boundary)
     try:
         return bool(shape(geometry).covers(Point(longitude, latitude)))

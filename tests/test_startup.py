@@ -32,6 +32,8 @@ HEAVY = (
     "av",  # proposals.media (voice notes)
     "icalendar",  # meetings.calendar (the calendar feed)
     "black",  # Piccolo's migration commands (voix.db.migrate)
+    "shapely",  # maps.services, with numpy: imported after start-up (workers.IMPORT_LATER)
+    "numpy",
 )
 
 

@@ -157,6 +157,22 @@ def warm_up() -> None:
     executor = _executor()
     for _ in range(size()):
         executor.submit(int)
+    # What the app itself imports where first needed (not at start-up, issue 15), imported
+    # here in the background so that the first request needing it does not wait for it.
+    threading.Thread(target=_import_later, name="import-later", daemon=True).start()
+
+
+# Imported by the app process after start-up rather than at it: shapely and numpy (0.2 s),
+# for the districts (maps.services).
+IMPORT_LATER = ("shapely.geometry", "shapely.validation")
+
+
+def _import_later() -> None:
+    for name in IMPORT_LATER:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the code that needs it raises the same error, where it is needed
+            logger.exception("Could not import %s", name)
 
 
 @atexit.register
