@@ -128,3 +128,25 @@ async def test_the_apps_statements_and_transactions_run_on_it(client: AsyncClien
     assert (await client.get("/")).status_code == 200
     assert 1 <= engine.pool.get_size() <= max(before, 1) + 1
     assert engine.pool.get_size() <= engine.pool.get_max_size()
+
+
+async def test_a_connection_given_back_twice_is_refused_the_second_time(pool: LeanPool) -> None:
+    connection = await pool.acquire()
+    await pool.release(connection)
+    with pytest.raises(asyncpg.InterfaceError):
+        await pool.release(connection)  # else two callers could get it at once
+    first, second = await pool.acquire(), await pool.acquire()
+    assert first is not second
+    await pool.release(first)
+    await pool.release(second)
+
+
+async def test_a_connection_idle_too_long_is_closed_rather_than_used(
+    pool: LeanPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = await _backend(pool)
+    assert await _backend(pool) == before  # kept while fresh
+    monkeypatch.setattr(db, "IDLE_LIFETIME", 0.0)
+    after = await _backend(pool)
+    assert after != before
+    assert pool.get_size() == 1

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import aiosqlite
 import asyncpg  # type: ignore[import-untyped]
 from piccolo.engine import engine_finder
-from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType, dict_factory
 from piccolo.query.functions.aggregate import Count
 from piccolo.querystring import QueryString
@@ -38,6 +38,9 @@ READY_TIMEOUT = 2.0
 # Connections per process to PostgreSQL (voix.db.LeanPool): two workers and the jobs stay far
 # below the server's 100.
 POOL_SIZE = 10
+# An idle connection older than this is closed rather than used (asyncpg's pool's default):
+# a firewall or a NAT may have dropped it silently.
+IDLE_LIFETIME = 300.0
 # A write every engine must accept when it is ready, that changes nothing: on Piccolo's table
 # of migrations (there once migrated), rolled back. A read-only SQLite file, or a PostgreSQL in
 # recovery or set read-only, refuses it even though no row matches.
@@ -329,7 +332,8 @@ class LeanPool:
     def __init__(self, connect: Callable[[], Any], size: int) -> None:
         self._connect = connect
         self._size = size
-        self._idle: list[asyncpg.Connection] = []
+        # Idle connections with the time each came back, the latest last.
+        self._idle: list[tuple[asyncpg.Connection, float]] = []
         self._open = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
@@ -348,9 +352,10 @@ class LeanPool:
             if self._closed:
                 raise asyncpg.InterfaceError("the pool is closed")
             while self._idle:
-                connection = self._idle.pop()
-                if not connection.is_closed():
+                connection, since = self._idle.pop()
+                if not connection.is_closed() and time.monotonic() - since < IDLE_LIFETIME:
                     return connection
+                connection.terminate()  # closed, or idle long enough for a firewall to drop it
                 self._open -= 1
             if self._open < self._size:
                 self._open += 1
@@ -376,16 +381,19 @@ class LeanPool:
         self.put_back(connection)
 
     def put_back(self, connection: asyncpg.Connection) -> None:
+        if any(idle is connection for idle, _ in self._idle):
+            raise asyncpg.InterfaceError("this connection was already given back")
         if (
             self._closed
             or connection.is_closed()
             or connection.is_in_transaction()
+            or connection._top_xact is not None  # a BEGIN the server refused, say
             or connection._protocol._is_cancelling()  # asyncpg's own test
         ):
             connection.terminate()
             self._open -= 1
         else:
-            self._idle.append(connection)
+            self._idle.append((connection, time.monotonic()))
         self._wake()
 
     def _wake(self) -> None:
@@ -398,7 +406,7 @@ class LeanPool:
     async def close(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []
-        for connection in idle:
+        for connection, _ in idle:
             self._open -= 1
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), timeout=READY_TIMEOUT)
@@ -431,6 +439,57 @@ class _Acquiring:
         if self._connection is not None:
             self._pool.put_back(self._connection)
             self._connection = None
+
+
+class _Transaction(PostgresTransaction):
+    """piccolo's transaction, which gives its connection back and leaves its task only when
+    all goes well: a BEGIN or COMMIT cancelled, a COMMIT refused or a ROLLBACK on a lost
+    connection kept the connection out of the pool for good (ten of them, and every statement
+    of the process waited) and left the task "in" a dead transaction. Here the connection goes
+    back whatever happened (LeanPool.put_back terminates it unless it is clean) and the task
+    leaves the transaction."""
+
+    _pool: LeanPool | None = None
+
+    async def __aenter__(self) -> Any:
+        if self._parent is not None:
+            return self._parent
+        self._pool = self.engine.pool  # the pool it came from, even after a stop and a start
+        self.connection = await self.get_connection()
+        try:
+            self.transaction = self.connection.transaction()
+            await self.begin()
+        except BaseException:
+            await self._give_back()
+            raise
+        self.context = self.engine.current_transaction.set(self)
+        return self
+
+    async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
+        if self._parent:
+            return exception is None
+        try:
+            if exception:
+                if not self._rolled_back:
+                    await self.rollback()
+            elif not self._committed and not self._rolled_back:
+                await self.commit()
+        finally:
+            try:
+                await self._give_back()
+            finally:
+                self.engine.current_transaction.reset(self.context)
+        return exception is None
+
+    async def _give_back(self) -> None:
+        if self._pool is not None:
+            self._pool.put_back(self.connection)
+            return
+        try:  # no pool (the command line): piccolo's own connection, closed
+            await self.connection.close()
+        except BaseException:
+            self.connection.terminate()
+            raise
 
 
 class Postgres(_QueryCounting, PostgresEngine):
@@ -471,6 +530,9 @@ class Postgres(_QueryCounting, PostgresEngine):
 
     def write_transaction(self) -> Any:
         return self.transaction()
+
+    def transaction(self, allow_nested: bool = True) -> PostgresTransaction:
+        return _Transaction(engine=self, allow_nested=allow_nested)
 
     async def prepare(self) -> None:
         """Nothing to prepare beyond migrations."""
