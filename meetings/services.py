@@ -40,7 +40,7 @@ from notifications.models import TABLE as FOLLOWS_TABLE
 from proposals.models import Proposal
 from tables.models import Membership
 from tables.services import NOT_A_MEMBER, get_table_by_id, scope_of
-from voix import db, forms, i18n, workers
+from voix import cache, db, forms, i18n, workers
 from voix.db import utc
 from voix.forms import TOO_LONG, Form, FormErrors, Message, UserError, parse_int
 from voix.i18n import N_
@@ -1029,10 +1029,19 @@ _SHOWING_VOTE = db.Prepared(  # at each ballot: compiled once (voix.db.Prepared)
 )
 
 
-async def meetings_showing_vote(vote_id: int) -> list[int]:
-    """The open meetings whose agenda carries this vote: their screens show its count."""
+async def meetings_showing_vote(vote_id: int, revision: int | None = None) -> list[int]:
+    """The open meetings whose agenda carries this vote: their screens show its count. Given
+    the revision of the vote's table (which moves when a meeting of it opens or closes, or its
+    agenda changes: tables/revision.py; an agenda carries only its table's votes), kept under
+    it (voix.cache): asked at every ballot."""
+    key = ("meetings-showing-vote", vote_id, revision)
+    if revision is not None and (kept := cache.pages.get(key)) is not None:
+        return list(kept)
     rows = await _SHOWING_VOTE.rows(vote_id)
-    return sorted({row["meeting"] for row in rows})
+    found = sorted({row["meeting"] for row in rows})
+    if revision is not None:
+        cache.pages.put(key, tuple(found), seconds=60.0)
+    return found
 
 
 # The minutes

@@ -76,3 +76,32 @@ async def test_a_closed_vote_s_results_on_a_proposal_show_once_closed(
         closed = (await client.get(f"/proposals/{proposal}")).text
         assert 'class="badge closed"' in closed
         assert 'class="badge open"' not in closed
+
+
+async def test_a_ballot_reads_its_vote_s_options_as_they_stand(client: AsyncClient) -> None:
+    """Each ballot's options are kept under the table's revision (votes.services.ballot_options):
+    an option hidden or relabelled while the vote is open is what the next ballot reads."""
+    from proposals.models import Proposal
+    from tests.test_votes import open_vote_over
+    from votes import services as votes
+    from votes.models import VoteOption
+
+    world = await build_world()
+    first = await add_proposal(world.table_a, "Un banc devant l'école")
+    second = await add_proposal(world.table_a, "Des arbres rue Mistral")
+    vote_id = await open_vote_over(client, world, [first, second])
+    vote, table = await votes.get_for_ballot(vote_id)
+    shown = await votes.ballot_options(vote, table)
+    assert [o["withdrawn"] for o in shown["options"]] == [False, False]
+    shown["options"][0]["label"] = "changed by a caller"  # a copy: the kept one stays
+    again = await votes.ballot_options(vote, table)
+    assert again["options"][0]["label"] != "changed by a caller"
+    await Proposal.update({Proposal.hidden_at: Proposal.created_at}).where(Proposal.id == second)
+    await VoteOption.update({VoteOption.label: "Un banc, devant l'école"}).where(
+        (VoteOption.vote == vote_id) & (VoteOption.proposal == first)
+    )
+    vote, moved = await votes.get_for_ballot(vote_id)
+    assert moved["revision"] != table["revision"]
+    now = await votes.ballot_options(vote, moved)
+    assert [o["withdrawn"] for o in now["options"]] == [False, True]
+    assert now["options"][0]["label"] == "Un banc, devant l'école"

@@ -164,9 +164,9 @@ async def vote_page(
     return await _vote_page(request, principal, vote)
 
 
-async def _tell_rooms(request: Request, vote_id: int) -> None:
+async def _tell_rooms(request: Request, vote_id: int, revision: int | None = None) -> None:
     """The screens of the meetings that have this vote on their agenda refresh its count."""
-    if rooms := await meetings_showing_vote(vote_id):
+    if rooms := await meetings_showing_vote(vote_id, revision):
         live.publish(request.app, "votes", vote=vote_id, meetings=rooms)
 
 
@@ -184,7 +184,7 @@ async def cast(
     data = await form_data(request, "approve")
     vote, table = await services.get_for_ballot(vote_id)
     # The options, read once: for the marks, and for the page that shows the receipt.
-    (shown,) = await services.with_results([dict(vote)], turnout=False)
+    shown = await services.ballot_options(vote, table)
     try:
         if vote["status"] == OPEN and vote["method"] == MAJORITY_JUDGMENT:
             # Without JavaScript the page cannot count ungraded options as the voter goes:
@@ -228,7 +228,7 @@ async def _after_casting(
     have to). The rooms' count and the full page are read if the database answers; if not,
     the receipt alone, from what the casting returned."""
     try:
-        await _tell_rooms(request, vote["id"])
+        await _tell_rooms(request, vote["id"], table.get("revision"))
     except Exception:  # a screen refreshes later; the voter's answer comes first
         logger.warning("vote %s: rooms not told of a ballot", vote["id"], exc_info=True)
     # Shown once: nothing stored links this receipt to the voter, and it is in no URL. The

@@ -32,7 +32,7 @@ from proposals.discussion import record_change
 from proposals.models import DISCUSSION, SUBMITTED, VOTING, Proposal, Translation
 from tables.models import Membership
 from tables.services import get_table_by_id, scope_of
-from voix import crypto, db
+from voix import cache, crypto, db
 from voix.forms import Form, FormErrors, UserError, parse_int
 from voix.i18n import N_
 from voix.permissions import Principal, require
@@ -280,6 +280,7 @@ _FOR_BALLOT = db.Prepared(
         Vote.table.slug.as_alias("table_slug"),
         Vote.table.name.as_alias("table_name"),
         Vote.table.organisation.as_alias("table_organisation"),
+        Vote.table.revision.as_alias("table_revision"),
     ).where(Vote.id == vote_id)
 )
 
@@ -295,10 +296,33 @@ async def get_for_ballot(vote_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
         "slug": vote.pop("table_slug"),
         "name": vote.pop("table_name"),
         "organisation": vote.pop("table_organisation"),
+        "revision": vote.pop("table_revision"),
     }
     if await _close_due_among([_shape(vote)]):
         return await get_with_table(vote_id)  # closed now: read it as it is now
     return vote, table
+
+
+# How long what a ballot reads of its vote is kept at most (voix.cache): the revision covers
+# every change, this bounds the memory.
+KEPT_SECONDS = 60.0
+
+
+async def ballot_options(vote: dict[str, Any], table: dict[str, Any]) -> dict[str, Any]:
+    """The vote with its options (with_results, no turnout), for a ballot and its answer. An
+    open vote's are kept (voix.cache) under its table's revision, which moves with any change
+    to the vote or its options (tables/revision.py): a vote's busiest minute reads them once
+    per process, not once per ballot."""
+    revision = table.get("revision")
+    if vote["status"] != OPEN or revision is None:
+        (shown,) = await with_results([dict(vote)], turnout=False)
+        return shown
+    key = ("ballot-options", vote["id"], revision)
+    kept = cache.pages.get(key)
+    if kept is None:
+        (kept,) = await with_results([dict(vote)], turnout=False)
+        cache.pages.put(key, kept, seconds=KEPT_SECONDS)
+    return {**kept, "options": [dict(option) for option in kept["options"]]}
 
 
 async def _read(where: Any) -> list[dict[str, Any]]:
