@@ -44,7 +44,7 @@ import brotli
 from proposals.models import MERGED, Proposal
 from proposals.themes import THEMES
 from tables.models import Table
-from voix.db import SQLite, engine
+from voix.db import SQLite, engine, planned_for_values
 
 FORMAT = "3"  # changes the ETags when the document's shape changes
 MEDIA_TYPE = "application/json"
@@ -102,6 +102,7 @@ def _where(scope: Scope) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), args
 
 
+@planned_for_values
 async def fingerprint(scope: Scope) -> str:
     """What the points of this scope are, in one aggregate query (no row leaves the database)."""
     where, args = _where(scope)
@@ -184,6 +185,7 @@ def _by_id(row: dict[str, Any]) -> int:
     return int(row["id"])
 
 
+@planned_for_values
 async def document(scope: Scope, known_revision: str | None = None) -> Document:
     """The points of this scope: from the cache while the tables' revision is the same, or,
     when it moved, while the points' fingerprint is."""

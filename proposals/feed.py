@@ -150,6 +150,7 @@ def _after(position: Position) -> WhereRaw:
     )
 
 
+@db.planned_for_values
 async def page(
     table_id: int, filters: Filters, after: Position | None, limit: int = DEFAULT_LIMIT
 ) -> Feed:

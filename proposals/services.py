@@ -169,6 +169,7 @@ def _ordered(query: Any, filters: Filters) -> Any:
     )
 
 
+@db.planned_for_values
 async def page_for_table(table_id: int, filters: Filters, size: int = PAGE_SIZE) -> Page:
     """One page of the table's proposals, filtered, searched and sorted in the database."""
     if search.by_index_order(filters.q, filters.sort):
@@ -379,6 +380,7 @@ async def merge_candidates(proposal: dict[str, Any]) -> list[dict[str, Any]]:
     )
 
 
+@db.planned_for_values
 async def placed(table_id: int, limit: int = MAX_POINTS) -> list[dict[str, Any]]:
     """The latest proposals of the table that have a place, for the static map; each with the
     language it is written in, that of its title in the list beside the map."""
@@ -397,6 +399,7 @@ async def placed(table_id: int, limit: int = MAX_POINTS) -> list[dict[str, Any]]
     )
 
 
+@db.planned_for_values
 async def placed_filtered(table_ids: list[int], filters: Filters) -> list[dict[str, Any]]:
     """Every listed proposal of these tables that has a place, filtered: the interactive map."""
     if not table_ids:
