@@ -102,7 +102,6 @@ def _where(scope: Scope) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), args
 
 
-@planned_for_values
 async def fingerprint(scope: Scope) -> str:
     """What the points of this scope are, in one aggregate query (no row leaves the database)."""
     where, args = _where(scope)

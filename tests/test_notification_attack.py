@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import smtplib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,76 +38,24 @@ from notifications.models import (
 from proposals.models import Proposal
 from tests import test_notification_delivery as sending
 from tests.factories import add_proposal, build_world, post_form, seat, sign_in
-from tests.test_notification_delivery import Clock, deliveries, emit, resident, use_settings
+from tests.test_notification_delivery import (
+    Clock,
+    SmsServer,
+    deliveries,
+    emit,
+    resident,
+)
 from tests.test_notification_pages import add_meeting, unread_badge
 from voix import db
 from voix.i18n import LOCAL_TIMEZONE
 from voix.settings import get_settings
 
 clock = sending.clock
+sms_server = sending.sms_server  # a hostile provider: it answers each request as told
 
 NUMBER = "06 12 34 56 78"
 E164 = "+33612345678"
 DIGITS = "612345678"  # what any way of writing the number shows
-
-
-# A hostile SMS provider -------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Provider:
-    """An HTTP server on 127.0.0.1 answering each request as told: (status, body), or "cut"
-    (reads the request whole, then closes the connection without a word)."""
-
-    answers: list[Any] = dataclasses.field(default_factory=list)
-    received: list[bytes] = dataclasses.field(default_factory=list)
-    port: int = 0
-    _server: asyncio.Server | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/sms"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-            length = 0
-            for line in head.split("\r\n"):
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value)
-            self.received.append(await reader.readexactly(length))
-            answer = self.answers.pop(0) if self.answers else (201, b"{}")
-            if answer == "cut":
-                return
-            status, body = answer
-            writer.write(
-                f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-        finally:
-            writer.close()
-
-
-@pytest.fixture
-async def provider(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Provider]:
-    server = Provider()
-    await server.start()
-    use_settings(monkeypatch, sms_provider="webhook", sms_url=server.url, sms_api_key="k")
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def at_table_a(world: Any, user: int) -> int:
@@ -137,14 +84,16 @@ async def coordinators_page(client: AsyncClient, world: Any) -> str:
 
 
 async def test_coordinators_page_does_not_show_a_number_the_provider_echoes(
-    client: AsyncClient, clock: Clock, provider: Provider
+    client: AsyncClient, clock: Clock, sms_server: SmsServer
 ) -> None:
     """Providers' error bodies name the recipient ("invalid number 33612345678"): kept as the
     delivery's last error, they must not reach the coordinators' page."""
     world = await build_world()
     user = await resident("samira", phone=NUMBER, mail_too=False)
     await seat(user, world.table_a)
-    provider.answers.append((400, b'{"code":"invalid_parameter","message":"33612345678 blocked"}'))
+    sms_server.answers.append(
+        (400, b'{"code":"invalid_parameter","message":"33612345678 blocked"}')
+    )
     await at_table_a(world, user)
     await delivery.dispatch()
     (row,) = await deliveries(user, SMS)
@@ -183,11 +132,13 @@ async def test_coordinators_page_does_not_show_an_address_the_smtp_server_echoes
 # The daily SMS limit ---------------------------------------------------------------------
 
 
-async def test_an_uncertain_sms_counts_in_the_daily_limit(clock: Clock, provider: Provider) -> None:
+async def test_an_uncertain_sms_counts_in_the_daily_limit(
+    clock: Clock, sms_server: SmsServer
+) -> None:
     """An SMS the provider may have sent (request written, connection cut) may be on the
     phone: a second ordinary SMS the same day breaks "at most one SMS a day"."""
     user = await resident("samira", phone=NUMBER, mail_too=False)
-    provider.answers.append("cut")
+    sms_server.answers.append("cut")
     await emit([user], "vote.opened:1")
     await delivery.dispatch()
     (first,) = await deliveries(user, SMS)
@@ -196,7 +147,7 @@ async def test_an_uncertain_sms_counts_in_the_daily_limit(clock: Clock, provider
     clock.forward(hours=1)
     await emit([user], "vote.opened:2", question="Un autre sujet ?")
     await delivery.dispatch()
-    assert len(provider.received) == 1, "a second SMS went the same day"
+    assert len(sms_server.received) == 1, "a second SMS went the same day"
     second = (await deliveries(user, SMS))[1]
     assert second["status"] == QUEUED
     due = db.utc(second["due_at"]).astimezone(LOCAL_TIMEZONE)

@@ -88,11 +88,12 @@ class Received:
 @dataclass
 class SmsServer:
     """An HTTP server on 127.0.0.1 that records each request and answers as told: a status
-    (201 by default), "hang" (no answer ever) or "cut" (the connection closed, no answer)."""
+    (201 by default), a status and its body, "hang" (no answer ever) or "cut" (the connection
+    closed, no answer)."""
 
     port: int = 0
     received: list[Received] = field(default_factory=list)
-    answers: deque[int | str] = field(default_factory=deque)
+    answers: deque[int | str | tuple[int, bytes]] = field(default_factory=deque)
     _server: asyncio.Server | None = None
     _handlers: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -130,9 +131,9 @@ class SmsServer:
                 await asyncio.sleep(3600)
             if answer == "cut":
                 return
-            body = b'{"messageId": 1}'
+            status, body = answer if isinstance(answer, tuple) else (answer, b'{"messageId": 1}')
             writer.write(
-                f"HTTP/1.1 {answer} X\r\nContent-Type: application/json\r\n"
+                f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                 + body
             )

@@ -660,13 +660,8 @@ class Prepared:
     async def rows(self, *values: Any) -> list[dict[str, Any]]:
         found = engine()
         sql, args = self._sql(found.engine_type)
-        querystring = QueryString("")
-        querystring._frozen_compiled_strings = (  # piccolo sends these as they are
-            sql,
-            [values[arg.index] if isinstance(arg, Param) else arg for arg in args],
-        )
-        rows = await found.run_querystring(querystring)
-        return [row if isinstance(row, dict) else dict(row.items()) for row in rows]
+        bound = [values[arg.index] if isinstance(arg, Param) else arg for arg in args]
+        return await _send(found, sql, bound)
 
     async def first(self, *values: Any) -> dict[str, Any] | None:
         found = await self.rows(*values)
@@ -685,10 +680,15 @@ class Statement:
 
     async def rows(self, *values: Any) -> list[dict[str, Any]]:
         found = engine()
-        querystring = QueryString("")
-        querystring._frozen_compiled_strings = (self._sql[found.engine_type], list(values))
-        rows = await found.run_querystring(querystring)
-        return [row if isinstance(row, dict) else dict(row.items()) for row in rows]
+        return await _send(found, self._sql[found.engine_type], list(values))
+
+
+async def _send(found: SQLite | Postgres, sql: str, values: list[Any]) -> list[dict[str, Any]]:
+    """SQL already in the engine's form, sent as it is (piccolo sends frozen strings unparsed)."""
+    querystring = QueryString("")
+    querystring._frozen_compiled_strings = (sql, values)
+    rows = await found.run_querystring(querystring)
+    return [row if isinstance(row, dict) else dict(row.items()) for row in rows]
 
 
 def _numbered(sql: str, mark: str) -> str:
