@@ -11,7 +11,10 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 # The code belongs to root and cannot be changed by the app; the app runs as `voix`, which owns
 # only its own directory (home and VOIX_VAR_DIR) and /backups, where a volume keeps the dumps.
+# The bytecode is compiled here: `voix` cannot write it next to root's code, and compiling the
+# project at every start cost half a second of it.
 RUN pip install --no-cache-dir --no-deps -e . \
+    && python -m compileall -q /app \
     && useradd --system --create-home --home-dir /var/lib/voix voix \
     && mkdir /backups && chown voix /backups
 USER voix

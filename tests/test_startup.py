@@ -34,6 +34,7 @@ HEAVY = (
     "black",  # Piccolo's migration commands (voix.db.migrate)
     "shapely",  # maps.services, with numpy: imported after start-up (workers.IMPORT_LATER)
     "numpy",
+    "pydantic",  # Litestar's default plugins for it: no handler uses it (voix.app.App)
 )
 
 

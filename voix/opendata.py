@@ -620,6 +620,7 @@ router = Router(
         organisation_follow_up,
     ],
     tags=["open data"],
+    include_in_schema=True,  # the app's other routes are not (voix.app)
     middleware=[etag_middleware],
     response_headers=[
         ResponseHeader(
