@@ -8,12 +8,12 @@ import asyncio
 import ipaddress
 import re
 import zlib
-from http.cookies import SimpleCookie
 from typing import cast
 from urllib.parse import parse_qs
 
 import brotli
 from litestar._multipart import parse_content_header
+from litestar._parsers import parse_cookie_string
 from litestar.enums import RequestEncodingType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.response.base import ASGIResponse
@@ -64,16 +64,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _cookie(scope: Scope, name: str) -> str | None:
+    """A cookie, read as Litestar's requests read them (SimpleCookie took a tenth of a
+    millisecond per request, and gave up on the whole header for one odd cookie)."""
     raw = _header(scope, b"cookie")
-    if not raw:
-        return None
-    cookies: SimpleCookie = SimpleCookie()
-    try:
-        cookies.load(raw)
-    except Exception:
-        return None
-    morsel = cookies.get(name)
-    return morsel.value if morsel else None
+    return parse_cookie_string(raw).get(name) if raw else None
 
 
 def merge_vary(headers: list[tuple[bytes, bytes]], *names: str) -> None:
