@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-# The project's packages (pyproject.toml): compiled to bytecode before serving, so that a start
-# never compiles them again where Python may not write it (PYTHONDONTWRITEBYTECODE, a read-only
-# checkout): 0.5 s of every start-up.
+# The project's packages (as in pyproject.toml): compiled to bytecode before serving, so that a
+# start does not compile them again where Python does not keep what it compiles
+# (PYTHONDONTWRITEBYTECODE): 0.5 s of every start-up.
 PACKAGES := voix accounts tables maps proposals votes meetings exports audit help translations followup jobs notifications
 export PICCOLO_CONF := voix.piccolo_conf
 

@@ -45,6 +45,7 @@ from urllib.parse import urlencode
 
 import asyncpg  # type: ignore[import-untyped]
 from litestar import Litestar, Request, Response, get, post
+from servers import settle  # bench/servers.py
 
 from accounts.models import Session, User
 from proposals.models import Proposal
@@ -438,6 +439,8 @@ def start_server(port: int, floor: bool = False) -> subprocess.Popen[bytes]:
                 check=False,
             )
             if out.returncode == 0:
+                if not floor:
+                    settle(server.pid)  # the app's CPU workers preload after /health
                 return server
         except subprocess.TimeoutExpired:
             pass

@@ -57,6 +57,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load import Server, wrk, wrk_path  # bench/load.py
+from servers import settle  # bench/servers.py
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench"
@@ -196,6 +197,8 @@ def serving(name: str, command: list[str], env: dict[str, str], port: int) -> It
     server = Server(name, command, env, OUT / f"{name}.log", ROOT)
     try:
         server.wait_ready(f"http://127.0.0.1:{port}/health")
+        if name == "app":
+            settle(server.process.pid)  # the CPU workers start, then preload, after /health
         yield server
     finally:
         server.stop()

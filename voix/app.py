@@ -297,12 +297,12 @@ def create_app() -> Litestar:
             path="/schema",
             render_plugins=[JsonRenderPlugin()],
         ),
-        # The CPU workers start (and import WeasyPrint, folium) just after the app, not with the
-        # first PDF; test servers start often and render rarely, so there they start on first use.
+        # The CPU workers start (and import WeasyPrint, folium) with the app, not with the first
+        # PDF; test servers start often and render rarely, so there they start on first use.
         on_startup=[
             _start_database,
             jobs.start,  # off in tests unless VOIX_JOBS=1
-            *(() if settings.env == "test" else (workers.warm_up_soon,)),
+            *(() if settings.env == "test" else (workers.warm_up,)),
         ],
         on_shutdown=[jobs.stop, _stop_database, workers.shutdown],
         debug=False,

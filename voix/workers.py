@@ -162,18 +162,6 @@ def warm_up() -> None:
     threading.Thread(target=_import_later, name="import-later", daemon=True).start()
 
 
-# Seconds after the app's start-up that warm_up_soon starts the workers: their imports (and the
-# app's IMPORT_LATER) take the CPU the app needs to open its database and answer its first
-# requests; started at once, they added 0.3–0.4 s to the start-up to /health on 2 cores.
-WARM_UP_DELAY = 2.0
-
-
-def warm_up_soon() -> None:
-    """warm_up, WARM_UP_DELAY seconds from now (the app's on_startup: its loop is running). A
-    job that comes first starts the workers itself (run)."""
-    asyncio.get_running_loop().call_later(WARM_UP_DELAY, warm_up)
-
-
 # Imported by the app process after start-up rather than at it: shapely and numpy (0.2 s),
 # for the districts (maps.services).
 IMPORT_LATER = ("shapely.geometry", "shapely.validation")
