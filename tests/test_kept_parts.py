@@ -105,3 +105,28 @@ async def test_a_ballot_reads_its_vote_s_options_as_they_stand(client: AsyncClie
     now = await votes.ballot_options(vote, moved)
     assert [o["withdrawn"] for o in now["options"]] == [False, True]
     assert now["options"][0]["label"] == "Un banc, devant l'école"
+
+
+CURRENT = re.compile(r'<a href="([^"]*)" lang="(\w+)" hreflang="\w+" aria-current="true">')
+
+
+async def test_the_kept_language_links_follow_the_address_and_the_readers_language(
+    client: AsyncClient,
+) -> None:
+    """The language links are kept apart from the reader's own links: one part per address and
+    language, whoever reads it; a reader signed in after an anonymous one, another language or
+    another address gets the links of their own page, marked in their own language."""
+    world = await build_world()
+    for _ in range(2):  # the second round reads what the first kept
+        client.cookies.clear()
+        anonymous = await client.get("/tables/flamants-iris?theme=housing")
+        assert CURRENT.findall(anonymous.text) == [("?theme=housing&amp;lang=fr", "fr")]
+        await sign_in(client, world.users["resident_a"])
+        arabic = await client.get("/tables/flamants-iris?theme=housing&lang=ar")
+        assert CURRENT.findall(arabic.text) == [("?theme=housing&amp;lang=ar", "ar")]
+        assert WHO.findall(arabic.text), "the reader's own links, beside the kept language links"
+        other = await client.get("/tables/flamants-iris?theme=transport&lang=en")
+        assert CURRENT.findall(other.text) == [("?theme=transport&amp;lang=en", "en")]
+        client.cookies.clear()
+        elsewhere = await client.get("/tables/flamants-iris?theme=transport")
+        assert CURRENT.findall(elsewhere.text) == [("?theme=transport&amp;lang=fr", "fr")]
