@@ -67,6 +67,27 @@ def test_the_app_starts_without_the_heavy_renderers() -> None:
     assert result["loaded"] == []
 
 
+def test_serving_pages_loads_none_of_them() -> None:
+    """Nor does serving: the app started (its lifespan), /health and the home page read from
+    the database, whose tables find their engine without Piccolo's finder (which imports
+    black and the migration machinery, voix.db._find_engine)."""
+    result = _in_a_fresh_interpreter(
+        f"""
+        import sys
+        from litestar.testing import TestClient
+        from voix.app import create_app
+        with TestClient(create_app()) as client:
+            statuses = [client.get(path).status_code for path in ("/health", "/?lang=fr")]
+        result = {{
+            "statuses": statuses,
+            "loaded": [name for name in {HEAVY!r} if name in sys.modules],
+            "finder": "piccolo.conf.apps" in sys.modules,
+        }}
+        """
+    )
+    assert result == {"statuses": [200, 200], "loaded": [], "finder": False}
+
+
 def test_weasyprint_is_patched_before_the_first_document() -> None:
     """The first document laid out in a process gets WeasyPrint patched (right-to-left lines
     laid out once, languages tagged), however it is reached: exports.pdf or followup.pdf."""

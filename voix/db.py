@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import re
 import sqlite3
 import time
@@ -25,11 +26,14 @@ from urllib.parse import urlsplit
 
 import aiosqlite
 import asyncpg  # type: ignore[import-untyped]
-from piccolo.engine import engine_finder
+import piccolo.table
+from piccolo.engine import Engine, engine_finder
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType, dict_factory
 from piccolo.query.functions.aggregate import Count
 from piccolo.querystring import QueryString
+
+from voix.settings import get_settings
 
 logger = logging.getLogger("voix")
 P = ParamSpec("P")
@@ -615,15 +619,29 @@ _engine: SQLite | Postgres | None = None
 
 
 def engine() -> SQLite | Postgres:
-    """The process's engine (voix.piccolo_conf makes one, once): found once, as piccolo's
-    finder imports the configuration module at each call."""
-    global _engine  # noqa: PLW0603 — found once per process
+    """The process's engine, from DATABASE_URL, made once: voix.piccolo_conf hands this one to
+    Piccolo's commands (PICCOLO_CONF), and the tables find it here (`_find_engine`)."""
+    global _engine  # noqa: PLW0603 — one per process
     if _engine is None:
-        found = engine_finder()
-        if not isinstance(found, SQLite | Postgres):
-            raise RuntimeError("PICCOLO_CONF must point at voix.piccolo_conf")
-        _engine = found
+        conf = os.environ.get("PICCOLO_CONF", CONF)
+        if conf != CONF:
+            raise RuntimeError(f"PICCOLO_CONF must point at {CONF}, not {conf!r}")
+        _engine = engine_from_url(get_settings().database_url)
     return _engine
+
+
+CONF = "voix.piccolo_conf"
+
+
+def _find_engine(module_name: str | None = None) -> Engine | None:
+    """What a Piccolo table asks for its engine when none was given to it: this process's. By
+    default Piccolo's finder would import PICCOLO_CONF's module through piccolo.conf.apps,
+    which imports black and the migration machinery (0.2-0.4 s at each start-up, issue 15)
+    only for the same engine."""
+    return engine() if module_name in (None, CONF) else engine_finder(module_name)
+
+
+piccolo.table.engine_finder = _find_engine  # read by TableMeta.db at a table's first query
 
 
 class Param:

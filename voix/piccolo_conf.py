@@ -1,11 +1,11 @@
-"""Piccolo's configuration: one engine from DATABASE_URL, and the domain apps."""
+"""Piccolo's configuration (PICCOLO_CONF), for its commands: the process's engine
+(voix.db.engine, from DATABASE_URL), and the domain apps."""
 
 from piccolo.conf.apps import AppRegistry
 
-from voix.db import engine_from_url
-from voix.settings import get_settings
+from voix.db import engine
 
-DB = engine_from_url(get_settings().database_url)
+DB = engine()
 
 APP_REGISTRY = AppRegistry(
     apps=[
