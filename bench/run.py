@@ -242,6 +242,14 @@ def sign_in(base: str) -> str:
         if done.status_code not in (302, 303):
             raise RuntimeError(f"signing in answered {done.status_code}")
         _cookies(done, jar)
+        # The page signing in leads to, as a browser shows it: it shows the flash message
+        # ("you are signed in") and clears its cookie. Kept, every measured page would show
+        # the message again and clear it again, which no browser asks for.
+        landed = client.get(
+            done.headers["location"],
+            headers={"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())},
+        )
+        _cookies(landed, jar)
     return "; ".join(f"{k}={v}" for k, v in jar.items())
 
 
