@@ -856,6 +856,8 @@ WITH open_vote AS (
 )
 SELECT id FROM roll
 """  # noqa: S608 — constants of this module, no input
+# Numbered once (voix.db.Statement): piccolo's Raw would parse and rebuild it at each ballot.
+_ENROL_AND_SEAL = db.Statement({"postgres": _ENROL_AND_SEAL_POSTGRES})
 # SQLite: in a write transaction, which is alone anyway; `WHERE` before ON CONFLICT is part of
 # the SELECT (SQLite's parser needs one there).
 _ENROL_SQLITE = f"""
@@ -893,9 +895,7 @@ async def _enrol_and_seal(
         submission,
     )
     if isinstance(db.engine(), db.Postgres):
-        rows = await Participation.raw(
-            _ENROL_AND_SEAL_POSTGRES, *checks, *values, uuid.uuid4(), vote_id, sealed
-        )
+        rows = await _ENROL_AND_SEAL.rows(*checks, *values, uuid.uuid4(), vote_id, sealed)
         return int(rows[0]["id"]) if rows else None
     async with db.write_transaction():
         rows = await Participation.raw(_ENROL_SQLITE, *values, *checks)
