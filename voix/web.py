@@ -280,6 +280,8 @@ def page(
         template_name=template,
         block_name=block,
         status_code=status_code,
+        # Said, not guessed from the template's name at each page (pathlib and mimetypes).
+        media_type=MediaType.HTML if template.endswith(".html") else None,
         context={
             "principal": getattr(request.state, "principal", ANONYMOUS),
             "lang": lang,
