@@ -58,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load import Server, wrk, wrk_path  # bench/load.py
 from servers import settle  # bench/servers.py
-from startup import packages  # bench/startup.py
+from startup import compile_bytecode  # bench/startup.py
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench"
@@ -282,9 +282,7 @@ def sequential_ms(client: httpx.Client, path: str, reps: int) -> float:
 def startup(env: dict[str, str], reps: int) -> list[float]:
     """Seconds from spawning `voix serve` (1 worker) to the first 200 on /health, the project's
     bytecode compiled first as `make run` and the image do (bench/startup.py)."""
-    subprocess.run(  # noqa: S603 — our own command line
-        [PYTHON, "-m", "compileall", "-q", *packages()], cwd=ROOT, check=True
-    )
+    compile_bytecode(PYTHON)
     seconds = []
     for _ in range(reps):
         server = Server(
