@@ -57,3 +57,13 @@ def test_trans_blocks(render) -> None:
     )
     assert render(source, "en", n=2) == "2 days late"
     assert render("{% trans %}Back to the vote{% endtrans %}", "fr") == "Retour au vote"
+
+
+def test_no_template_takes_globals_of_its_own() -> None:
+    """Templates share the environment's globals as they are (voix.web._Environment): globals
+    given for one template would reach every template, so they are refused."""
+    env = environment()
+    env.get_template("base.html")
+    with pytest.raises(TypeError):
+        env.get_template("base.html", globals={"leak": 1})
+    assert "leak" not in env.globals

@@ -205,6 +205,13 @@ class _Environment(Environment):
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         return super().make_globals(d) if d else self.globals
 
+    def _load_template(self, name: Any, globals: MutableMapping[str, Any] | None) -> Any:
+        # Jinja adds the globals given for a template already loaded to that template's own,
+        # which here are the environment's: every template would see them.
+        if globals:
+            raise TypeError("Templates take no globals of their own here: pass a context.")
+        return super()._load_template(name, globals)
+
 
 def build_environment() -> Environment:
     env = _Environment(
