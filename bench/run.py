@@ -249,6 +249,8 @@ def sign_in(base: str) -> str:
             done.headers["location"],
             headers={"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())},
         )
+        if landed.status_code != 200:
+            raise RuntimeError(f"the page after signing in answered {landed.status_code}")
         _cookies(landed, jar)
     return "; ".join(f"{k}={v}" for k, v in jar.items())
 
