@@ -616,6 +616,7 @@ def planned_for_values(function: Callable[P, Awaitable[T]]) -> Callable[P, Await
 
 
 _engine: SQLite | Postgres | None = None
+CONF = "voix.piccolo_conf"  # the only configuration module (PICCOLO_CONF) the project has
 
 
 def engine() -> SQLite | Postgres:
@@ -628,9 +629,6 @@ def engine() -> SQLite | Postgres:
             raise RuntimeError(f"PICCOLO_CONF must point at {CONF}, not {conf!r}")
         _engine = engine_from_url(get_settings().database_url)
     return _engine
-
-
-CONF = "voix.piccolo_conf"
 
 
 def _find_engine(module_name: str | None = None) -> Engine | None:

@@ -173,9 +173,7 @@ def _translations_ngettext(singular: str, plural: str, n: int) -> str:
 # asks for: a twentieth of a small page's time.
 @pass_eval_context
 def _gettext(eval_context: EvalContext, message: str, /, **variables: Any) -> str:
-    translated = _translations_gettext(message)
-    # The catalog's text is ours, as Jinja's newstyle gettext takes it; the variables escape.
-    return (Markup(translated) if eval_context.autoescape else translated) % variables  # noqa: S704
+    return _formatted(eval_context, _translations_gettext(message), variables)
 
 
 @pass_eval_context
@@ -183,7 +181,10 @@ def _ngettext(
     eval_context: EvalContext, singular: str, plural: str, n: int, /, **variables: Any
 ) -> str:
     variables.setdefault("num", n)
-    translated = _translations_ngettext(singular, plural, n)
+    return _formatted(eval_context, _translations_ngettext(singular, plural, n), variables)
+
+
+def _formatted(eval_context: EvalContext, translated: str, variables: dict[str, Any]) -> str:
     # The catalog's text is ours, as Jinja's newstyle gettext takes it; the variables escape.
     return (Markup(translated) if eval_context.autoescape else translated) % variables  # noqa: S704
 
