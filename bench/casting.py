@@ -412,7 +412,12 @@ def start_server(port: int, floor: bool = False) -> subprocess.Popen[bytes]:
             *(
                 ("casting:floor_app", f"--app-dir={ROOT / 'bench'}")
                 if floor
-                else ("voix.app:create_app",)
+                # As `voix serve` serves it; a checkout older than voix.asgi, as it served it.
+                else (
+                    "voix.asgi:create_app"
+                    if (APP_ROOT / "voix" / "asgi.py").exists()
+                    else "voix.app:create_app",
+                )
             ),
             "--factory",
             "--host=127.0.0.1",

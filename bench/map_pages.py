@@ -117,7 +117,7 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(  # noqa: S603 - our own command line
         [
             str(ROOT / ".venv" / "bin" / "uvicorn"),
-            "voix.app:create_app",
+            "voix.asgi:create_app",
             "--factory",
             "--host=127.0.0.1",
             f"--port={port}",

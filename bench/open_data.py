@@ -187,7 +187,7 @@ def through_http(env: dict[str, str], path: str) -> dict[str, Any] | None:
     from bench.load import Server  # noqa: PLC0415
 
     command = [
-        sys.executable, "-m", "uvicorn", "voix.app:create_app", "--factory",
+        sys.executable, "-m", "uvicorn", "voix.asgi:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(PORT), "--workers", "1",
         "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip

@@ -339,7 +339,7 @@ def measure(db: str, env: dict[str, str], info: dict[str, Any], args: Any) -> di
         "map_ms": {},
         "load_average_before": [round(n, 1) for n in os.getloadavg()],
     }
-    app = uvicorn("voix.app:create_app", APP_PORT, 2, "--factory")
+    app = uvicorn("voix.asgi:create_app", APP_PORT, 2, "--factory")
     with serving("app", app, env, APP_PORT) as app_server:
         cookie = sign_in(base)
         bodies = []

@@ -41,7 +41,7 @@ SECRET_KEY = "voix-bench-servers-only-secret-key-for-a-throwaway-database"  # no
 
 def uvicorn(port: int) -> list[str]:
     return [
-        sys.executable, "-m", "uvicorn", "voix.app:create_app", "--factory",
+        sys.executable, "-m", "uvicorn", "voix.asgi:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS),
         "--loop", "uvloop", "--http", "httptools",
         "--log-level", "warning", "--no-access-log", "--no-proxy-headers",
@@ -54,7 +54,7 @@ def granian(port: int) -> list[str]:
     if executable is None:
         raise SystemExit("Granian is not installed: .venv/bin/pip install granian")
     return [
-        executable, "--interface", "asgi", "--factory", "voix.app:create_app",
+        executable, "--interface", "asgi", "--factory", "voix.asgi:create_app",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS),
         "--loop", "uvloop", "--http", "1", "--no-ws",
         "--log-level", "warning", "--no-access-log",

@@ -197,7 +197,7 @@ def test_a_server_started_with_a_wrong_key_refuses_to_start() -> None:
     assert WRONG_KEY_MESSAGE in serve.stderr
     assert "Traceback" not in serve.stderr  # said in one line, before anything listens
     # Started otherwise, the app's own start-up refuses too.
-    uvicorn = run("uvicorn", "--factory", "voix.app:create_app")
+    uvicorn = run("uvicorn", "--factory", "voix.asgi:create_app")
     assert uvicorn.returncode != 0, uvicorn.stdout
     assert WRONG_KEY_MESSAGE in uvicorn.stderr + uvicorn.stdout
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import importlib.util
 import os
@@ -64,6 +65,9 @@ def server_options() -> tuple[str, str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # No garbage collection until the app has started (voix.asgi, which switches it back on):
+    # start-up makes ~150,000 objects and nothing to collect.
+    gc.disable()
     import uvicorn
 
     from voix import logs
@@ -79,7 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if get_settings().log_format == "text":  # for a person at a terminal; JSON logs stay JSON
         print(f"Voix des Quartiers: http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(
-        "voix.app:create_app",
+        "voix.asgi:create_app",
         factory=True,
         host=args.host,
         port=args.port,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import gc
 import importlib
 import logging
 import multiprocessing
@@ -101,6 +102,9 @@ def _start_worker(modules: tuple[str, ...]) -> None:
     # A worker holds its end of the job queue open itself, so it never notices that the app
     # died without a clean shutdown (killed, out of memory): it would idle on, forever.
     threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()
+    # As in the web process (voix.asgi): no collection while preloading, then what it loaded is
+    # frozen, out of the collector's full passes during the jobs.
+    gc.disable()
     for name in modules:
         try:
             importlib.import_module(name)
@@ -108,6 +112,8 @@ def _start_worker(modules: tuple[str, ...]) -> None:
             # Not fatal here: a job needing the module raises the same error, and only it fails
             # (an initializer that raises would break the pool for every job).
             logger.exception("Worker could not preload %s", name)
+    gc.freeze()
+    gc.enable()
 
 
 def _discard(broken: ProcessPoolExecutor) -> None:
