@@ -10,18 +10,21 @@ with an id used before (a restored backup, a test) never finds the entries of th
 Not bumped, on purpose: ballots and participations. Casting must not queue every voter of a
 table behind one row lock, and the pages read the live turnout with a query of their own.
 
-The triggers are code, not data: `install()` drops every trigger it made before and creates
-the current set, in one transaction, at each `voix migrate` (voix.db.migrate).
+The triggers are code, not data: at each `voix migrate` (voix.db.migrate), `install()` drops
+every trigger it made before and creates the current set, in one transaction, unless the
+database has that set already.
 """
 
 # ruff: noqa: S608 — every name in these statements is a constant of this module, none from input
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 
 from tables.models import Table
-from voix.db import SQLite, engine
+from voix.db import Postgres, SQLite, engine
 
 TABLE = "neighbourhood_table"
 PREFIX = "voix_revision"
@@ -206,26 +209,58 @@ def _postgres_per_statement(source: Source) -> list[str]:
     return statements
 
 
-async def install() -> None:
-    """Drops the triggers made before and creates the current ones, in one transaction."""
+# The trigger (name, relation) each CREATE TRIGGER makes (names and relations are constants).
+_CREATES = re.compile(r"CREATE TRIGGER (\S+) .*? ON (\S+) ")
+
+
+async def install() -> bool:
+    """Makes the database's triggers the current set, in one transaction: drops every trigger
+    made before and creates the current ones. Returns whether it changed anything.
+
+    A database that has the current set already (each deployment's `voix migrate` when this
+    module did not change) is left alone: dropping and creating a trigger locks its table
+    (ACCESS EXCLUSIVE), so every page of a replica still serving waited on the migration, and
+    could deadlock with it (a ballot's session read did: the voter got an error page).
+    PostgreSQL keeps a fingerprint of the statements as the comment of the start function;
+    SQLite keeps each trigger's statement as it was written."""
     db = engine()
     async with db.transaction():
-        if isinstance(db, SQLite):
-            old = await Table.raw(
-                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE {}",
-                f"{PREFIX}%",
-            )
-            for row in old:
-                await db.run_ddl(f'DROP TRIGGER IF EXISTS "{row["name"]}"')
-            for statement in _sqlite_statements():
-                await db.run_ddl(statement)
-            return
-        old = await Table.raw(
-            "SELECT tgname AS name, tgrelid::regclass::text AS relation FROM pg_trigger "
-            "WHERE NOT tgisinternal AND tgname LIKE {}",
-            f"{PREFIX}%",
-        )
-        for row in old:
-            await db.run_ddl(f'DROP TRIGGER IF EXISTS "{row["name"]}" ON {row["relation"]}')
-        for statement in _postgres_statements():
-            await db.run_ddl(statement)
+        changed = await (_install_sqlite(db) if isinstance(db, SQLite) else _install_postgres(db))
+    return changed  # noqa: RET504 — after the commit (mypy: the block may swallow errors)
+
+
+async def _install_sqlite(db: SQLite) -> bool:
+    statements = _sqlite_statements()
+    old = await Table.raw(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE {}",
+        f"{PREFIX}%",
+    )
+    if sorted(row["sql"] for row in old) == sorted(statements):
+        return False
+    for row in old:
+        await db.run_ddl(f'DROP TRIGGER IF EXISTS "{row["name"]}"')
+    for statement in statements:
+        await db.run_ddl(statement)
+    return True
+
+
+async def _install_postgres(db: Postgres) -> bool:
+    statements = _postgres_statements()
+    fingerprint = hashlib.sha256("\n".join(statements).encode()).hexdigest()
+    old = await Table.raw(
+        "SELECT tgname AS name, tgrelid::regclass::text AS relation FROM pg_trigger "
+        "WHERE NOT tgisinternal AND tgname LIKE {}",
+        f"{PREFIX}%",
+    )
+    noted = await Table.raw(
+        "SELECT obj_description(to_regproc({}), 'pg_proc') AS note", f"{PREFIX}_start"
+    )
+    made = {(found[1], found[2]) for s in statements if (found := _CREATES.match(s))}
+    if noted[0]["note"] == fingerprint and {(r["name"], r["relation"]) for r in old} == made:
+        return False
+    for row in old:
+        await db.run_ddl(f'DROP TRIGGER IF EXISTS "{row["name"]}" ON {row["relation"]}')
+    for statement in statements:
+        await db.run_ddl(statement)
+    await db.run_ddl(f"COMMENT ON FUNCTION {PREFIX}_start() IS '{fingerprint}'")
+    return True

@@ -16,6 +16,7 @@ from tables import revision
 from tables.models import Table, TableDistrict
 from tests.factories import add_proposal, add_table, build_world, sign_in
 from tests.test_queries import queries_for
+from voix.db import SQLite, engine
 from votes.models import Ballot, Participation, Vote, VoteOption
 
 
@@ -120,6 +121,37 @@ async def test_installing_again_keeps_one_set_of_triggers() -> None:
     await add_proposal(world.table_a)
     # One trigger per event: installed twice over, they would bump twice.
     assert await revision_of(world.table_a) == before + 1
+
+
+async def _our_triggers() -> list[dict]:
+    if isinstance(engine(), SQLite):
+        return await Table.raw(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'voix_revision%'"
+        )
+    return await Table.raw(
+        "SELECT oid::bigint AS id, tgname AS name, tgrelid::regclass::text AS relation "
+        "FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'voix_revision%'"
+    )
+
+
+async def test_installing_over_the_current_set_changes_nothing() -> None:
+    """Each deployment's `voix migrate` installs the triggers again: when the database has the
+    current set, nothing is dropped or created (that locks every table the pages read), the
+    very same triggers stay (PostgreSQL: the same oids); one missing is put back."""
+    await revision.install()
+    before = await _our_triggers()
+    assert before
+    assert await revision.install() is False
+    assert sorted(map(str, await _our_triggers())) == sorted(map(str, before))
+
+    name = before[0]["name"]
+    if isinstance(engine(), SQLite):
+        await engine().run_ddl(f'DROP TRIGGER "{name}"')
+    else:
+        await engine().run_ddl(f'DROP TRIGGER "{name}" ON {before[0]["relation"]}')
+    assert await revision.install() is True
+    assert {row["name"] for row in await _our_triggers()} == {row["name"] for row in before}
+    assert await revision.install() is False
 
 
 async def test_the_pages_show_each_change_at_once(client: AsyncClient) -> None:
