@@ -1034,14 +1034,14 @@ async def meetings_showing_vote(vote_id: int, revision: int | None = None) -> li
     the revision of the vote's table (which moves when a meeting of it opens or closes, or its
     agenda changes: tables/revision.py; an agenda carries only its table's votes), kept under
     it (voix.cache): asked at every ballot."""
+
+    async def read() -> tuple[int, ...]:
+        return tuple(sorted({row["meeting"] for row in await _SHOWING_VOTE.rows(vote_id)}))
+
+    if revision is None:
+        return list(await read())
     key = ("meetings-showing-vote", vote_id, revision)
-    if revision is not None and (kept := cache.pages.get(key)) is not None:
-        return list(kept)
-    rows = await _SHOWING_VOTE.rows(vote_id)
-    found = sorted({row["meeting"] for row in rows})
-    if revision is not None:
-        cache.pages.put(key, tuple(found), seconds=60.0)
-    return found
+    return list(await cache.pages.get_or_build(key, read, seconds=60.0))
 
 
 # The minutes

@@ -167,11 +167,14 @@ async def _public_part(
     proposal: dict[str, Any], table: dict[str, Any], reader: str
 ) -> dict[str, Any]:
     key = ("proposal", proposal["id"], table["revision"], reader)
-    if (found := cache.pages.get(key)) is not None:
-        return found
-    proposal_id = proposal["id"]
+    return await cache.pages.get_or_build(
+        key, lambda: _read_public_part(proposal["id"], reader), seconds=_public_seconds
+    )
+
+
+async def _read_public_part(proposal_id: int, reader: str) -> dict[str, Any]:
     proposal_votes = await votes.for_proposal(proposal_id)
-    found = {
+    return {
         "votes": await content.apply_all("vote", await votes.with_results(proposal_votes), reader),
         "decision": (await decisions.latest([proposal_id])).get(proposal_id),
         "supports": (await discussion.support_counts([proposal_id]))[proposal_id],
@@ -180,13 +183,16 @@ async def _public_part(
         "media": await media.for_proposal(proposal_id),
         "translation": (await discussion.translations([proposal_id], reader)).get(proposal_id),
     }
+
+
+def _public_seconds(found: dict[str, Any]) -> float:
+    """PUBLIC_SECONDS, or until the first of its open votes closes."""
     closing = [
         (db.utc(v["closes_at"]) - datetime.now(UTC)).total_seconds()
         for v in found["votes"]
         if v["status"] == votes.OPEN and v["closes_at"]
     ]
-    cache.pages.put(key, found, seconds=max(0.0, min([PUBLIC_SECONDS, *closing])))
-    return found
+    return max(0.0, min([PUBLIC_SECONDS, *closing]))
 
 
 ROUTES = [new, create, detail]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from itertools import groupby
+from itertools import count, groupby
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -74,19 +74,27 @@ async def _my_meetings(principal: Principal, revisions: dict[int, int]) -> list[
     reader = current_language.get()
     mine = sorted(principal.table_roles)
     key = ("my-meetings", tuple((i, revisions.get(i)) for i in mine), reader)
-    if (kept := cache.pages.get(key)) is not None:
-        return [dict(meeting) for meeting in kept]
-    found = await content.apply_all("meeting", await meetings.upcoming_for_user(mine), reader)
-    now = datetime.now(UTC)
-    moments = [m[k] for m in found for k in ("starts_at", "ends_at") if m[k] > now]
-    seconds = min([SIDE_SECONDS, *((moment - now).total_seconds() for moment in moments)])
-    cache.pages.put(key, found, seconds=max(0.0, seconds))
-    return [dict(meeting) for meeting in found]
+
+    async def read() -> list[dict[str, Any]]:
+        return await content.apply_all("meeting", await meetings.upcoming_for_user(mine), reader)
+
+    def seconds(found: list[dict[str, Any]]) -> float:
+        now = datetime.now(UTC)
+        moments = [m[k] for m in found for k in ("starts_at", "ends_at") if m[k] > now]
+        return max(
+            0.0, min([SIDE_SECONDS, *((moment - now).total_seconds() for moment in moments)])
+        )
+
+    kept = await cache.pages.get_or_build(key, read, seconds=seconds)
+    return [dict(meeting) for meeting in kept]
 
 
 # What a table's page shows to everyone is kept (voix.cache) until the table's revision changes
 # (tables/revision.py), or SIDE_SECONDS pass: time alone moves meetings and overdue answers on.
 SIDE_SECONDS = 60.0
+# Each build of a table's side gets its own number: the parts of the page rendered from it
+# (voix.fragments) are kept under it, so they go when it goes, by revision or by time.
+_SIDE_BUILDS = count(1)
 MAP_OF_DISTRICTS = N_("Map of the districts of %(table)s")
 
 
@@ -102,9 +110,7 @@ async def table_page(
         return Response(listing, media_type="text/html; charset=utf-8")
     scope = services.scope_of(table)
     key = ("table-side", table["id"], table["revision"], table["name"], reader)
-    if (side := cache.pages.get(key)) is None:
-        side = await _side(table, reader)
-        cache.pages.put(key, side, seconds=_side_seconds(side))
+    side = await cache.pages.get_or_build(key, lambda: _side(table, reader), seconds=_side_seconds)
     table_votes, voted = await votes.with_live_turnout(side["votes"], principal.user_id)
     return page(
         request,
@@ -121,6 +127,7 @@ async def table_page(
         # Drafts never published: for those who compose them only.
         drafts=side["drafts"] if can(principal, "briefs.manage", scope) else [],
         meetings=side["meetings"],
+        side_build=side["build"],
         map=side["map"],
         map_html=side["map_html"],
         overdue=side["overdue"],
@@ -158,6 +165,7 @@ async def _side(table: dict[str, Any], reader: str) -> dict[str, Any]:
         if vote["status"] != votes.OPEN:
             vote["summary_html"] = Markup(summary(vote, limit=3, link=False))  # noqa: S704
     return {
+        "build": next(_SIDE_BUILDS),
         "votes": table_votes,
         "meetings": coming,
         "briefs": table_briefs,

@@ -10,11 +10,13 @@ replicas, since a change shows as a new key in every one of them.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, TypeVar
+from contextlib import suppress
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -24,6 +26,10 @@ BYTES = 20 * 1024 * 1024  # at most this much kept per process, as Python counts
 # reads every entry: on every put it cost a casting ballot 7 % of its CPU, issue 15).
 SWEEP_SECONDS = 1.0
 LARGEST = BYTES // 16  # an entry bigger than this is not kept: it would push out dozens
+
+
+class _BuildFailed(Exception):
+    """What those waiting for a build are told when it failed or its request went away."""
 
 
 def size_of(value: Any) -> int:
@@ -60,6 +66,7 @@ class Cache:
         self.hits = 0
         self.misses = 0
         self._next_sweep = 0.0
+        self._building: dict[Hashable, asyncio.Future[Any]] = {}
 
     def get(self, key: Hashable) -> Any | None:
         found = self._entries.get(key)
@@ -95,14 +102,41 @@ class Cache:
         self.bytes -= size
 
     async def get_or_build(
-        self, key: Hashable, build: Callable[[], Awaitable[T]], seconds: float = 3600.0
+        self,
+        key: Hashable,
+        build: Callable[[], Awaitable[T]],
+        seconds: float | Callable[[T], float] = 3600.0,
     ) -> T:
-        """The entry, or what `build` makes of it (two requests at once may both build it:
-        the result is the same, and nothing waits on a lock)."""
+        """The entry, or what `build` makes of it, kept `seconds` (or as long as `seconds`
+        says of what was built). One build at a time per key: a request that finds the key
+        being built waits for that build rather than start its own. When the table's sidebar
+        passed its time limit, every request then in a worker (ten, at 20 connections on two
+        workers) missed it at once and built it ten times over, each with its queries and its
+        map: the lists' p99 went from ~60 to 230-330 ms at those moments (issue 15). If the
+        build fails or its request goes away, those waiting build it themselves."""
         found = self.get(key)
-        if found is None:
+        if found is not None:
+            return found
+        if (building := self._building.get(key)) is not None:
+            with suppress(_BuildFailed):
+                return cast("T", await asyncio.shield(building))
+            found = self.get(key)
+            if found is not None:
+                return found
+            return await build()  # the first build failed: this one may not
+        building = asyncio.get_running_loop().create_future()
+        # Read here if nobody waits, so that asyncio does not warn of an unread failure.
+        building.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._building[key] = building
+        try:
             found = await build()
-            self.put(key, found, seconds)
+        except BaseException:
+            building.set_exception(_BuildFailed())
+            raise
+        finally:
+            del self._building[key]
+        building.set_result(found)  # before anything else may raise: nobody waits forever
+        self.put(key, found, seconds(found) if callable(seconds) else seconds)
         return found
 
     def clear(self) -> None:

@@ -317,11 +317,14 @@ async def ballot_options(vote: dict[str, Any], table: dict[str, Any]) -> dict[st
     if vote["status"] != OPEN or revision is None:
         (shown,) = await with_results([dict(vote)], turnout=False)
         return shown
-    key = ("ballot-options", vote["id"], revision)
-    kept = cache.pages.get(key)
-    if kept is None:
-        (kept,) = await with_results([dict(vote)], turnout=False)
-        cache.pages.put(key, kept, seconds=KEPT_SECONDS)
+
+    async def read() -> dict[str, Any]:
+        (shown,) = await with_results([dict(vote)], turnout=False)
+        return shown
+
+    kept = await cache.pages.get_or_build(
+        ("ballot-options", vote["id"], revision), read, seconds=KEPT_SECONDS
+    )
     return {**kept, "options": [dict(option) for option in kept["options"]]}
 
 
