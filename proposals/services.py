@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -131,9 +131,13 @@ class Filters:
 
     def query(self, **changes: Any) -> str:
         """The query string of these filters (defaults left out), with some changed."""
-        values = {**asdict(self), **changes}
-        defaults = asdict(Filters())
-        return urlencode({k: v for k, v in values.items() if v != defaults[k]})
+        values = {**{name: getattr(self, name) for name in _FILTER_DEFAULTS}, **changes}
+        return urlencode({k: v for k, v in values.items() if v != _FILTER_DEFAULTS[k]})
+
+
+# Each filter's default, for query(): read once (dataclasses.asdict deep-copies every value,
+# twice a call, several calls a page).
+_FILTER_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Filters)}
 
 
 async def list_for_table(

@@ -388,12 +388,14 @@ COMPRESSIBLE_TYPES = frozenset(
     }
 )
 COMPRESS_MIN_SIZE = 500  # below, the headers and the framing outweigh the gain
-# Per request, on a 2-core server (bench/wire.py, demo table page of 26.6 KB): brotli 5 makes
-# it 4.5 KB in ~0.2 ms of CPU, 8 % less than gzip 6 for about the same time; brotli 4 is no
-# smaller than gzip on CSS and JSON; 11 takes 28 ms. Static files are compressed once, at the
-# best quality, by voix.static.
-BROTLI_QUALITY = 5
-GZIP_LEVEL = 6
+# Per request, on a 2-core server (issue 15): a table's page is ~108 KB of HTML, most of it the
+# static map and the list kept by voix.cache, yet compressed anew for each reader. There brotli 5
+# took ~1 ms in a loop and ~2 ms in the server (more than the rest of the page: 2.6 ms against
+# 6.0 ms of CPU a request, identity against br) for 9.8 KB; brotli 3 takes 0.25 ms for 11.6 KB
+# (brotli 4: 0.56 ms, 10.9 KB); gzip 6 took 1.0 ms for 11.8 KB, gzip 3 0.24 ms for 13.3 KB.
+# Static files are compressed once, at the best quality, by voix.static.
+BROTLI_QUALITY = 3
+GZIP_LEVEL = 3
 
 
 def accepted_encodings(header: str | None) -> set[str]:
