@@ -61,28 +61,34 @@ async def test_when_the_build_fails_those_waiting_build_it_themselves() -> None:
     assert build.runs == 4  # the failed build, then each of those waiting: nothing hangs
 
 
-async def test_when_the_building_request_goes_away_those_waiting_still_get_it() -> None:
-    kept = cache.Cache()
-    build = Builds()
-    first = asyncio.ensure_future(kept.get_or_build(("side", 1), build))
+async def _builder_and_waiter(
+    kept: cache.Cache, build: Builds
+) -> tuple[asyncio.Future[str], asyncio.Future[str]]:
+    """The request that builds ("side", 1), then one waiting for that build."""
+    building = asyncio.ensure_future(kept.get_or_build(("side", 1), build))
     await asyncio.sleep(0.01)
     waiting = asyncio.ensure_future(kept.get_or_build(("side", 1), build))
     await asyncio.sleep(0.01)
+    return building, waiting
+
+
+async def test_when_the_building_request_goes_away_those_waiting_still_get_it() -> None:
+    build = Builds()
+    first, waiting = await _builder_and_waiter(cache.Cache(), build)
     first.cancel()
     await asyncio.sleep(0.01)
     build.release.set()
     assert await waiting == "built by run 2"
     assert first.cancelled()
-    # A cancelled waiter does not cancel the build the others wait for.
-    build2 = Builds()
-    building = asyncio.ensure_future(kept.get_or_build(("side", 2), build2))
-    await asyncio.sleep(0.01)
-    impatient = asyncio.ensure_future(kept.get_or_build(("side", 2), build2))
-    await asyncio.sleep(0.01)
+
+
+async def test_a_waiter_that_goes_away_does_not_cancel_the_build() -> None:
+    build = Builds()
+    building, impatient = await _builder_and_waiter(cache.Cache(), build)
     impatient.cancel()
-    build2.release.set()
+    build.release.set()
     assert await building == "built by run 1"
-    assert build2.runs == 1
+    assert build.runs == 1
 
 
 async def test_an_entry_is_kept_as_long_as_its_value_says() -> None:
