@@ -65,8 +65,8 @@ def server_options() -> tuple[str, str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    # No garbage collection until the app has started (voix.asgi, which switches it back on):
-    # start-up makes ~150,000 objects and nothing to collect.
+    # No garbage collection until the app has started (voix.asgi switches it back on, after
+    # freezing what start-up made): start-up makes ~150,000 objects and nothing to collect.
     gc.disable()
     import uvicorn
 
@@ -78,6 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.demo:
         cmd_migrate(args)
         cmd_demo(args)
+        gc.collect()  # what the migration and the seed left, before start-up's objects freeze
     check_key()
     loop, http = server_options()
     if get_settings().log_format == "text":  # for a person at a terminal; JSON logs stay JSON
