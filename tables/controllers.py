@@ -127,7 +127,9 @@ async def table_page(
         # Drafts never published: for those who compose them only.
         drafts=side["drafts"] if can(principal, "briefs.manage", scope) else [],
         meetings=side["meetings"],
-        side_build=side["build"],
+        # Only for a side that is kept: the parts rendered from one that is not (too big, or
+        # at its time limit) could never be found again.
+        **({"side_build": side["build"]} if cache.pages.holds(key, side) else {}),
         map=side["map"],
         map_html=side["map_html"],
         overdue=side["overdue"],

@@ -20,7 +20,6 @@ database has that set already.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
 from tables.models import Table
@@ -209,8 +208,16 @@ def _postgres_per_statement(source: Source) -> list[str]:
     return statements
 
 
-# The trigger (name, relation) each CREATE TRIGGER makes (names and relations are constants).
-_CREATES = re.compile(r"CREATE TRIGGER (\S+) .*? ON (\S+) ")
+# What the database holds of the triggers: each one's table, definition, whether it is
+# enabled, and its function's body. Fingerprinted when they are installed, and again at each
+# install: a trigger disabled, dropped, made again or a function changed by hand (psql) shows.
+_CATALOG = """
+SELECT t.tgname AS name, t.tgrelid::regclass::text AS relation, t.tgenabled::text AS enabled,
+       pg_get_triggerdef(t.oid) AS definition, p.prosrc AS body
+FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+WHERE NOT t.tgisinternal AND t.tgname LIKE {}
+ORDER BY t.tgname, t.tgrelid::regclass::text
+"""
 
 
 async def install() -> bool:
@@ -220,9 +227,12 @@ async def install() -> bool:
     A database that has the current set already (each deployment's `voix migrate` when this
     module did not change) is left alone: dropping and creating a trigger locks its table
     (ACCESS EXCLUSIVE), so every page of a replica still serving waited on the migration, and
-    could deadlock with it (a ballot's session read did: the voter got an error page).
-    PostgreSQL keeps a fingerprint of the statements as the comment of the start function;
-    SQLite keeps each trigger's statement as it was written."""
+    could deadlock with it (seen beside a benchmark's ballots: a session read failed).
+    PostgreSQL keeps, as the comment of the start function, a fingerprint of the statements
+    and one of what the catalog held once they ran (each trigger's definition, whether it is
+    enabled, its function's body): a trigger disabled, dropped or made again, or a function
+    changed by hand since, is installed again. SQLite keeps each trigger's statement as it was
+    written, and cannot disable one."""
     db = engine()
     async with db.transaction():
         changed = await (_install_sqlite(db) if isinstance(db, SQLite) else _install_postgres(db))
@@ -246,21 +256,26 @@ async def _install_sqlite(db: SQLite) -> bool:
 
 async def _install_postgres(db: Postgres) -> bool:
     statements = _postgres_statements()
-    fingerprint = hashlib.sha256("\n".join(statements).encode()).hexdigest()
+    code = hashlib.sha256("\n".join(statements).encode()).hexdigest()
+    noted = await Table.raw(
+        "SELECT obj_description(to_regproc({}), 'pg_proc') AS note", f"{PREFIX}_start"
+    )
+    if noted[0]["note"] == f"{code}:{await _catalog_print()}":
+        return False
     old = await Table.raw(
         "SELECT tgname AS name, tgrelid::regclass::text AS relation FROM pg_trigger "
         "WHERE NOT tgisinternal AND tgname LIKE {}",
         f"{PREFIX}%",
     )
-    noted = await Table.raw(
-        "SELECT obj_description(to_regproc({}), 'pg_proc') AS note", f"{PREFIX}_start"
-    )
-    made = {(found[1], found[2]) for s in statements if (found := _CREATES.match(s))}
-    if noted[0]["note"] == fingerprint and {(r["name"], r["relation"]) for r in old} == made:
-        return False
     for row in old:
         await db.run_ddl(f'DROP TRIGGER IF EXISTS "{row["name"]}" ON {row["relation"]}')
     for statement in statements:
         await db.run_ddl(statement)
-    await db.run_ddl(f"COMMENT ON FUNCTION {PREFIX}_start() IS '{fingerprint}'")
+    note = f"{code}:{await _catalog_print()}"
+    await db.run_ddl(f"COMMENT ON FUNCTION {PREFIX}_start() IS '{note}'")
     return True
+
+
+async def _catalog_print() -> str:
+    rows = await Table.raw(_CATALOG, f"{PREFIX}%")
+    return hashlib.sha256(repr([sorted(row.items()) for row in rows]).encode()).hexdigest()

@@ -11,7 +11,7 @@ from httpx import AsyncClient
 
 from tables import controllers as table_controllers
 from tests.factories import build_world
-from voix import cache
+from voix import cache, db
 
 
 class Builds:
@@ -122,3 +122,43 @@ async def test_a_table_page_asked_ten_times_at_once_builds_its_side_once(
     assert [page.status_code for page in pages] == [200] * 10
     assert len({page.text.count('class="proposal') for page in pages}) == 1
     assert len(built) == 1
+
+
+async def test_nothing_read_inside_a_transaction_is_kept() -> None:
+    """A read inside a transaction may be rolled back, and the revision it was keyed on reused
+    by the next change: it is neither kept nor shared with requests asking meanwhile."""
+    kept = cache.Cache()
+    build = Builds()
+    build.release.set()
+    async with db.write_transaction():
+        assert await kept.get_or_build(("side", 1), build) == "built by run 1"
+    assert kept.get(("side", 1)) is None
+    assert await kept.get_or_build(("side", 1), build) == "built by run 2"
+    assert kept.get(("side", 1)) == "built by run 2"
+
+
+def _table_page_parts() -> list[tuple]:
+    return [
+        key
+        for key in cache.pages._entries
+        if key[:2] == ("fragment", "tables/table.html") and key[2] in ("meetings", "briefs")
+    ]
+
+
+async def test_a_side_not_kept_leaves_no_parts_behind(
+    client: AsyncClient, app: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parts of a table's page rendered from its side are kept under that build of it:
+    when the side itself is not kept (at its time limit, too big), nor are they, since no
+    later request could find them."""
+    await build_world()
+    cache.pages.clear()
+    await client.get("/tables/flamants-iris")
+    assert len(_table_page_parts()) == 2  # meetings, briefs: once for the kept side
+    await client.get("/tables/flamants-iris")
+    assert len(_table_page_parts()) == 2
+    cache.pages.clear()
+    monkeypatch.setattr(table_controllers, "_side_seconds", lambda side: 0.0)
+    for _ in range(3):
+        assert (await client.get("/tables/flamants-iris")).status_code == 200
+    assert _table_page_parts() == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from httpx import AsyncClient
 
 from accounts.models import User
@@ -151,6 +152,31 @@ async def test_installing_over_the_current_set_changes_nothing() -> None:
         await engine().run_ddl(f'DROP TRIGGER "{name}" ON {before[0]["relation"]}')
     assert await revision.install() is True
     assert {row["name"] for row in await _our_triggers()} == {row["name"] for row in before}
+    assert await revision.install() is False
+
+
+async def test_a_trigger_disabled_or_a_function_changed_by_hand_is_installed_again() -> None:
+    """What psql can do to a trigger without dropping it: the next `voix migrate` puts it
+    right, and the revision moves again."""
+    if isinstance(engine(), SQLite):
+        pytest.skip("SQLite cannot disable a trigger; its statements are compared as written")
+    await revision.install()
+    world = await build_world()
+    await engine().run_ddl('ALTER TABLE proposal DISABLE TRIGGER "voix_revision_insert"')
+    assert await revision.install() is True
+    before = await revision_of(world.table_a)
+    await add_proposal(world.table_a)
+    assert await revision_of(world.table_a) == before + 1
+
+    await engine().run_ddl(
+        "CREATE OR REPLACE FUNCTION voix_revision_proposal_comment() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$"
+    )
+    assert await revision.install() is True
+    proposal = await add_proposal(world.table_a)
+    before = await revision_of(world.table_a)
+    await Comment.insert(Comment(proposal=proposal, author=world.users["resident_a"], body="Oui"))
+    assert await revision_of(world.table_a) == before + 1
     assert await revision.install() is False
 
 

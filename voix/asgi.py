@@ -9,7 +9,7 @@ objects the collector tracks, and it walked them all at start-up (0.1–0.3 s of
 module imports the app, and once the app has started (its last start-up hook) what exists is
 frozen — moved where the collector no longer looks (`gc.freeze`, Python's own advice for
 servers) — and the collector is switched back on for what requests make: its full passes then
-take 3–6 ms. What freezing keeps without collecting is the few unreachable objects start-up
+take 12–20 ms (they walk what requests keep: compiled templates, kept pages, locale data). What freezing keeps without collecting is the few unreachable objects start-up
 left (about 1,300, once).
 
 Tests build the app from voix.app, collector untouched: this is for processes that serve.

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Hashable
 from contextlib import suppress
 from typing import Any, TypeVar, cast
 
+from voix import db
+
 T = TypeVar("T")
 
 ENTRIES = 1024
@@ -81,6 +83,11 @@ class Cache:
         self.hits += 1
         return found[1]
 
+    def holds(self, key: Hashable, value: Any) -> bool:
+        """Whether `value` itself is what is kept under `key` (not counted as a hit or a miss)."""
+        found = self._entries.get(key)
+        return found is not None and found[1] is value and found[0] >= time.monotonic()
+
     def put(self, key: Hashable, value: Any, seconds: float = 3600.0) -> None:
         if key in self._entries:
             self._drop(key)
@@ -117,6 +124,11 @@ class Cache:
         found = self.get(key)
         if found is not None:
             return found
+        if db.in_transaction():
+            # Read inside a transaction: neither kept nor shared. What it sees may be rolled
+            # back, and the revision it is keyed on (bumped by that same transaction) then
+            # reused by the next change, which would find this entry.
+            return await build()
         if (building := self._building.get(key)) is not None:
             with suppress(_BuildFailed):
                 return cast("T", await asyncio.shield(building))

@@ -721,6 +721,11 @@ def write_transaction() -> Any:
     return engine().write_transaction()
 
 
+def in_transaction() -> bool:
+    """Whether this task is inside a transaction: what it reads there may yet be rolled back."""
+    return engine().current_transaction.get() is not None
+
+
 async def migrate() -> None:
     # Piccolo's migration commands import black, among others: loaded to migrate, not to serve.
     from piccolo.apps.migrations.commands.forwards import run_forwards  # noqa: PLC0415
