@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from tables.models import Table
 from voix.db import Postgres, SQLite, engine
@@ -260,22 +261,21 @@ async def _install_postgres(db: Postgres) -> bool:
     noted = await Table.raw(
         "SELECT obj_description(to_regproc({}), 'pg_proc') AS note", f"{PREFIX}_start"
     )
-    if noted[0]["note"] == f"{code}:{await _catalog_print()}":
+    old = await _catalog()
+    if noted[0]["note"] == f"{code}:{_fingerprint(old)}":
         return False
-    old = await Table.raw(
-        "SELECT tgname AS name, tgrelid::regclass::text AS relation FROM pg_trigger "
-        "WHERE NOT tgisinternal AND tgname LIKE {}",
-        f"{PREFIX}%",
-    )
     for row in old:
         await db.run_ddl(f'DROP TRIGGER IF EXISTS "{row["name"]}" ON {row["relation"]}')
     for statement in statements:
         await db.run_ddl(statement)
-    note = f"{code}:{await _catalog_print()}"
+    note = f"{code}:{_fingerprint(await _catalog())}"
     await db.run_ddl(f"COMMENT ON FUNCTION {PREFIX}_start() IS '{note}'")
     return True
 
 
-async def _catalog_print() -> str:
-    rows = await Table.raw(_CATALOG, f"{PREFIX}%")
-    return hashlib.sha256(repr([sorted(row.items()) for row in rows]).encode()).hexdigest()
+async def _catalog() -> list[dict[str, Any]]:
+    return await Table.raw(_CATALOG, f"{PREFIX}%")
+
+
+def _fingerprint(catalog: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(repr([sorted(row.items()) for row in catalog]).encode()).hexdigest()

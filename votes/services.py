@@ -313,15 +313,14 @@ async def ballot_options(vote: dict[str, Any], table: dict[str, Any]) -> dict[st
     open vote's are kept (voix.cache) under its table's revision, which moves with any change
     to the vote or its options (tables/revision.py): a vote's busiest minute reads them once
     per process, not once per ballot."""
-    revision = table.get("revision")
-    if vote["status"] != OPEN or revision is None:
-        (shown,) = await with_results([dict(vote)], turnout=False)
-        return shown
 
     async def read() -> dict[str, Any]:
         (shown,) = await with_results([dict(vote)], turnout=False)
         return shown
 
+    revision = table.get("revision")
+    if vote["status"] != OPEN or revision is None:
+        return await read()
     kept = await cache.pages.get_or_build(
         ("ballot-options", vote["id"], revision), read, seconds=KEPT_SECONDS
     )
