@@ -208,15 +208,19 @@ async def close_all_sessions(user_id: int) -> None:
 
 # Who asks, in one query (every page asks it): the session, its account, the account's roles
 # at tables and in organisations, and the shared tablet the session may be (with what
-# meetings.room.still_runs asks of it), and how many notifications wait unread (the header's
-# count, up to 100: "99+" past that, so the count stays an index probe). Roles travel as "table:role" and organisation ids
-# joined by commas: ids are digits, roles are words, neither holds a comma.
+# meetings.room.still_runs asks of it), how many notifications wait unread (the header's
+# count, up to 100: "99+" past that, so the count stays an index probe), and every table's
+# revision (the home page's list of tables is kept under them: one query fewer on the page
+# every signed-in visit starts from, issue 15). Roles travel as "table:role", revisions as
+# "table:revision" and organisation ids joined by commas: ids, revisions are digits, roles are
+# words, none holds a comma.
 _PRINCIPAL = """
 SELECT s.id AS session_id, s.last_seen_at, s.verified_at, s.by_card,
        u.id AS user_id, u.display_name, u.is_admin, u.totp_enabled_at,
        u.password_hash <> '' AS has_password,
        (SELECT {joined_roles} FROM membership m WHERE m."user" = u.id) AS roles,
        (SELECT {joined_organisations} FROM coordinator c WHERE c."user" = u.id) AS coordinated,
+       (SELECT {joined_revisions} FROM neighbourhood_table) AS revisions,
        (SELECT count(*) FROM (SELECT 1 FROM notification n
          WHERE n."user" = u.id AND n.read_at IS NULL LIMIT 100) unread) AS unread,
        t.vote AS tablet_vote, v."table" AS tablet_table, nt.organisation AS tablet_organisation,
@@ -234,10 +238,12 @@ _PRINCIPAL_SQL = db.Statement(
         "postgres": _PRINCIPAL.format(
             joined_roles="string_agg(m.\"table\"::text || ':' || m.role, ',')",
             joined_organisations="string_agg(c.organisation::text, ',')",
+            joined_revisions="string_agg(id::text || ':' || revision::text, ',')",
         ),
         "sqlite": _PRINCIPAL.format(
             joined_roles="group_concat(m.\"table\" || ':' || m.role, ',')",
             joined_organisations="group_concat(c.organisation, ',')",
+            joined_revisions="group_concat(id || ':' || revision, ',')",
         ),
     }
 )
@@ -278,6 +284,10 @@ async def load_principal(token: str | None) -> Principal:
         table, role = pair.split(":", 1)
         table_roles[int(table)] = role
     coordinated = frozenset(int(organisation) for organisation in _split(row["coordinated"]))
+    revisions: dict[int, int] = {}
+    for pair in _split(row["revisions"]):
+        table, number = pair.split(":", 1)
+        revisions[int(table)] = int(number)
     from meetings import room  # noqa: PLC0415 (meetings build on accounts)
 
     tablet = (
@@ -302,6 +312,7 @@ async def load_principal(token: str | None) -> Principal:
         totp_enabled=row["totp_enabled_at"] is not None,
         tablet_vote=tablet["vote"] if tablet else None,
         unread=int(row["unread"] or 0),
+        revisions=revisions,
     )
     if tablet is not None and not room.still_runs(principal, tablet):
         # The tablet's owner may no longer run this room (their code lapsed, their rights on

@@ -36,7 +36,7 @@ from votes import services as votes
 
 @get("/", name="home")
 async def home(request: Request, principal: NamedDependency[Principal]) -> Template:
-    tables = await services.list_tables()
+    tables = await services.list_tables(principal.revisions)
     managed = [t["id"] for t in tables if can(principal, "briefs.manage", services.scope_of(t))]
     organisations = [
         (name, list(group)) for name, group in groupby(tables, key=lambda t: t["organisation_name"])

@@ -81,6 +81,13 @@ SOURCES = (
         "R.id UNION SELECT brief FROM brief_addressee WHERE institution = R.id)",
         ("name", "service"),
     ),
+    # The organisation's name and address, shown with each of its tables (the list of tables
+    # on the home page is kept under the tables' revisions: tables.services.list_tables).
+    Source(
+        "organisation",
+        "SELECT id FROM neighbourhood_table WHERE organisation = R.id",
+        ("name", "slug"),
+    ),
     # Names shown on a table's pages: its members, the authors of proposals and comments and
     # those who recorded them for a resident, who changed a status, who decided without a vote.
     Source(

@@ -48,9 +48,19 @@ _BY_SLUG = db.Prepared(lambda slug: Table.select(*_TABLE_COLUMNS).where(Table.sl
 _BY_ID = db.Prepared(lambda table_id: Table.select(*_TABLE_COLUMNS).where(Table.id == table_id))
 
 
-async def list_tables() -> list[dict[str, Any]]:
+async def list_tables(revisions: Mapping[int, int] | None = None) -> list[dict[str, Any]]:
     """Every table with its organisation and district names: one query, the districts kept
-    until a table's revision changes."""
+    until a table's revision changes. Given every table's revision as just read (the session's
+    query reads them: Principal.revisions), no query: the list is kept under them, since each
+    change it shows (a table added or removed, its name, address, organisation or districts)
+    moves a revision (tables/revision.py)."""
+    if revisions is None:
+        return await _read_tables()
+    kept = await cache.pages.get_or_build(("tables", frozenset(revisions.items())), _read_tables)
+    return [{**table, "districts": list(table["districts"])} for table in kept]
+
+
+async def _read_tables() -> list[dict[str, Any]]:
     tables = await _ALL_TABLES.rows()
     for table in tables:
         table["districts"] = [d["name"] for d in await districts(table)]

@@ -14,7 +14,7 @@ from maps.models import District
 from meetings.models import Meeting
 from proposals.models import Comment, Proposal, Support
 from tables import revision
-from tables.models import Table, TableDistrict
+from tables.models import Organisation, Table, TableDistrict
 from tests.factories import add_proposal, add_table, build_world, sign_in
 from tests.test_queries import queries_for
 from voix.db import SQLite, engine
@@ -81,6 +81,12 @@ async def test_every_change_a_table_page_shows_moves_its_revision() -> None:
         "district renamed",
         lambda: District.update({District.name: "Les Flamants"}).where(
             District.id == district["district"]
+        ),
+    )
+    await changed(
+        "organisation renamed",
+        lambda: Organisation.update({Organisation.name: "Avec Nous 13"}).where(
+            Organisation.id == table["organisation"]
         ),
     )
     await changed("proposal deleted", lambda: Proposal.delete().where(Proposal.id == proposal))
@@ -208,3 +214,37 @@ async def test_the_pages_show_each_change_at_once(client: AsyncClient) -> None:
     cold = await queries_for(client, "/tables/flamants-iris?theme=housing")
     warm = await queries_for(client, "/tables/flamants-iris?theme=housing")
     assert warm < cold
+
+
+async def test_the_home_page_kept_for_a_reader_shows_each_change_to_the_tables_at_once(
+    client: AsyncClient,
+) -> None:
+    """Signed in, the list of tables comes from what was kept under every table's revision,
+    read with the session (one query for the page): each change behind the application's back
+    shows on the next reading all the same."""
+    world = await build_world()
+    await sign_in(client, world.users["resident_a"])
+    await queries_for(client, "/")  # cold: kept from here on
+    assert await queries_for(client, "/") == 1  # the session, with every table's revision
+    await add_table("table-des-aygalades", "avec-nous")
+    assert "Table Des Aygalades" in (await client.get("/")).text
+    await Table.update({Table.name: "Table des Flamants-Iris"}).where(
+        Table.id == world.table_a["id"]
+    )
+    assert "Table des Flamants-Iris" in (await client.get("/")).text
+    await Organisation.update({Organisation.name: "Collectif des femmes"}).where(
+        Organisation.id == world.table_b["organisation"]
+    )
+    assert "Collectif des femmes" in (await client.get("/")).text
+    district = (
+        await TableDistrict.select(TableDistrict.district)
+        .where(TableDistrict.table == world.table_a["id"])
+        .first()
+    )
+    await District.update({District.name: "Les Flamants (13014)"}).where(
+        District.id == district["district"]
+    )
+    assert "Les Flamants (13014)" in (await client.get("/")).text
+    await Table.delete().where(Table.slug == "table-des-aygalades")
+    assert "Table Des Aygalades" not in (await client.get("/")).text
+    assert await queries_for(client, "/") == 1

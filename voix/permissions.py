@@ -35,6 +35,10 @@ class Principal:
     # This session is a shared tablet for this vote (meetings.room): it reaches nothing else.
     tablet_vote: int | None = None
     unread: int = 0  # notifications not yet read (up to 100), for the header
+    # Every table's revision (tables/revision.py) as the session's query read it, in the same
+    # round trip; None when nothing was read (an anonymous reader): what tables.services
+    # keeps the list of tables under.
+    revisions: Mapping[int, int] | None = None
 
     @property
     def privileged(self) -> bool:
