@@ -200,12 +200,20 @@ async def unfollow(user_id: int, kind: str, target: int) -> None:
     )
 
 
+# Asked by every page a signed-in reader may follow: compiled to SQL once (voix.db.Prepared).
+_FOLLOWS = db.Prepared(
+    lambda user_id, kind, target: (
+        Follow.select(Follow.id)
+        .where((Follow.user == user_id) & (Follow.kind == kind) & (Follow.target == target))
+        .limit(1)
+    )
+)
+
+
 async def follows(user_id: int | None, kind: str, target: int) -> bool:
     if user_id is None:
         return False
-    return await Follow.exists().where(
-        (Follow.user == user_id) & (Follow.kind == kind) & (Follow.target == target)
-    )
+    return bool(await _FOLLOWS.rows(user_id, kind, target))
 
 
 async def follow_all(user_ids: Iterable[int], kind: str, target: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from itertools import count, groupby
 from typing import Any
@@ -17,7 +19,7 @@ from exports import services as briefs
 from exports.pdf import render_login_card
 from followup import services as followup
 from maps import services as maps
-from maps import svg
+from maps import static as maps_static
 from meetings import services as meetings
 from notifications import services as notifications
 from proposals import discussion
@@ -102,7 +104,7 @@ MAP_OF_DISTRICTS = N_("Map of the districts of %(table)s")
 async def table_page(
     request: Request, principal: NamedDependency[Principal], slug: Slug
 ) -> Template | Response[str]:
-    table = await services.get_table(slug)
+    table = await services.get_table(slug, principal.revisions)
     filters = proposals.Filters.from_query(request.query_params)
     reader = current_language.get()
     listing = await _listing(table, filters, reader)
@@ -131,7 +133,6 @@ async def table_page(
         # at its time limit) could never be found again.
         **({"side_build": side["build"]} if cache.pages.holds(key, side) else {}),
         map=side["map"],
-        map_html=side["map_html"],
         overdue=side["overdue"],
         following=await notifications.follows(principal.user_id, notifications.TABLE, table["id"]),
     )
@@ -150,9 +151,20 @@ def _side_seconds(side: dict[str, Any]) -> float:
 async def _side(table: dict[str, Any], reader: str) -> dict[str, Any]:
     """What the table's page shows beside its proposals, the same for every reader of a
     language: votes (their live turnout aside), meetings, documents, the map."""
-    static_map = svg.layout(
-        await maps.table_districts(table["id"]), await proposals.placed(table["id"])
+    drawing = functools.partial(
+        maps_static.render,
+        await maps.table_districts(table["id"]),
+        await proposals.placed(table["id"]),
+        map_id="table",
+        title=gettext(MAP_OF_DISTRICTS, table=table["name"]),
+        lang=reader,
     )
+    try:
+        static_map = await workers.run(drawing)
+    except (workers.Busy, BrokenProcessPool):
+        # The workers are taken (documents being printed) or one died: the page is not
+        # refused for its map, which is drawn here then.
+        static_map = drawing()
     table_votes = await votes.with_results(await votes.for_table(table["id"]))
     coming = await meetings.for_table(table["id"], upcoming=True)
     table_briefs = await briefs.for_table(table["id"])
@@ -172,19 +184,8 @@ async def _side(table: dict[str, Any], reader: str) -> dict[str, Any]:
         "meetings": coming,
         "briefs": table_briefs,
         "drafts": await brief_drafts.drafts_for_table(table["id"]),
-        "map": static_map,
-        "map_html": Markup(  # noqa: S704 — an autoescaped template's output
-            environment()
-            .get_template("maps/static_map.html")
-            .render(
-                map=static_map,
-                map_id="table",
-                title=gettext(MAP_OF_DISTRICTS, table=table["name"]),
-                lang=language(reader),
-            )
-        )
-        if static_map
-        else Markup(),
+        # The map's HTML and whether a district's boundary is approximate; None: no map.
+        "map": (maps_static.markup(static_map[0]), static_map[1]) if static_map else None,
         # Institutions late with an answer (none to wait for before a brief is published).
         "overdue": await followup.overdue([table["id"]]) if table_briefs else [],
     }

@@ -51,19 +51,22 @@ _BY_ID = db.Prepared(lambda table_id: Table.select(*_TABLE_COLUMNS).where(Table.
 async def list_tables(revisions: Mapping[int, int] | None = None) -> list[dict[str, Any]]:
     """Every table with its organisation and district names: one query, the districts kept
     until a table's revision changes. Given every table's revision as just read (the session's
-    query reads them: Principal.revisions), no query: the list is kept under them, since each
-    change it shows (a table added or removed, its name, address, organisation or districts)
-    moves a revision (tables/revision.py)."""
-    if revisions is None:
-        return await _read_tables()
-    kept = await cache.pages.get_or_build(("tables", frozenset(revisions.items())), _read_tables)
-    return [{**table, "districts": list(table["districts"])} for table in kept]
+    query reads them: Principal.revisions), no query (see `_directory`)."""
+    tables = await _directory(revisions) if revisions is not None else await _read_tables()
+    return [{**table, "districts": [d["name"] for d in table["districts"]]} for table in tables]
+
+
+async def _directory(revisions: Mapping[int, int]) -> list[dict[str, Any]]:
+    """Every table as `_read_tables` reads it, kept under every table's revision: each change
+    it shows (a table added or removed, its name, address, organisation or districts) moves a
+    revision (tables/revision.py). The caller copies what it changes."""
+    return await cache.pages.get_or_build(("tables", frozenset(revisions.items())), _read_tables)
 
 
 async def _read_tables() -> list[dict[str, Any]]:
     tables = await _ALL_TABLES.rows()
     for table in tables:
-        table["districts"] = [d["name"] for d in await districts(table)]
+        table["districts"] = await districts(table)
     return tables
 
 
@@ -86,8 +89,14 @@ async def districts(table: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [dict(district) for district in kept]  # the caller's own copy
 
 
-async def get_table(slug: str) -> dict[str, Any]:
-    """The table, its organisation and its districts: one query once its districts are kept."""
+async def get_table(slug: str, revisions: Mapping[int, int] | None = None) -> dict[str, Any]:
+    """The table, its organisation and its districts: one query once its districts are kept,
+    none given every table's revision as just read (Principal.revisions: see `_directory`)."""
+    if revisions is not None:
+        for kept in await _directory(revisions):
+            if kept["slug"] == slug:
+                return {**kept, "districts": [dict(d) for d in kept["districts"]]}
+        raise NotFoundException()
     table = await _BY_SLUG.first(slug)
     if table is None:
         raise NotFoundException()

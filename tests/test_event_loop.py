@@ -271,6 +271,20 @@ async def test_a_full_pool_answers_503_with_retry_after_at_once(
     assert served.status_code == 200
 
 
+async def test_a_table_page_drawn_while_the_pool_is_full_still_shows_its_map(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table's static map is drawn in a worker (maps.static), but a page is not refused
+    for it: with every slot taken, it is drawn in the web process."""
+    world = await build_world()
+    await add_proposal(world.table_a, "Un banc place Jean-Jaurès", latitude=43.329, longitude=5.41)
+    async with pool_taken(monkeypatch):
+        page = await client.get("/tables/flamants-iris")
+        assert page.status_code == 200
+        assert 'class="static-map-figure"' in page.text
+        assert "Un banc place Jean-Jaurès" in page.text.split('class="static-map-figure"', 1)[1]
+
+
 async def test_a_job_whose_requester_left_keeps_its_slot_until_it_ends(
     client: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

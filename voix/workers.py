@@ -43,6 +43,7 @@ PRELOAD = (
     "exports.pdf",
     "exports.pdf_engine",
     "maps.interactive",
+    "maps.static",
     "folium",
     "meetings.services",
     "proposals.media",
