@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from markupsafe import Markup
-
 from maps import svg
 from voix import i18n
 
@@ -38,8 +36,3 @@ def render(
     finally:
         i18n.current_language.reset(token)
     return html, any(d["approximate"] for d in drawn["districts"])
-
-
-def markup(html: str) -> Markup:
-    """What `render` made, for a page: an autoescaped template's output."""
-    return Markup(html)  # noqa: S704

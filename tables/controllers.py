@@ -184,8 +184,9 @@ async def _side(table: dict[str, Any], reader: str) -> dict[str, Any]:
         "meetings": coming,
         "briefs": table_briefs,
         "drafts": await brief_drafts.drafts_for_table(table["id"]),
-        # The map's HTML and whether a district's boundary is approximate; None: no map.
-        "map": (maps_static.markup(static_map[0]), static_map[1]) if static_map else None,
+        # The map's HTML (an autoescaped template's output) and whether a district's boundary
+        # is approximate; None: no map.
+        "map": (Markup(static_map[0]), static_map[1]) if static_map else None,  # noqa: S704
         # Institutions late with an answer (none to wait for before a brief is published).
         "overdue": await followup.overdue([table["id"]]) if table_briefs else [],
     }
