@@ -160,10 +160,10 @@ async def _side(table: dict[str, Any], reader: str) -> dict[str, Any]:
         lang=reader,
     )
     try:
-        static_map = await workers.run(drawing)
+        static_map = await workers.run_now(drawing)
     except (workers.Busy, BrokenProcessPool):
-        # The workers are taken (documents being printed) or one died: the page is not
-        # refused for its map, which is drawn here then.
+        # The workers are taken (documents being printed) or one died: the page neither
+        # waits nor is refused for its map, which is drawn here then.
         static_map = drawing()
     table_votes = await votes.with_results(await votes.for_table(table["id"]))
     coming = await meetings.for_table(table["id"], upcoming=True)

@@ -147,11 +147,18 @@ def _sqlite_statements() -> list[str]:
         events.append(("update", f"UPDATE{of}", ["OLD", "NEW"]))
         if source.columns:
             events = events[2:]  # a change of these columns only: rows come and go elsewhere
+        # An UPDATE writing the same values (help.services locks an organisation's row by
+        # writing its slug to itself at each legal text saved) moves nothing, as on PostgreSQL.
+        when = (
+            " WHEN " + " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in map(_column, source.columns))
+            if source.columns
+            else ""
+        )
         for suffix, event, rows in events:
             body = " ".join(_BUMP.format(tables=_rows(source, row)) + ";" for row in rows)
             statements.append(
-                f"CREATE TRIGGER {PREFIX}_{source.name}_{suffix} AFTER {event} ON {source.name} "
-                f"BEGIN {body} END"
+                f"CREATE TRIGGER {PREFIX}_{source.name}_{suffix} AFTER {event} ON {source.name}"
+                f"{when if suffix == 'update' else ''} BEGIN {body} END"
             )
     return statements
 

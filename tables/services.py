@@ -40,6 +40,8 @@ _TABLE_COLUMNS = (
 )
 
 
+DIRECTORY_SECONDS = 3600.0
+
 # Read on nearly every page: compiled to SQL once (voix.db.Prepared).
 _ALL_TABLES = db.Prepared(
     lambda: Table.select(*_TABLE_COLUMNS).order_by(Table.organisation.name).order_by(Table.name)
@@ -59,8 +61,18 @@ async def list_tables(revisions: Mapping[int, int] | None = None) -> list[dict[s
 async def _directory(revisions: Mapping[int, int]) -> list[dict[str, Any]]:
     """Every table as `_read_tables` reads it, kept under every table's revision: each change
     it shows (a table added or removed, its name, address, organisation or districts) moves a
-    revision (tables/revision.py). The caller copies what it changes."""
-    return await cache.pages.get_or_build(("tables", frozenset(revisions.items())), _read_tables)
+    revision (tables/revision.py). The caller copies what it changes.
+
+    Kept only if what was read carries those very revisions: a table made after the session's
+    query and before this read would otherwise be kept under revisions that hold again once
+    it is deleted, and shown, deleted, to every signed-in reader from then on."""
+
+    def seconds(tables: list[dict[str, Any]]) -> float:
+        read = {table["id"]: table["revision"] for table in tables}
+        return DIRECTORY_SECONDS if read == dict(revisions) else 0.0
+
+    key = ("tables", frozenset(revisions.items()))
+    return await cache.pages.get_or_build(key, _read_tables, seconds)
 
 
 async def _read_tables() -> list[dict[str, Any]]:

@@ -89,8 +89,11 @@ class Cache:
         return found is not None and found[1] is value and found[0] >= time.monotonic()
 
     def put(self, key: Hashable, value: Any, seconds: float = 3600.0) -> None:
+        """Keeps `value` `seconds`; none: not kept (what was kept under `key` goes)."""
         if key in self._entries:
             self._drop(key)
+        if seconds <= 0:
+            return
         size = size_of(value)
         if size > min(LARGEST, self.budget):
             return  # served as built, not kept

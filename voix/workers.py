@@ -133,14 +133,31 @@ def _release(_job: object = None) -> None:
 
 async def run(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """`function(*args, **kwargs)` in a worker process; Busy (503) when the queue is full."""
+    return await _run(capacity(), function, args, kwargs)
+
+
+async def run_now(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """As `run`, but Busy unless a worker is free for it at once: for work the caller would
+    rather do itself than wait behind others' (a table's map, ~15 ms, behind a PDF's seconds)."""
+    return await _run(size(), function, args, kwargs)
+
+
+async def _run(limit: int, function: Callable[..., T], args: Any, kwargs: Any) -> T:
     global _in_flight  # noqa: PLW0603
     with _lock:
-        if _in_flight >= capacity():
+        if _in_flight >= limit:
             raise Busy
         _in_flight += 1
     executor = _executor()
     try:
-        job: Future[T] = executor.submit(function, *args, **kwargs)
+        try:
+            job: Future[T] = executor.submit(function, *args, **kwargs)
+        except BrokenProcessPool:
+            # A worker died while the pool was idle (killed, out of memory): the pool refuses
+            # every job from then on, so it is replaced here, and the job sent to the new one.
+            _discard(executor)
+            executor = _executor()
+            job = executor.submit(function, *args, **kwargs)
     except BaseException:
         _release()
         raise
