@@ -13,6 +13,9 @@ MAX_POINTS = 100  # the latest: more, and a phone draws a smear and a list it ca
 # the interactive map (every point) and the filtered list are the tools for the rest
 DOT = 18  # a dot's radius on the site's map (maps/map.svg), room for its number; viewBox units
 RING = 0.2  # the white ring round a dot (its stroke), at most a fifth of its radius wide
+LABEL_SIZE = 22  # a district's name: its font size in viewBox units (maps/map.svg, brief_map.svg)
+# Bold sans-serif, Latin or Arabic: an average glyph is at most ~0.62 of the font size wide.
+LABEL_GLYPH = 0.62
 
 
 def rings(geometry: dict[str, Any]) -> Iterator[list[list[float]]]:
@@ -62,8 +65,10 @@ def layout(
     for district in districts:
         paths = []
         xs, ys = [], []
+        rings_xy = []
         for ring in rings(district["boundary"]):
             projected = [project(lon, lat) for lon, lat in ring]
+            rings_xy.append(projected)
             xs += [x for x, _ in projected]
             ys += [y for _, y in projected]
             paths.append("M" + " L".join(f"{x} {y}" for x, y in projected) + " Z")
@@ -74,6 +79,7 @@ def layout(
                     "approximate": district.get("approximate", False),
                     "path": " ".join(paths),
                     "label": (round(sum(xs) / len(xs), 1), round(sum(ys) / len(ys), 1)),
+                    "rings": rings_xy,
                 }
             )
     dots = [
@@ -87,7 +93,62 @@ def layout(
         dot = dot / drawn["mm"]
     drawn["dot"] = round(dot, 2)
     drawn["points"] = fan_out(dots, dot, WIDTH, height)
+    for shape in shapes:
+        shape["label"] = place_label(shape.pop("rings"), shape["name"], drawn["points"], dot)
     return drawn
+
+
+def place_label(
+    rings_xy: list[list[tuple[float, float]]],
+    name: str,
+    dots: list[dict[str, Any]],
+    dot: float,
+) -> tuple[float, float]:
+    """Where a district's name goes (its text's middle, on its baseline): the middle of its
+    outline, or, where dots would cover the name there, the place inside the district, on a
+    line across it, that the fewest dots cover, the nearest to the middle among those. In the
+    demo, Les Flamants-Iris sat under a numbered dot at its middle. Among equals, one whose
+    ends stay inside the outline."""
+    xs = [x for ring in rings_xy for x, _ in ring]
+    ys = [y for ring in rings_xy for _, y in ring]
+    middle = (sum(xs) / len(xs), sum(ys) / len(ys))
+    top, bottom = min(ys), max(ys)
+    left, right = min(xs), max(xs)
+    steps = (0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8, 0.12, 0.88)
+    candidates = [middle]
+    candidates += [(middle[0], top + f * (bottom - top)) for f in steps]
+    candidates += [(left + f * (right - left), middle[1]) for f in steps]
+    half = LABEL_GLYPH * LABEL_SIZE * len(name) / 2
+    reach = dot * (1 + RING)
+
+    def covering(at: tuple[float, float]) -> int:
+        x0, x1 = at[0] - half, at[0] + half
+        y0, y1 = at[1] - 0.75 * LABEL_SIZE, at[1] + 0.25 * LABEL_SIZE
+        return sum(
+            1
+            for d in dots
+            if math.dist((d["x"], d["y"]), (min(max(d["x"], x0), x1), min(max(d["y"], y0), y1)))
+            < reach
+        )
+
+    def ends_outside(at: tuple[float, float]) -> int:
+        y = at[1] - 0.25 * LABEL_SIZE
+        return sum(not _inside((x, y), rings_xy) for x in (at[0] - half, at[0] + half))
+
+    inside = [c for c in candidates if c is middle or _inside(c, rings_xy)]
+    best = min(inside, key=lambda c: (covering(c), ends_outside(c), math.dist(c, middle)))
+    return round(best[0], 1), round(best[1], 1)
+
+
+def _inside(at: tuple[float, float], rings_xy: list[list[tuple[float, float]]]) -> bool:
+    """Whether `at` is inside the outline (even-odd: a hole's ring takes it out again)."""
+    x, y = at
+    inside = False
+    for ring in rings_xy:
+        for (ax, ay), (bx, by) in zip(ring, ring[1:] + ring[:1], strict=True):
+            if (ay > y) != (by > y) and x < ax + (y - ay) * (bx - ax) / (by - ay):
+                inside = not inside
+    return inside
 
 
 def fan_out(

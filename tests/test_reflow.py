@@ -518,6 +518,35 @@ def test_dots_that_would_cover_one_another_are_fanned_out_inside_the_picture() -
         assert dots[14]["at"] is None  # alone: where it is, no line
 
 
+def test_a_districts_name_is_not_drawn_under_a_dot() -> None:
+    """The name goes in the middle of its district, unless dots sit there: then elsewhere
+    inside the district, where no dot covers it (in the demo, a numbered dot hid Flamants-Iris)."""
+    district = {"boundary": FLAMANTS_SQUARE, "name": "Les Flamants-Iris", "approximate": False}
+    alone = svg.layout([district], [])
+    assert alone is not None
+    (shape,) = alone["districts"]
+    middle = shape["label"]
+    near = {"theme": "housing", "title": "x"}
+    (lon0, lat0), (lon1, lat1) = (
+        FLAMANTS_SQUARE["coordinates"][0][0],
+        FLAMANTS_SQUARE["coordinates"][0][2],
+    )
+    centre = {**near, "longitude": (lon0 + lon1) / 2, "latitude": (lat0 + lat1) / 2}
+    points = [{**centre, "id": 1}, {**centre, "id": 2, "longitude": centre["longitude"] + 0.0004}]
+    for drawn in (svg.layout([district], points), brief_map([district], points)):
+        assert drawn is not None
+        (shape,) = drawn["districts"]
+        x, y = shape["label"]
+        assert (x, y) != middle
+        half = svg.LABEL_GLYPH * svg.LABEL_SIZE * len(district["name"]) / 2
+        top, bottom = y - 0.75 * svg.LABEL_SIZE, y + 0.25 * svg.LABEL_SIZE
+        for dot in drawn["points"]:
+            closest = (min(max(dot["x"], x - half), x + half), min(max(dot["y"], top), bottom))
+            assert math.dist((dot["x"], dot["y"]), closest) >= drawn["dot"], dot
+        assert 0 < x < drawn["width"]
+        assert 0 < y < drawn["height"]
+
+
 async def test_the_interactive_map_lets_people_zoom_the_page(client: AsyncClient) -> None:
     world = await build_world()
     await draw_district(world.table_a, FLAMANTS_SQUARE)
