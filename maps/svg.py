@@ -63,23 +63,18 @@ def layout(
 
     shapes = []
     for district in districts:
-        paths = []
-        xs, ys = [], []
-        rings_xy = []
-        for ring in rings(district["boundary"]):
-            projected = [project(lon, lat) for lon, lat in ring]
-            rings_xy.append(projected)
-            xs += [x for x, _ in projected]
-            ys += [y for _, y in projected]
-            paths.append("M" + " L".join(f"{x} {y}" for x, y in projected) + " Z")
-        if paths:
+        projected = [
+            [project(lon, lat) for lon, lat in ring] for ring in rings(district["boundary"])
+        ]
+        if projected:
             shapes.append(
                 {
                     "name": district["name"],
                     "approximate": district.get("approximate", False),
-                    "path": " ".join(paths),
-                    "label": (round(sum(xs) / len(xs), 1), round(sum(ys) / len(ys), 1)),
-                    "rings": rings_xy,
+                    "path": " ".join(
+                        "M" + " L".join(f"{x} {y}" for x, y in ring) + " Z" for ring in projected
+                    ),
+                    "rings": projected,  # for its label, placed once the dots are (below)
                 }
             )
     dots = [

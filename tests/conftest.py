@@ -12,7 +12,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -92,7 +92,7 @@ from litestar import Litestar  # noqa: E402
 from litestar.channels import ChannelsPlugin  # noqa: E402
 
 from translations import services as content  # noqa: E402
-from voix import db, live, logs  # noqa: E402
+from voix import cache, db, live, logs  # noqa: E402
 from voix.app import create_app  # noqa: E402
 from voix.settings import Settings, get_settings  # noqa: E402
 
@@ -243,6 +243,15 @@ async def clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         finally:
             if started and _pool_running():
                 await db.engine().stop()
+
+
+@pytest.fixture
+def empty_cache() -> Iterator[None]:
+    """Nothing kept in voix.cache before or after the test (ids and revisions come back
+    between tests): `pytestmark = pytest.mark.usefixtures("empty_cache")`."""
+    cache.pages.clear()
+    yield
+    cache.pages.clear()
 
 
 @pytest.fixture

@@ -44,6 +44,8 @@ from tests.factories import (
 from voix import cache, db
 from votes.models import Vote
 
+pytestmark = pytest.mark.usefixtures("empty_cache")  # tests/conftest.py
+
 TABLE_A = "/tables/flamants-iris"
 
 
@@ -89,14 +91,6 @@ def deep_size(value: Any) -> int:
 def kept_entries() -> Iterator[tuple[Any, Any]]:
     for key, (_, value, _size) in list(cache.pages._entries.items()):
         yield key, value
-
-
-@pytest.fixture(autouse=True)
-def empty_cache() -> Iterator[None]:
-    """Each test starts with nothing kept (ids and revisions come back between tests)."""
-    cache.pages.clear()
-    yield
-    cache.pages.clear()
 
 
 # --- Cached parts served to the wrong reader -------------------------------------------------

@@ -3,8 +3,6 @@ triggers that move them, and the static map drawn in a worker: from an outsider'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from httpx import AsyncClient
 
@@ -13,15 +11,9 @@ from maps.models import District
 from tables import services
 from tables.models import Organisation, Table, TableDistrict
 from tests.factories import add_table, build_world, sign_in
-from voix import cache
 from voix.web import SESSION_COOKIE
 
-
-@pytest.fixture(autouse=True)
-def empty_cache() -> Iterator[None]:
-    cache.pages.clear()
-    yield
-    cache.pages.clear()
+pytestmark = pytest.mark.usefixtures("empty_cache")  # tests/conftest.py
 
 
 async def test_a_table_created_during_a_request_and_then_deleted_is_gone(
