@@ -2,11 +2,18 @@
 
     createdb -h 127.0.0.1 -U postgres voix_bench_casting   # once; one run at a time per database
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/voix_bench_casting \
-        .venv/bin/python bench/casting.py [VOTERS] [--port=8821] [--app=OTHER_CHECKOUT]
+        .venv/bin/python bench/casting.py [VOTERS] [--rounds=3] [--port=8821] [--app=OTHER_CHECKOUT]
 
 The database is migrated and seeded with the demo (once), then with VOTERS residents of the
 Flamants table (default 3,000), each with a session whose token the bench knows. Each run opens
-two fresh for/against votes: the app's and the floor's.
+fresh for/against votes, one for the app and one for the floor in each round, and one for the
+database alone.
+
+Rounds: the app and the floor are both served for the whole run and measured in turn, each
+round on votes of its own (every voter casts once in each), the first to go alternating, so
+that what the machine does meanwhile falls on both alike. A round takes a few seconds; one
+alone moved by a tenth from a run to the next. Each round's ratio is printed, and the run's
+figures are those of the round with the median ratio.
 
 - App: the real server as in production (uvicorn, 2 workers, uvloop, httptools) on the port
   given; VOIX_ENV=production with plain http on 127.0.0.1. 20 connections (keep-alive) post
@@ -72,8 +79,8 @@ def _token(n: int) -> str:
     return f"{TOKEN_PREFIX}{n:06d}"
 
 
-async def prepare(voters: int) -> tuple[int, int, int]:
-    """Demo, voters with sessions, and three fresh open votes: the app's and the floors'."""
+async def prepare(voters: int, votes_wanted: int) -> list[int]:
+    """Demo, voters with sessions, and fresh open votes: the app's and the floors'."""
 
     await db.migrate()
     await seed()
@@ -121,7 +128,7 @@ async def prepare(voters: int) -> tuple[int, int, int]:
     )
     assert proposal is not None, "a proposal of the demo"
     votes = []
-    for _ in range(3):
+    for _ in range(votes_wanted):
         rows = await Vote.insert(
             Vote(
                 table=table["id"],
@@ -145,7 +152,7 @@ async def prepare(voters: int) -> tuple[int, int, int]:
     )
     await db.engine().stop()
     assert len(voters_ids) >= voters, "fewer bench voters than asked"
-    return votes[0], votes[1], votes[2]
+    return votes
 
 
 # A small HTTP/1.1 client: keep-alive, Content-Length or chunked answers.
@@ -476,6 +483,20 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
         server.wait()
 
 
+def _line(name: str, figures: dict[str, Any]) -> str:
+    line = (
+        f"  {name + ':':9} {figures['rate']:7.1f} ballots/s  p50 {figures['p50'] * 1000:6.1f} ms"
+        f"  p99 {figures['p99'] * 1000:6.1f} ms"
+    )
+    if "server_cpu_ms" in figures:
+        line += (
+            f"  failures {figures['failures'] or 'none'}"
+            f"  server CPU {figures['server_cpu_ms']:.1f} ms/ballot"
+            f"  client CPU {figures['client_cpu']:.0%}"
+        )
+    return line
+
+
 def main() -> None:
     global APP_ROOT  # noqa: PLW0603
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
@@ -483,42 +504,57 @@ def main() -> None:
         if a.startswith("--app="):
             APP_ROOT = Path(a.split("=", 1)[1]).resolve()
     port = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--port=")), 8821)
+    rounds = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--rounds=")), 3)
     voters = int(args[0]) if args else 3000
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         sys.exit("DATABASE_URL must name a PostgreSQL database (the floor is asyncpg).")
     os.environ.setdefault("PICCOLO_CONF", "voix.piccolo_conf")
-    app_vote, floor_vote, database_vote = asyncio.run(prepare(voters))
-    server = start_server(port)
+    votes = asyncio.run(prepare(voters, 2 * rounds + 1))
+    # Both servers up for the whole run, the app and the floor measured in turn, round after
+    # round, each on a vote of its own, the first to go alternating: what the machine does
+    # meanwhile (a busy neighbour, a CPU's clock) falls on both alike.
+    app_server = start_server(port)
+    floor_server = start_server(FLOOR_PORT, floor=True)
+    measured: list[tuple[dict[str, Any], dict[str, Any]]] = []
     try:
-        app = asyncio.run(drive_app(server, port, app_vote, voters))
+        for n in range(rounds):
+
+            async def app(n: int = n) -> dict[str, Any]:
+                return await drive_app(app_server, port, votes[2 * n], voters)
+
+            async def floor(n: int = n) -> dict[str, Any]:
+                return await drive_http_floor(floor_server, FLOOR_PORT, votes[2 * n + 1], voters)
+
+            if n % 2:
+                floor_figures, app_figures = asyncio.run(floor()), asyncio.run(app())
+            else:
+                app_figures, floor_figures = asyncio.run(app()), asyncio.run(floor())
+            measured.append((app_figures, floor_figures))
     finally:
-        stop_server(server)
-    server = start_server(FLOOR_PORT, floor=True)
-    try:
-        floor = asyncio.run(drive_http_floor(server, FLOOR_PORT, floor_vote, voters))
-    finally:
-        stop_server(server)
-    database = asyncio.run(drive_floor(url, database_vote, voters))
+        stop_server(app_server)
+        stop_server(floor_server)
+    database = asyncio.run(drive_floor(url, votes[-1], voters))
     print(
         f"casting ({APP_ROOT}), {voters} voters, {CONNECTIONS} connections, "
-        f"{WORKERS} workers (PostgreSQL)"
+        f"{WORKERS} workers (PostgreSQL), {rounds} rounds of the app and the floor in turn"
     )
-    for name, figures in (("app", app), ("floor", floor), ("database", database)):
-        line = (
-            f"  {name + ':':9} {figures['rate']:7.1f} ballots/s  p50 {figures['p50'] * 1000:6.1f} ms"
-            f"  p99 {figures['p99'] * 1000:6.1f} ms"
-        )
-        if "server_cpu_ms" in figures:
-            line += (
-                f"  failures {figures['failures'] or 'none'}"
-                f"  server CPU {figures['server_cpu_ms']:.1f} ms/ballot"
-                f"  client CPU {figures['client_cpu']:.0%}"
-            )
-        print(line)
+    ratios = []
+    for n, (app_figures, floor_figures) in enumerate(measured, 1):
+        ratios.append(app_figures["rate"] / floor_figures["rate"])
+        print(f"  round {n}: {ratios[-1]:.1%}")
+        print(_line("  app", app_figures))
+        print(_line("  floor", floor_figures))
+    # The round whose ratio is the median: its figures are the run's.
+    middle = sorted(range(rounds), key=lambda n: ratios[n])[(rounds - 1) // 2]
+    app_figures, floor_figures = measured[middle]
+    print(f"the median round ({middle + 1}):")
+    for name, figures in (("app", app_figures), ("floor", floor_figures), ("database", database)):
+        print(_line(name, figures))
     print(
-        f"  ratio app/floor: {app['rate'] / floor['rate']:.0%}"
-        f"  (app/database alone: {app['rate'] / database['rate']:.0%})"
+        f"  ratio app/floor: {ratios[middle]:.1%}  (rounds: "
+        + ", ".join(f"{r:.1%}" for r in ratios)
+        + f"; app/database alone: {app_figures['rate'] / database['rate']:.0%})"
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import Redirect, Response, Stream, Template
 
 from exports.pdf import PAPER_SIZES, render_paper_ballots
@@ -182,7 +182,21 @@ async def cast(
     request: Request, principal: NamedDependency[Principal], vote_id: ObjectId
 ) -> Template:
     data = await form_data(request, "approve")
-    vote, table = await services.get_for_ballot(vote_id)
+    try:
+        return await _cast(request, principal, vote_id, data, kept=True)
+    except (services.Stale, UserError, HTTPException):
+        # Nothing was written: the table changed since this process kept its vote, or the
+        # answer is not a receipt. Any answer but a receipt is given from the vote and its
+        # options as they stand now, read again.
+        return await _cast(request, principal, vote_id, data, kept=False)
+
+
+async def _cast(
+    request: Request, principal: Principal, vote_id: int, data: dict[str, Any], *, kept: bool
+) -> Template:
+    # Kept: the vote as this process last read it, checked when the ballot is written
+    # (services.get_for_ballot); a ballot then costs two queries, the session's and its own.
+    vote, table = await services.get_for_ballot(vote_id, kept=kept)
     # The options, read once: for the marks, and for the page that shows the receipt.
     shown = await services.ballot_options(vote, table)
     try:
@@ -193,15 +207,25 @@ async def cast(
             offered = {o["id"] for o in shown["options"] if not o["withdrawn"]}
             ungraded = len(offered - {option for option, _ in marks})
             if ungraded and data.get("confirm") != "1":
+                if kept:
+                    raise services.Stale()  # this page from the vote as it stands
                 return _private(
                     await _vote_page(
                         request, principal, vote, table=table, ungraded=ungraded, values=data
                     )
                 )
         receipt = await services.cast(
-            principal, table, vote_id, data, vote=vote, vote_options=shown["options"]
+            principal,
+            table,
+            vote_id,
+            data,
+            vote=vote,
+            vote_options=shown["options"],
+            revision=table.get("revision") if kept else None,
         )
     except FormErrors as invalid:
+        if kept:
+            raise services.Stale() from None  # the errors from the vote as it stands
         return _private(
             await _vote_page(
                 request,
