@@ -17,8 +17,11 @@ For each database (SQLite, PostgreSQL) and each size N:
 3. Each page's body is fetched once (anonymous, and signed in as a demo resident), and the
    floor (bench/floor.py: bare Litestar, same server settings, port 8802) serves a page of the
    same size rendered by Jinja from rows in memory (--floor bytes: the captured bytes as is).
-4. wrk loads each page of the app, then the floor's copy: 20 connections, 2 threads, a warm-up
-   (2 s) then 8 s measured (--quick: 2 s and 4 s). Requests/s, p50 and p99.
+4. wrk loads each page of the app and the floor's copy in turn: 20 connections, 2 threads, a
+   warm-up (2 s) of each, then three rounds of 4 s measured on each (--quick: 2 s), the first
+   to go alternating. Requests/s, p50 and p99 of the round whose ratio is the median (the
+   rounds' ratios are printed too): a page's row once rested on one window of 4 s, and one
+   window in thirty-odd halved for no reason found in the app (SQLite, 2026-12-03).
 5. Queries per page through the ASGI app in process (bench/inproc.py queries; the warm count:
    a second request), the search's SQL at N rows (bench/inproc.py search), the wire sizes of
    the list page and the map (identity, gzip, br), the map points' time once warm (sequential
@@ -85,6 +88,7 @@ STARTUP_MAX_S = 1.5
 MAP_WIRE_MAX = 250 * 1024
 MAP_SERVER_MAX_MS = 50.0
 CASTING_RATIO_MIN = 0.50
+LOAD_ROUNDS = 3  # the app and the floor in turn, for each page
 
 
 def targets(info: dict[str, Any]) -> list[dict[str, Any]]:
@@ -332,9 +336,53 @@ def casting(env: dict[str, str], quick: bool) -> dict[str, Any]:
     return result
 
 
+def paired_load(
+    app: tuple[Any, str],
+    floor: tuple[Any, str],
+    headers: dict[str, str],
+    timing: tuple[float, float],
+    rounds: int,
+) -> tuple[Any, Any, list[dict[str, Any]], tuple[float, float]]:
+    """The app's page and the floor's copy loaded in turn, `rounds` times, the first to go
+    alternating (a warm-up of each first). Returns the loads of the round whose ratio is the
+    median, every round's figures, and the seconds the servers took to go idle before the
+    first load and the longest the app took after one of its own."""
+    (app_server, app_url), (floor_server, floor_url) = app, floor
+    seconds, warm_up = timing
+    loads: list[tuple[Any, Any]] = []
+    after: list[float] = []
+
+    def load_app(first: float) -> Any:
+        done = wrk(app_url, headers, seconds, first)
+        after.append(app_server.wait_idle())
+        return done
+
+    # Each load starts on idle servers: requests still running from the last load (slow pages
+    # outlive wrk) would be counted against this one.
+    before = app_server.wait_idle() + floor_server.wait_idle()
+    for n in range(rounds):
+        first = warm_up if n == 0 else 0.0
+        if n % 2:
+            floor_load = wrk(floor_url, headers, seconds, first)
+            floor_server.wait_idle()
+            app_load = load_app(first)
+        else:
+            app_load = load_app(first)
+            floor_load = wrk(floor_url, headers, seconds, first)
+            floor_server.wait_idle()
+        loads.append((app_load, floor_load))
+    ratios = [a.requests_per_second / (f.requests_per_second or 1) for a, f in loads]
+    median = sorted(range(rounds), key=lambda n: ratios[n])[(rounds - 1) // 2]
+    figures = [
+        {"app": a.as_dict(), "floor": f.as_dict(), "ratio": round(r, 4)}
+        for (a, f), r in zip(loads, ratios, strict=True)
+    ]
+    return *loads[median], figures, (before, max(after))
+
+
 def measure(db: str, env: dict[str, str], info: dict[str, Any], args: Any) -> dict[str, Any]:
     """One run on a seeded database: load, queries, search, wire sizes, start-up."""
-    seconds, warm_up = (4.0, 2.0) if args.quick else (8.0, 2.0)
+    seconds, warm_up = (2.0, 2.0) if args.quick else (4.0, 2.0)
     pages = targets(info)
     base = f"http://127.0.0.1:{APP_PORT}"
     result: dict[str, Any] = {
@@ -381,14 +429,14 @@ def measure(db: str, env: dict[str, str], info: dict[str, Any], args: Any) -> di
                 headers = dict(page["headers"])
                 if who == "signed_in":
                     headers["Cookie"] = cookie
-                # Each load starts on idle servers: requests still running from the last
-                # load (slow pages outlive wrk) would be counted against this one.
-                waited = app_server.wait_idle() + floor_server.wait_idle()
-                app_load = wrk(base + page["path"], headers, seconds, warm_up)
-                waited_after = app_server.wait_idle()
                 floor_path = f"/bytes/{number}" if args.floor == "bytes" else f"/{number}"
-                floor_load = wrk(
-                    f"http://127.0.0.1:{FLOOR_PORT}{floor_path}", headers, seconds, warm_up
+                floor_url = f"http://127.0.0.1:{FLOOR_PORT}{floor_path}"
+                app_load, floor_load, rounds, (waited, waited_after) = paired_load(
+                    (app_server, base + page["path"]),
+                    (floor_server, floor_url),
+                    headers,
+                    (seconds, warm_up),
+                    LOAD_ROUNDS if page["kind"] == "page" else 1,
                 )
                 row = {
                     "name": page["name"],
@@ -398,6 +446,7 @@ def measure(db: str, env: dict[str, str], info: dict[str, Any], args: Any) -> di
                     "bytes": captured["bytes"],
                     "app": app_load.as_dict(),
                     "floor": floor_load.as_dict(),
+                    "rounds": rounds,
                     # Seconds the servers took to go idle before this load, and the app after
                     # it: long waits are requests that outlived wrk (the app kept working).
                     "idle_wait_s": [round(waited, 1), round(waited_after, 1)],
@@ -438,6 +487,8 @@ def line(row: dict[str, Any], queries: int | None = None) -> str:
     verdict = _verdict(failures) if row["kind"] == "page" or failures else "(info)"
     if (busy := row.get("idle_wait_s", [0, 0])[1]) > 5:
         verdict += f" [app busy {busy:.0f} s after wrk]"
+    if len(row.get("rounds", [])) > 1:
+        verdict += "  rounds " + " ".join(f"{r['ratio']:.0%}" for r in row["rounds"])
     return (
         f"{row['name'][:44]:<44} {row['who'][:6]:<6} {app['rps']:>8.1f} {floor['rps']:>8.1f} "
         f"{ratio:>6.1%} {app['p99_ms']:>8.1f} {floor['p99_ms']:>7.1f} "
