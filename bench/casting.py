@@ -552,7 +552,7 @@ def main() -> None:
     for name, figures in (("app", app_figures), ("floor", floor_figures), ("database", database)):
         print(_line(name, figures))
     print(
-        f"  ratio app/floor: {ratios[middle]:.1%}  (rounds: "
+        f"  ratio app/floor: {ratios[middle]:.2%}  (rounds: "
         + ", ".join(f"{r:.1%}" for r in ratios)
         + f"; app/database alone: {app_figures['rate'] / database['rate']:.0%})"
     )

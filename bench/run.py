@@ -330,7 +330,9 @@ def casting(env: dict[str, str], quick: bool) -> dict[str, Any]:
             app_rate=float(app[1]),
             app_p99_ms=float(app[2]),
             floor_rate=float(floor[1]),
-            ratio=float(ratio[1]) / 100,
+            # From the rates, not the printed ratio: 49.96 % prints as 50.0 %.
+            ratio=float(app[1]) / float(floor[1]),
+            app_failures=(re.search(r"app:.*?failures (.+?)  server", median) or ["", "?"])[1],
             rounds=re.findall(r"round \d+: ([0-9.]+)%", done.stdout),
         )
     return result
@@ -555,6 +557,7 @@ def report(db: str, rows: int, run: int, result: dict[str, Any]) -> str:
                 f"{', '.join(r + ' %' for r in cast['rounds'])}), "
                 f"app p99 {cast['app_p99_ms']:.0f} ms  "
                 f"{'pass' if cast['ratio'] >= CASTING_RATIO_MIN else 'FAIL'} (≥ 50 %)"
+                + ("" if cast["app_failures"] == "none" else f" FAIL: {cast['app_failures']}")
             )
         else:
             out.append(f"casting: {cast.get('skipped') or cast.get('error') or cast['output']}")

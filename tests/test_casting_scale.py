@@ -153,3 +153,57 @@ async def test_a_ballot_under_a_revision_the_table_no_longer_has_writes_nothing(
     assert (await votes.get_for_ballot(vote_id, kept=True))[1] == now  # and kept so
     assert await votes.cast(voter, now, vote_id, {"choice": "yes"}, revision=now["revision"])
     assert await Participation.count() == await SealedBallot.count() == 1
+
+
+async def test_a_ballot_with_what_is_written_beside_it_leaves_the_revision_alone(
+    client: AsyncClient,
+) -> None:
+    """The tablet's ballots (record_ballot with `also`) lock the vote's row without writing
+    it: a write that changed nothing moved the table's revision, and with it every page and
+    every vote kept for the table, at each ballot in the room."""
+    from tables.models import Table
+
+    world = await build_world()
+    voters = await add_voters(world, 2)
+    vote_id = await open_vote_on(client, world, await add_proposal(world.table_a))
+    _, table = await votes.get_for_ballot(vote_id)
+    written: list[int] = []
+
+    async def also(participation: int) -> None:
+        written.append(participation)
+
+    (option,) = (await votes.options([vote_id]))[vote_id]
+    for voter in voters:
+        await votes.record_ballot(
+            table,
+            vote_id,
+            [(option["id"], 0)],
+            person=f"user:{voter}",
+            user_id=voter,
+            channel="online",
+            also=also,
+        )
+    assert len(written) == 2
+    now = await Table.select(Table.revision).where(Table.id == table["id"]).first()
+    assert now["revision"] == table["revision"]
+
+
+async def test_a_refused_ballot_is_refused_once(client: AsyncClient) -> None:
+    """A refusal read from the rows (on the roll already) is not asked again from a fresh
+    read of the vote: it costs what it cost before the vote was kept."""
+    world = await build_world()
+    voters = await add_voters(world, 2)
+    vote_id = await open_vote_on(client, world, await add_proposal(world.table_a))
+    await _cast_queries(client, vote_id, voters[0], {"choice": "yes"})
+    await _cast_queries(client, vote_id, voters[1], {"choice": "yes"})  # kept from here
+    token = await csrf_token(client)
+    before = db.engine().queries_run
+    again = await client.post(
+        f"/votes/{vote_id}/ballot", data={"choice": "no", "_csrf_token": token}
+    )
+    spent = db.engine().queries_run - before
+    assert again.status_code == 409, again.text[-2000:]
+    # The statement, then once: the form's earlier row, the vote's lock, the electorate,
+    # the roll (and BEGIN/COMMIT on SQLite); twice that before this test.
+    assert spent <= (9 if isinstance(db.engine(), db.Postgres) else 10), spent
+    assert await Participation.count() == 2

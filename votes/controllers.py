@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Response, Stream, Template
 
 from exports.pdf import PAPER_SIZES, render_paper_ballots
@@ -184,10 +184,12 @@ async def cast(
     data = await form_data(request, "approve")
     try:
         return await _cast(request, principal, vote_id, data, kept=True)
-    except (services.Stale, UserError, HTTPException):
+    except services.Stale:
         # Nothing was written: the table changed since this process kept its vote, or the
-        # answer is not a receipt. Any answer but a receipt is given from the vote and its
-        # options as they stand now, read again.
+        # answer would not be a receipt and may rest on what was kept (the marks' errors, the
+        # scope). Read as they stand now, the vote and its options decide again. Refusals
+        # read from the rows themselves (on the roll already, not in the electorate) are
+        # not asked twice.
         return await _cast(request, principal, vote_id, data, kept=False)
 
 

@@ -35,7 +35,7 @@ from tables.services import get_table_by_id, scope_of
 from voix import cache, crypto, db
 from voix.forms import Form, FormErrors, UserError, parse_int
 from voix.i18n import N_
-from voix.permissions import Principal, require
+from voix.permissions import Principal, can, require
 from votes import sealing
 from votes.models import (
     BOTH,
@@ -304,6 +304,7 @@ async def get_for_ballot(
     if kept and (hit := cache.pages.get((_KEPT_FOR_BALLOT, vote_id))) is not None:
         vote, table = dict(hit[0]), dict(hit[1])
         if await _close_due_among([vote]):
+            cache.pages.put((_KEPT_FOR_BALLOT, vote_id), None, 0)
             return await get_with_table(vote_id)
         return vote, table
     row = await _FOR_BALLOT.first(vote_id)
@@ -321,6 +322,8 @@ async def get_for_ballot(
         return await get_with_table(vote_id)  # closed now: read it as it is now
     if vote["status"] == OPEN and not db.in_transaction():
         cache.pages.put((_KEPT_FOR_BALLOT, vote_id), (dict(vote), dict(table)), KEPT_SECONDS)
+    else:
+        cache.pages.put((_KEPT_FOR_BALLOT, vote_id), None, 0)  # nothing kept: read each time
     return vote, table
 
 
@@ -779,18 +782,19 @@ async def lock_open(vote_id: int, table_id: int) -> dict[str, Any]:
 
     Takes the vote's row lock on PostgreSQL (SQLite's write transaction is already alone):
     a concurrent close waits, or wins. A vote past its closing time takes no ballot, even
-    before anyone has closed it.
+    before anyone has closed it. A lock, not a write: an UPDATE that changed nothing still
+    fired the vote's triggers and moved the table's revision (tables/revision.py), so each
+    tablet ballot made every page and every kept vote of the table stale.
     """
-    still_open = await (
-        Vote.update({Vote.status: OPEN})
-        .where(
-            (Vote.id == vote_id)
-            & (Vote.table == table_id)
-            & (Vote.status == OPEN)
-            & (Vote.closes_at.is_null() | (Vote.closes_at > _now()))
-        )
-        .returning(Vote.id, Vote.table, Vote.opened_at, Vote.electorate, Vote.method)
+    query = Vote.select(Vote.id, Vote.table, Vote.opened_at, Vote.electorate, Vote.method).where(
+        (Vote.id == vote_id)
+        & (Vote.table == table_id)
+        & (Vote.status == OPEN)
+        & (Vote.closes_at.is_null() | (Vote.closes_at > _now()))
     )
+    if isinstance(db.engine(), db.Postgres):
+        query = query.lock_rows()
+    still_open = await query
     if not still_open:
         raise UserError(VOTE_NOT_OPEN)
     return {**still_open[0], "opened_at": db.utc(still_open[0]["opened_at"])}
@@ -1098,7 +1102,10 @@ async def cast(
     `vote` (as `get` reads it) and its options spare reading them again when the caller has
     them; whether the vote still takes the ballot is decided when it is written anyway. With
     the table's `revision` they were read under, the ballot is written only if the table has
-    it still (else Stale, and nothing written): for what get_for_ballot kept."""
+    it still (else Stale, and nothing written): for what get_for_ballot kept. A refusal
+    then is Stale too, the scope being the kept table's: read again, the table decides."""
+    if revision is not None and not can(who, "votes.cast", scope_of(table)):
+        raise Stale()
     require(who, "votes.cast", scope_of(table))
     if vote is None or vote["id"] != vote_id:
         vote = await get(vote_id)
