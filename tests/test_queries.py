@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from httpx import AsyncClient
 
 from tests.factories import add_proposal, add_table, build_world, sign_in
@@ -104,5 +105,29 @@ async def test_pages_read_at_most_four_queries_once_warm(client: AsyncClient) ->
             budgets[(who, url)] = await queries_for(client, url)
     over = {key: count for key, count in budgets.items() if count > 4}
     assert not over, over
-    # The open vote's turnout is read live, not kept: it shows on the table's page at once.
-    assert budgets[("anonymous", "/tables/flamants-iris")] >= 2
+    # The open vote's turnout is counted at most every TURNOUT_SECONDS: in between, an
+    # anonymous reader's page reads its table's revision alone.
+    assert budgets[("anonymous", "/tables/flamants-iris")] == 1
+
+
+async def test_a_ballot_shows_in_the_table_s_turnout_within_seconds(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The turnout kept for TURNOUT_SECONDS (votes.services.with_live_turnout) is counted again
+    after them: a new ballot shows on the table's page."""
+    import asyncio
+
+    from tests.test_votes import add_voters, cast_as, open_vote_on, receipt_of
+    from votes import services as votes
+
+    monkeypatch.setattr(votes, "TURNOUT_SECONDS", 0.2)
+    world = await build_world()
+    voters = await add_voters(world, 2)
+    vote_id = await open_vote_on(client, world, await add_proposal(world.table_a))
+    assert receipt_of(await cast_as(client, voters[0], vote_id, {"choice": "yes"}))
+    client.cookies.clear()
+    assert "1 bulletin" in (await client.get("/tables/flamants-iris")).text
+    assert receipt_of(await cast_as(client, voters[1], vote_id, {"choice": "no"}))
+    client.cookies.clear()
+    await asyncio.sleep(0.3)
+    assert "2 bulletins" in (await client.get("/tables/flamants-iris")).text

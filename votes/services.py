@@ -1160,9 +1160,26 @@ async def with_live_turnout(
 ) -> tuple[list[dict[str, Any]], set[int]]:
     """Votes as a page keeps them (voix.cache), their open ones with the live turnout (ballots
     do not change a table's revision: tables/revision.py), and those of them the reader voted
-    in. One query when a vote is open, none otherwise; the kept rows are left as they were."""
+    in. The kept rows are left as they were.
+
+    The turnout is counted at most once every TURNOUT_SECONDS per process (one query, with the
+    reader's own ballots); in between, a signed-in reader's own ballots are read by the index
+    (vote, user) and an anonymous reader's page reads nothing. Counted at every page, the
+    ballots of the open votes made the table's page slower as they grew: 3,000 ballots in each
+    of 7 open votes took a list page from ~1,300 to ~350 requests/s (bench/run.py, 2026-12-03).
+    Only the table's and the proposal's pages read it so; the others count as they read."""
     open_ids = [vote["id"] for vote in kept if vote["status"] == OPEN]
     if not open_ids:
         return kept, set()
-    live, voted = await turnout_and_voted(user_id, open_ids)
+    key = ("turnout", tuple(sorted(open_ids)))
+    live = cache.pages.get(key)
+    if live is None:
+        live, voted = await turnout_and_voted(user_id, open_ids)
+        cache.pages.put(key, live, TURNOUT_SECONDS)
+    else:
+        voted = await voted_in(user_id, open_ids)
     return [{**v, "turnout": live[v["id"]]} if v["id"] in live else v for v in kept], voted
+
+
+# How long a page's count of an open vote's ballots may lag (with_live_turnout).
+TURNOUT_SECONDS = 2.0
