@@ -324,8 +324,7 @@ def casting(env: dict[str, str], quick: bool) -> dict[str, Any]:
     median = done.stdout.rpartition("the median round")[2]
     app = re.search(r"app:\s+([0-9.]+) ballots/s.*?p99\s+([0-9.]+) ms", median)
     floor = re.search(r"floor:\s+([0-9.]+) ballots/s.*?p99\s+([0-9.]+) ms", median)
-    ratio = re.search(r"ratio app/floor: ([0-9.]+)%", median)
-    if app and floor and ratio:
+    if app and floor:
         result.update(
             app_rate=float(app[1]),
             app_p99_ms=float(app[2]),
