@@ -131,3 +131,36 @@ async def test_a_ballot_shows_in_the_table_s_turnout_within_seconds(
     client.cookies.clear()
     await asyncio.sleep(0.3)
     assert "2 bulletins" in (await client.get("/tables/flamants-iris")).text
+
+
+async def test_hundreds_of_tables_keep_a_signed_in_page_at_one_query(client: AsyncClient) -> None:
+    """The directory of tables every signed-in page reads is kept past the size at which any
+    other entry is not (voix.cache.LARGEST): at 700 tables with long descriptions (~2.5 MB as
+    Python holds them) a signed-in home page still reads its session alone."""
+    from tables.models import Organisation, Table
+    from tables.services import _read_tables
+    from voix import cache
+
+    world = await build_world()
+    organisation = await Organisation.select(Organisation.id).first()
+    description = "Une table de quartier qui réunit habitantes et habitants. " * 25
+    await Table.insert(
+        *[
+            Table(
+                slug=f"table-{i}",
+                name=f"Table de quartier numéro {i}",
+                postcode="13015",
+                description=f"{description} {i}",
+                organisation=organisation["id"],
+            )
+            for i in range(700)
+        ]
+    )
+    assert cache.size_of(await _read_tables()) > cache.LARGEST  # what this test is about
+    await sign_in(client, world.users["resident_a"])
+    for url in ("/", "/tables/table-699"):
+        await queries_for(client, url)  # cold: kept from here on
+    assert await queries_for(client, "/") == 1
+    assert await queries_for(client, "/tables/table-699") <= 3
+    response = await client.get("/")
+    assert "Table de quartier numéro 699" in response.text

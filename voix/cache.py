@@ -88,14 +88,17 @@ class Cache:
         found = self._entries.get(key)
         return found is not None and found[1] is value and found[0] >= time.monotonic()
 
-    def put(self, key: Hashable, value: Any, seconds: float = 3600.0) -> None:
-        """Keeps `value` `seconds`; none: not kept (what was kept under `key` goes)."""
+    def put(
+        self, key: Hashable, value: Any, seconds: float = 3600.0, largest: int = LARGEST
+    ) -> None:
+        """Keeps `value` `seconds`; none: not kept (what was kept under `key` goes). A value
+        over `largest` bytes is not kept either."""
         if key in self._entries:
             self._drop(key)
         if seconds <= 0:
             return
         size = size_of(value)
-        if size > min(LARGEST, self.budget):
+        if size > min(largest, self.budget):
             return  # served as built, not kept
         now = time.monotonic()
         self._entries[key] = (now + seconds, value, size)
@@ -116,6 +119,7 @@ class Cache:
         key: Hashable,
         build: Callable[[], Awaitable[T]],
         seconds: float | Callable[[T], float] = 3600.0,
+        largest: int = LARGEST,
     ) -> T:
         """The entry, or what `build` makes of it, kept `seconds` (or as long as `seconds`
         says of what was built). One build at a time per key: a request that finds the key
@@ -151,7 +155,7 @@ class Cache:
         finally:
             del self._building[key]
         building.set_result(found)  # before anything else may raise: nobody waits forever
-        self.put(key, found, seconds(found) if callable(seconds) else seconds)
+        self.put(key, found, seconds(found) if callable(seconds) else seconds, largest)
         return found
 
     def clear(self) -> None:
