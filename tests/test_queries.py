@@ -164,3 +164,26 @@ async def test_hundreds_of_tables_keep_a_signed_in_page_at_one_query(client: Asy
     assert await queries_for(client, "/tables/table-699") <= 3
     response = await client.get("/")
     assert "Table de quartier numéro 699" in response.text
+
+
+async def test_voted_in_names_the_reader_s_votes_among_those_asked(client: AsyncClient) -> None:
+    """voted_in, written by hand for each database (an array on PostgreSQL, JSON on SQLite):
+    the votes asked about where this account took part, not another's, not others asked."""
+    from tests.test_votes import add_voters, cast_as, open_vote_on, receipt_of
+    from votes import services as votes
+
+    world = await build_world()
+    voters = await add_voters(world, 2)
+    first = await open_vote_on(client, world, await add_proposal(world.table_a, "Un banc"))
+    second = await open_vote_on(client, world, await add_proposal(world.table_a, "Un arbre"))
+    third = await open_vote_on(client, world, await add_proposal(world.table_a, "Une fontaine"))
+    assert receipt_of(await cast_as(client, voters[0], first, {"choice": "yes"}))
+    assert receipt_of(await cast_as(client, voters[0], third, {"choice": "no"}))
+    assert receipt_of(await cast_as(client, voters[1], second, {"choice": "yes"}))
+    user = voters[0]
+    assert await votes.voted_in(user, [first, second, third]) == {first, third}
+    assert await votes.voted_in(user, [second]) == set()
+    assert await votes.voted_in(user, [third]) == {third}
+    assert await votes.voted_in(voters[1], [first, second, third]) == {second}
+    assert await votes.voted_in(user, []) == set()
+    assert await votes.voted_in(None, [first]) == set()

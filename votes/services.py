@@ -465,13 +465,25 @@ async def turnout(vote_ids: list[int]) -> dict[int, int]:
 count_turnout = turnout  # under another name where a parameter is called `turnout`
 
 
+# Sent on every signed-in page showing open votes: written once, the ids as one value (an
+# array; JSON on SQLite), where piccolo built its select anew each time — a fifth of the CPU of
+# a signed-in list page (sampled with py-spy, issue 15).
+_VOTED_IN = db.Statement(
+    {
+        "postgres": 'SELECT vote FROM vote_participation WHERE "user" = {} AND vote = ANY({})',
+        "sqlite": 'SELECT vote FROM vote_participation WHERE "user" = {}'
+        " AND vote IN (SELECT value FROM json_each({}))",
+    }
+)
+
+
 async def voted_in(user_id: int | None, vote_ids: list[int]) -> set[int]:
+    """Which of these votes the account took part in (by whatever channel), in one query."""
     if user_id is None or not vote_ids:
         return set()
-    rows = await Participation.select(Participation.vote).where(
-        (Participation.user == user_id) & Participation.vote.is_in(vote_ids)
-    )
-    return {row["vote"] for row in rows}
+    ids = [int(vote_id) for vote_id in vote_ids]
+    value = ids if db.engine().engine_type == "postgres" else json.dumps(ids)
+    return {row["vote"] for row in await _VOTED_IN.rows(user_id, value)}
 
 
 _DIGIT_LOOKALIKES = str.maketrans("ILO", "110")
