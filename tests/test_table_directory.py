@@ -191,3 +191,65 @@ async def test_an_organisation_written_to_itself_leaves_its_tables_revisions() -
         "revision"
     ]
     assert after == before
+
+
+async def _many_tables(n: int, description: str) -> None:
+    organisation = await Organisation.select(Organisation.id).first()
+    await Table.insert(
+        *[
+            Table(
+                slug=f"table-{i}",
+                name=f"Table de quartier numéro {i}",
+                postcode="13015",
+                description=f"{description} {i}",
+                organisation=organisation["id"],
+            )
+            for i in range(n)
+        ]
+    )
+
+
+async def test_changes_elsewhere_leave_one_directory_kept(client: AsyncClient) -> None:
+    """From an outsider's review: the directory was kept under each set of revisions, so each
+    change anywhere left a full copy behind (up to a quarter of the cache each): 10 renames at
+    700 tables held 15.8 of the cache's 20 MB and pushed out everything else. One slot now."""
+    from tests.test_queries import queries_for
+    from voix import cache
+
+    world = await build_world()
+    await _many_tables(700, "Une table de quartier qui réunit habitantes et habitants. " * 25)
+    client.cookies.clear()
+    await queries_for(client, "/tables/flamants-iris")
+    assert await queries_for(client, "/tables/flamants-iris") == 1  # warm
+    await sign_in(client, world.users["resident_a"])
+    for i in range(10):
+        await Table.update({Table.name: f"Renommée {i}"}).where(Table.slug == f"table-{i}")
+        assert "Renommée" in (await client.get("/")).text
+    directories = [key for key in cache.pages._entries if key[0] in ("tables", "tables-read")]
+    assert directories == [("tables",)]
+    assert await queries_for(client, "/") == 1  # the last one is the one kept
+    client.cookies.clear()
+    assert await queries_for(client, "/tables/flamants-iris") == 1  # not pushed out
+
+
+async def test_a_change_at_1100_tables_reads_the_directory_in_two_queries(
+    client: AsyncClient,
+) -> None:
+    """From an outsider's review: each table's districts were read and kept one entry each, so
+    past the cache's 1,024 entries each read of the directory missed them all (1,104 queries)
+    and pushed out every other entry. The districts of every table are one query now."""
+    from tests.test_queries import queries_for
+
+    world = await build_world()
+    await _many_tables(1100, "Une table.")
+    await sign_in(client, world.users["resident_a"])
+    await queries_for(client, "/")
+    assert await queries_for(client, "/") == 1
+    client.cookies.clear()
+    await queries_for(client, "/tables/flamants-iris")
+    warm = await queries_for(client, "/tables/flamants-iris")
+    await sign_in(client, world.users["resident_a"])
+    await Table.update({Table.name: "Renommée"}).where(Table.slug == "table-5")
+    assert await queries_for(client, "/") <= 6
+    client.cookies.clear()
+    assert await queries_for(client, "/tables/flamants-iris") == warm

@@ -805,7 +805,10 @@ async def lock_open(vote_id: int, table_id: int) -> dict[str, Any]:
         & (Vote.closes_at.is_null() | (Vote.closes_at > _now()))
     )
     if isinstance(db.engine(), db.Postgres):
-        query = query.lock_rows()
+        # The lock the UPDATE it replaced took (an outsider's review), not FOR UPDATE, which
+        # also held up every row inserted meanwhile that points at the vote (FOR KEY SHARE:
+        # an agenda item, a room's count). Online ballots (FOR SHARE) wait either way.
+        query = query.lock_rows("NO KEY UPDATE")
     still_open = await query
     if not still_open:
         raise UserError(VOTE_NOT_OPEN)
