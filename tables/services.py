@@ -74,37 +74,40 @@ async def list_tables(revisions: Mapping[int, int] | None = None) -> list[dict[s
 
 
 async def _directory(revisions: Mapping[int, int]) -> list[dict[str, Any]]:
-    """Every table as `_read_tables` reads it, kept under every table's revision: each change
-    it shows (a table added or removed, its name, address, organisation or districts) moves a
-    revision (tables/revision.py). The caller copies what it changes.
-
-    Kept only if what was read carries those very revisions: a table made after the session's
-    query and before this read would otherwise be kept under revisions that hold again once
-    it is deleted, and shown, deleted, to every signed-in reader from then on."""
-    wanted = frozenset(revisions.items())
+    """Every table as `_read_tables` reads it, without a query when what it kept was read
+    under these very revisions: each change it shows (a table added or removed, its name,
+    address, organisation or districts) moves a revision (tables/revision.py). The caller
+    copies what it changes."""
     kept = cache.pages.get(_DIRECTORY)
-    if kept is not None and kept[0] == wanted:
+    if kept is not None and kept[0] == frozenset(revisions.items()):
         return cast("list[dict[str, Any]]", kept[1])
-    # One read at a time for these revisions (those that arrive meanwhile wait for it); kept
-    # in the one slot below, not under this key.
-    tables = await cache.pages.get_or_build(("tables-read", wanted), _read_tables, 0.0)
-    read = frozenset((table["id"], table["revision"]) for table in tables)
-    if read == wanted and not db.in_transaction():  # nothing read in a transaction is kept
-        # Two reads under different revisions may end in either order: the slot then holds
-        # the older, and the next reader of the newer reads again (never a stale answer).
-        cache.pages.put(_DIRECTORY, (wanted, tables), DIRECTORY_SECONDS, DIRECTORY_LARGEST)
-    return tables
+    # One read at a time for these revisions (those that arrive meanwhile wait for it).
+    key = ("tables-read", frozenset(revisions.items()))
+    return await cache.pages.get_or_build(key, _read_tables, 0.0)
 
 
 async def _read_tables() -> list[dict[str, Any]]:
-    """Every table, with its districts: two queries, however many tables."""
+    """Every table, with its districts: one query when the tables carry the revisions the
+    kept directory was read under, two otherwise, however many tables.
+
+    Kept under the revisions it read, not those a caller expected: a table made after the
+    session's query and before this read, then deleted, would otherwise be kept under
+    revisions that hold again, and shown, deleted, to every signed-in reader from then on."""
     tables = await _ALL_TABLES.rows()
+    read = frozenset((table["id"], table["revision"]) for table in tables)
+    kept = cache.pages.get(_DIRECTORY)
+    if kept is not None and kept[0] == read:
+        return cast("list[dict[str, Any]]", kept[1])
     by_table: dict[int, list[dict[str, Any]]] = {table["id"]: [] for table in tables}
     for row in await _ALL_DISTRICTS.rows():
         if (found := by_table.get(row.pop("table"))) is not None:
             found.append(row)
     for table in tables:
         table["districts"] = by_table[table["id"]]
+    if not db.in_transaction():  # nothing read in a transaction is kept
+        # Reads under other revisions may end in either order: the slot may then hold the
+        # older, and the next reader of the newer reads again (never a stale answer).
+        cache.pages.put(_DIRECTORY, (read, tables), DIRECTORY_SECONDS, DIRECTORY_LARGEST)
     return tables
 
 

@@ -108,6 +108,9 @@ async def test_pages_read_at_most_four_queries_once_warm(client: AsyncClient) ->
     # The open vote's turnout is counted at most every TURNOUT_SECONDS: in between, an
     # anonymous reader's page reads its table's revision alone.
     assert budgets[("anonymous", "/tables/flamants-iris")] == 1
+    # Home reads the tables (their revisions) alone: the directory read under those is kept.
+    assert budgets[("anonymous", "/")] == 1
+    assert budgets[("resident_a", "/")] == 1
 
 
 async def test_a_ballot_shows_in_the_table_s_turnout_within_seconds(
