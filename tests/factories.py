@@ -59,6 +59,23 @@ async def add_user(login: str, name: str | None = None, is_admin: bool = False) 
     return user.id
 
 
+async def add_tables(n: int, description: str) -> None:
+    """n tables of the first organisation, in one statement (`table-0` … `table-{n-1}`)."""
+    organisation = await Organisation.select(Organisation.id).first()
+    await Table.insert(
+        *[
+            Table(
+                slug=f"table-{i}",
+                name=f"Table de quartier numéro {i}",
+                postcode="13015",
+                description=f"{description} {i}",
+                organisation=organisation["id"],
+            )
+            for i in range(n)
+        ]
+    )
+
+
 async def add_table(slug: str, organisation_slug: str) -> dict[str, Any]:
     organisation = (
         await Organisation.select(Organisation.id)

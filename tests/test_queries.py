@@ -140,25 +140,12 @@ async def test_hundreds_of_tables_keep_a_signed_in_page_at_one_query(client: Asy
     """The directory of tables every signed-in page reads is kept past the size at which any
     other entry is not (voix.cache.LARGEST): at 700 tables with long descriptions (~2.5 MB as
     Python holds them) a signed-in home page still reads its session alone."""
-    from tables.models import Organisation, Table
     from tables.services import _read_tables
+    from tests.factories import add_tables
     from voix import cache
 
     world = await build_world()
-    organisation = await Organisation.select(Organisation.id).first()
-    description = "Une table de quartier qui réunit habitantes et habitants. " * 25
-    await Table.insert(
-        *[
-            Table(
-                slug=f"table-{i}",
-                name=f"Table de quartier numéro {i}",
-                postcode="13015",
-                description=f"{description} {i}",
-                organisation=organisation["id"],
-            )
-            for i in range(700)
-        ]
-    )
+    await add_tables(700, "Une table de quartier qui réunit habitantes et habitants. " * 25)
     assert cache.size_of(await _read_tables()) > cache.LARGEST  # what this test is about
     await sign_in(client, world.users["resident_a"])
     for url in ("/", "/tables/table-699"):

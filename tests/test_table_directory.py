@@ -10,7 +10,7 @@ from accounts.services import load_principal
 from maps.models import District
 from tables import services
 from tables.models import Organisation, Table, TableDistrict
-from tests.factories import add_table, build_world, sign_in
+from tests.factories import add_table, add_tables, build_world, sign_in
 from voix.web import SESSION_COOKIE
 
 pytestmark = pytest.mark.usefixtures("empty_cache")  # tests/conftest.py
@@ -193,22 +193,6 @@ async def test_an_organisation_written_to_itself_leaves_its_tables_revisions() -
     assert after == before
 
 
-async def _many_tables(n: int, description: str) -> None:
-    organisation = await Organisation.select(Organisation.id).first()
-    await Table.insert(
-        *[
-            Table(
-                slug=f"table-{i}",
-                name=f"Table de quartier numéro {i}",
-                postcode="13015",
-                description=f"{description} {i}",
-                organisation=organisation["id"],
-            )
-            for i in range(n)
-        ]
-    )
-
-
 async def test_changes_elsewhere_leave_one_directory_kept(client: AsyncClient) -> None:
     """From an outsider's review: the directory was kept under each set of revisions, so each
     change anywhere left a full copy behind (up to a quarter of the cache each): 10 renames at
@@ -217,7 +201,7 @@ async def test_changes_elsewhere_leave_one_directory_kept(client: AsyncClient) -
     from voix import cache
 
     world = await build_world()
-    await _many_tables(700, "Une table de quartier qui réunit habitantes et habitants. " * 25)
+    await add_tables(700, "Une table de quartier qui réunit habitantes et habitants. " * 25)
     client.cookies.clear()
     await queries_for(client, "/tables/flamants-iris")
     assert await queries_for(client, "/tables/flamants-iris") == 1  # warm
@@ -241,7 +225,7 @@ async def test_a_change_at_1100_tables_reads_the_directory_in_two_queries(
     from tests.test_queries import queries_for
 
     world = await build_world()
-    await _many_tables(1100, "Une table.")
+    await add_tables(1100, "Une table.")
     await sign_in(client, world.users["resident_a"])
     await queries_for(client, "/")
     assert await queries_for(client, "/") == 1
