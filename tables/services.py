@@ -66,8 +66,8 @@ _BY_ID = db.Prepared(lambda table_id: Table.select(*_TABLE_COLUMNS).where(Table.
 
 
 async def list_tables(revisions: Mapping[int, int] | None = None) -> list[dict[str, Any]]:
-    """Every table with its organisation and district names: two queries, none given every
-    table's revision as just read (the session's query reads them: Principal.revisions; see
+    """Every table with its organisation and district names: one or two queries (see
+    `_read_tables`), none given every table's revision as just read (the session's query reads them: Principal.revisions; see
     `_directory`)."""
     tables = await _directory(revisions) if revisions is not None else await _read_tables()
     return [{**table, "districts": [d["name"] for d in table["districts"]]} for table in tables]
@@ -78,12 +78,12 @@ async def _directory(revisions: Mapping[int, int]) -> list[dict[str, Any]]:
     under these very revisions: each change it shows (a table added or removed, its name,
     address, organisation or districts) moves a revision (tables/revision.py). The caller
     copies what it changes."""
+    wanted = frozenset(revisions.items())
     kept = cache.pages.get(_DIRECTORY)
-    if kept is not None and kept[0] == frozenset(revisions.items()):
+    if kept is not None and kept[0] == wanted:
         return cast("list[dict[str, Any]]", kept[1])
     # One read at a time for these revisions (those that arrive meanwhile wait for it).
-    key = ("tables-read", frozenset(revisions.items()))
-    return await cache.pages.get_or_build(key, _read_tables, 0.0)
+    return await cache.pages.get_or_build(("tables-read", wanted), _read_tables, 0.0)
 
 
 async def _read_tables() -> list[dict[str, Any]]:

@@ -119,7 +119,6 @@ class Cache:
         key: Hashable,
         build: Callable[[], Awaitable[T]],
         seconds: float | Callable[[T], float] = 3600.0,
-        largest: int = LARGEST,
     ) -> T:
         """The entry, or what `build` makes of it, kept `seconds` (or as long as `seconds`
         says of what was built). One build at a time per key: a request that finds the key
@@ -155,7 +154,7 @@ class Cache:
         finally:
             del self._building[key]
         building.set_result(found)  # before anything else may raise: nobody waits forever
-        self.put(key, found, seconds(found) if callable(seconds) else seconds, largest)
+        self.put(key, found, seconds(found) if callable(seconds) else seconds)
         return found
 
     def clear(self) -> None:
