@@ -54,6 +54,7 @@ from voix.settings import get_settings
 from voix.static import serve_static
 from voix.web import (
     FORM_BODY_MAX,
+    VoixRequest,
     before_every_route,
     environment,
     page,
@@ -290,6 +291,7 @@ def create_app() -> Litestar:
             PermissionDeniedException: error_page,
             Exception: error_page,
         },
+        request_class=VoixRequest,  # before HTMXPlugin, which sets its own when none is
         plugins=[HTMXPlugin(), live.channels_plugin()],
         openapi_config=OpenAPIConfig(
             title="Voix des Quartiers — open data",
