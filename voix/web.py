@@ -254,7 +254,8 @@ class _Template(Template):
     ) -> TemplateModule:
         if shared:  # `import … with context`: made for this page alone
             return super().make_module(vars, shared, locals)
-        # An import without context: Jinja keeps the module for every page after this one.
+        # An import without context: the module Jinja keeps for every later page (or, were a
+        # page to add globals, one made for it alone, which would then merely stay garbage).
         token = _RENDERING.set(None)
         try:
             return super().make_module(vars, shared, locals)
