@@ -67,8 +67,8 @@ _BY_ID = db.Prepared(lambda table_id: Table.select(*_TABLE_COLUMNS).where(Table.
 
 async def list_tables(revisions: Mapping[int, int] | None = None) -> list[dict[str, Any]]:
     """Every table with its organisation and district names: one or two queries (see
-    `_read_tables`), none given every table's revision as just read (the session's query reads them: Principal.revisions; see
-    `_directory`)."""
+    `_read_tables`), none given every table's revision as just read (the session's query
+    reads them: Principal.revisions; see `_directory`)."""
     tables = await _directory(revisions) if revisions is not None else await _read_tables()
     return [{**table, "districts": [d["name"] for d in table["districts"]]} for table in tables]
 
