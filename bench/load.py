@@ -123,8 +123,11 @@ class Load:
     requests: int
     non_2xx: int
     socket_errors: int
+    # The share of the machine's CPU time the hypervisor gave to others while wrk measured
+    # (/proc/stat's steal; None where the kernel does not count it).
+    steal_pct: float | None = None
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | None]:
         return {
             "rps": round(self.requests_per_second, 1),
             "p50_ms": round(self.p50_ms, 2),
@@ -132,7 +135,29 @@ class Load:
             "requests": self.requests,
             "non_2xx": self.non_2xx,
             "socket_errors": self.socket_errors,
+            "steal_pct": None if self.steal_pct is None else round(self.steal_pct, 1),
         }
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """(steal, total) clock ticks of every CPU since boot, from /proc/stat (Linux); None
+    elsewhere."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    if fields[0] != "cpu" or len(fields) < 9:
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user, nice]
+    ticks = [int(n) for n in fields[1:9]]
+    return ticks[7], sum(ticks)
+
+
+def steal_between(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The percentage of CPU time stolen between two cpu_ticks() readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return 100.0 * (after[0] - before[0]) / (after[1] - before[1])
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -184,7 +209,10 @@ def wrk(
         subprocess.run(  # noqa: S603
             [*base, f"-d{max(1, round(warm_up))}s", url], capture_output=True, check=True
         )
+    before = cpu_ticks()
     done = subprocess.run(  # noqa: S603
         [*base, f"-d{max(1, round(seconds))}s", url], capture_output=True, check=True, text=True
     )
-    return parse_wrk(done.stdout)
+    load = parse_wrk(done.stdout)
+    load.steal_pct = steal_between(before, cpu_ticks())
+    return load

@@ -490,6 +490,12 @@ def line(row: dict[str, Any], queries: int | None = None) -> str:
         verdict += f" [app busy {busy:.0f} s after wrk]"
     if len(row.get("rounds", [])) > 1:
         verdict += "  rounds " + " ".join(f"{r['ratio']:.0%}" for r in row["rounds"])
+        # Each round's p99, and the CPU time the hypervisor took for other guests while the
+        # app was loaded (/proc/stat's steal): a slow round on a busy host shows here.
+        verdict += " p99 " + " ".join(f"{r['app']['p99_ms']:.0f}" for r in row["rounds"])
+        steal = [r["app"].get("steal_pct") for r in row["rounds"]]
+        if all(s is not None for s in steal):
+            verdict += " steal " + " ".join(f"{s:.1f}%" for s in steal)
     return (
         f"{row['name'][:44]:<44} {row['who'][:6]:<6} {app['rps']:>8.1f} {floor['rps']:>8.1f} "
         f"{ratio:>6.1%} {app['p99_ms']:>8.1f} {floor['p99_ms']:>7.1f} "
