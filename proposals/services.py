@@ -182,11 +182,10 @@ async def page_for_table(table_id: int, filters: Filters, size: int = PAGE_SIZE)
     query = _ordered(Proposal.select(*_COLUMNS).where(condition), filters)
     items = await query.limit(size).offset((filters.page - 1) * size)
     if filters.q:  # a search counts as far as its cap (proposals/search.py)
-        matches = await Proposal.select(Proposal.id).where(condition).limit(search.COUNT_CAP + 1)
+        cap = search.count_cap(filters.page, size)
+        matches = await Proposal.select(Proposal.id).where(condition).limit(cap + 1)
         total = len(matches)
-        return Page(
-            items, filters.page, min(total, search.COUNT_CAP), size, total > search.COUNT_CAP
-        )
+        return Page(items, filters.page, min(total, cap), size, total > cap)
     return Page(items, filters.page, await Proposal.count().where(condition), size)
 
 

@@ -267,14 +267,22 @@ async def test_a_search_page_is_the_newest_matches_and_counts_as_far_as_its_cap(
     assert not search.by_index_order("jardin", "supports")
     assert not search.by_index_order("ja", "recent")
 
-    monkeypatch.setattr(search, "COUNT_CAP", 5)
+    # Counting two pages from the one shown: 6 of the 8 on the first, and "next" leads on.
+    monkeypatch.setattr(search, "COUNT_PAGES", 2)
     page = await services.page_for_table(world.table_a["id"], services.Filters(q="jardin"), size=3)
     assert [row["id"] for row in page.items] == expected[:3]
-    assert (page.total, page.capped) == (5, True)
+    assert (page.total, page.capped, page.next) == (6, True, 2)
     # Short searches too (LIKE on SQLite, the table's scan on PostgreSQL).
     short = await services.page_for_table(world.table_a["id"], services.Filters(q="ja"), size=3)
-    assert (short.total, short.capped) == (5, True)
+    assert (short.total, short.capped) == (6, True)
+    # The second page counts as far as 9: all 8, and the third page is the last.
+    for q in ("jardin", "ja"):
+        second = await services.page_for_table(
+            world.table_a["id"], services.Filters(q=q, page=2), size=3
+        )
+        assert [row["id"] for row in second.items] == expected[3:6]
+        assert (second.total, second.capped, second.next) == (8, False, 3)
     # Lists without a search count every row.
-    monkeypatch.setattr(search, "COUNT_CAP", 2)
+    monkeypatch.setattr(search, "COUNT_PAGES", 0)
     listed = await services.page_for_table(world.table_a["id"], services.Filters(), size=3)
     assert (listed.total, listed.capped) == (9, False)
